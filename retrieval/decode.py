@@ -1,0 +1,117 @@
+"""Decode image files into RGB PIL images, the way a person sees them.
+
+Every failure is raised as :class:`DecodeError` carrying the path and a
+one-line human reason, so callers can report it and go on with the next file.
+"""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+#: Default ceiling on decoded pixels, in megapixels (width * height / 1e6).
+DEFAULT_MAX_MEGAPIXELS = 200.0
+
+
+class DecodeError(Exception):
+    """A file could not be decoded as an image.
+
+    Attributes:
+        path: the file that failed.
+        reason: one line saying why (no traceback).
+    """
+
+    def __init__(self, path: str | Path, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+def load_image(
+    path: str | Path,
+    *,
+    max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
+    draft_size: tuple[int, int] | None = None,
+) -> Image.Image:
+    """Open ``path`` and return a fully decoded RGB image, upright.
+
+    EXIF orientation is applied (``ImageOps.exif_transpose``), the first frame
+    of an animation or multi-page file is used, and any mode (palette with
+    transparency, RGBA, CMYK, greyscale, 16-bit) is converted to RGB
+    (transparent pixels composited on white).
+
+    Args:
+        path: image file.
+        max_megapixels: refuse images whose declared size exceeds this many
+            megapixels, before decoding pixels (guards against decompression
+            bombs and out-of-memory).
+        draft_size: if given, let JPEG decoding pick a reduced DCT scale that
+            is still at least this (width, height) (Pillow draft mode); a speed
+            hint, never upsamples.
+
+    Returns:
+        ``PIL.Image.Image`` in mode ``"RGB"``; ``info["original_size"]`` holds
+        the upright (width, height) in pixels before any draft reduction.
+
+    Raises:
+        DecodeError: the file is missing, unreadable, empty, not an image,
+            truncated, or too large.
+    """
+    p = Path(path)
+    try:
+        if p.stat().st_size == 0:
+            raise DecodeError(p, "empty file (0 bytes)")
+    except OSError as e:
+        raise DecodeError(p, f"cannot read file ({e.strerror or e})") from None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(p) as im:
+                w, h = im.size
+                if w * h > max_megapixels * 1e6:
+                    raise DecodeError(
+                        p,
+                        f"image too large ({w}x{h} = {w * h / 1e6:.0f} megapixels > "
+                        f"{max_megapixels:g}; raise --max-megapixels to allow it)",
+                    )
+                if im.getexif().get(0x0112) in (5, 6, 7, 8):
+                    w, h = h, w
+                if draft_size is not None and im.format == "JPEG":
+                    im.draft("RGB", draft_size)
+                im.seek(0)
+                im.load()
+                im = ImageOps.exif_transpose(im)
+                out = to_rgb(im)
+                out.info["original_size"] = (w, h)
+                return out
+    except DecodeError:
+        raise
+    except UnidentifiedImageError:
+        raise DecodeError(p, "not a recognised image format") from None
+    except Image.DecompressionBombError as e:
+        raise DecodeError(p, f"image too large ({e})") from None
+    except Image.DecompressionBombWarning as e:
+        raise DecodeError(p, f"image too large ({e})") from None
+    except OSError as e:
+        msg = str(e) or e.__class__.__name__
+        if "truncated" in msg:
+            msg = "truncated or corrupt image data (" + msg + ")"
+        raise DecodeError(p, msg) from None
+    except (ValueError, SyntaxError, EOFError, MemoryError) as e:
+        raise DecodeError(p, f"corrupt image ({e.__class__.__name__}: {e})") from None
+
+
+def to_rgb(im: Image.Image) -> Image.Image:
+    """Convert any Pillow mode to RGB; transparency is composited on white."""
+    if im.mode == "RGB":
+        return im
+    if im.mode == "P" and "transparency" in im.info:
+        im = im.convert("RGBA")
+    if im.mode in ("RGBA", "LA", "PA"):
+        bg = Image.new("RGB", im.size, (255, 255, 255))
+        bg.paste(im.convert("RGBA"), mask=im.convert("RGBA").getchannel("A"))
+        return bg
+    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+        im = im.point(lambda v: v / 256).convert("L")
+    return im.convert("RGB")

@@ -1,0 +1,175 @@
+"""The encoder interface and retr's built-in encoder.
+
+An encoder turns photos and texts into one shared embedding space:
+
+* ``encode_images(list of PIL images) -> (N, D) float32``, L2-normalised
+* ``encode_texts(list of str) -> (N, D) float32``, L2-normalised
+* ``name``, ``version``, ``dim`` and ``id`` (``name@version``), recorded by an
+  index so that vectors of different encoders are never mixed.
+
+The built-in encoder is a frozen EfficientNet-Lite backbone and a frozen
+all-MiniLM-L6-v2 sentence encoder joined by a trained :class:`AlignmentNetwork`
+whose weights ship in ``retrieval/weights/``.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+#: The shipped default alignment weights.
+DEFAULT_ENCODER = WEIGHTS_DIR / "align-default.pt"
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """What :mod:`retrieval` needs of an encoder."""
+
+    name: str
+    version: str
+    dim: int
+
+    @property
+    def id(self) -> str: ...
+
+    def encode_images(self, images: list) -> np.ndarray: ...
+
+    def encode_texts(self, texts: list[str]) -> np.ndarray: ...
+
+
+class EncoderError(Exception):
+    """An encoder cannot be loaded (missing or invalid weights file)."""
+
+
+def _file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+
+
+class AlignedEncoder:
+    """Frozen backbone + frozen sentence encoder + trained alignment heads.
+
+    Args:
+        weights: a checkpoint written by :func:`save_alignment` (default: the
+            shipped ``align-default.pt``).
+
+    Attributes:
+        name: ``"retr-<backbone>-<text encoder>"``.
+        version: the checkpoint's content digest (12 hex chars).
+        dim: shared embedding dim.
+
+    Raises:
+        EncoderError: the weights file is missing or not a retr checkpoint.
+    """
+
+    def __init__(self, weights: str | Path | None = None):
+        import torch
+
+        from .alignment import AlignmentNetwork
+
+        path = Path(weights) if weights else DEFAULT_ENCODER
+        if not path.is_file():
+            raise EncoderError(f"{path}: encoder weights not found")
+        try:
+            ck = torch.load(path, map_location="cpu", weights_only=True)
+            cfg = ck["config"]
+            net = AlignmentNetwork(**cfg["network"])
+            net.load_state_dict({k: v.float() for k, v in ck["state_dict"].items()})
+        except Exception as e:  # noqa: BLE001 - any corrupt checkpoint becomes one clear error
+            raise EncoderError(f"{path}: not a retr encoder checkpoint ({e.__class__.__name__}: {e})") from None
+        net.eval()
+        self.path = path
+        #: how an index records this encoder so that ``load_encoder(spec)`` finds it again
+        self.spec = "default" if weights in (None, "", "default") else str(path.resolve())
+        self.config = cfg
+        self.backbone_name = cfg["backbone"]
+        self.text_name = cfg["text_encoder"]
+        self.name = f"retr-{self.backbone_name}-{self.text_name}"
+        self.version = _file_digest(path)
+        self.dim = net.dim
+        self.net = net
+        self._backbone = None
+        self._text = None
+        self._torch = torch
+
+    @property
+    def id(self) -> str:
+        """``name@version``; two encoders with equal ids give identical vectors."""
+        return f"{self.name}@{self.version}"
+
+    @property
+    def backbone(self):
+        if self._backbone is None:
+            from .backbones import Backbone
+
+            self._backbone = Backbone(self.backbone_name)
+        return self._backbone
+
+    @property
+    def sentence_encoder(self):
+        if self._text is None:
+            from .text import SentenceEncoder
+
+            self._text = SentenceEncoder(self.text_name)
+        return self._text
+
+    def project_images(self, feats: np.ndarray) -> np.ndarray:
+        """(N, Di) float32 backbone features -> (N, D) float32, L2-normalised."""
+        with self._torch.no_grad():
+            return self.net.image(self._torch.from_numpy(np.ascontiguousarray(feats, np.float32))).numpy()
+
+    def project_texts(self, feats: np.ndarray) -> np.ndarray:
+        """(N, Dt) float32 sentence embeddings -> (N, D) float32, L2-normalised."""
+        with self._torch.no_grad():
+            return self.net.text(self._torch.from_numpy(np.ascontiguousarray(feats, np.float32))).numpy()
+
+    def encode_images(self, images: list) -> np.ndarray:
+        """RGB PIL images -> (N, D) float32, L2-normalised."""
+        if not images:
+            return np.zeros((0, self.dim), np.float32)
+        return self.project_images(self.backbone.features(images))
+
+    def encode_texts(self, texts: list[str]) -> np.ndarray:
+        """Strings -> (N, D) float32, L2-normalised. Long texts are truncated with a warning."""
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+        return self.project_texts(self.sentence_encoder.embed(list(texts)))
+
+
+def save_alignment(net, path: str | Path, backbone: str, text_encoder: str, card: dict | None = None) -> Path:
+    """Write a trained :class:`AlignmentNetwork` as a retr encoder checkpoint
+    (float16 weights, config and an optional model-card dict).
+
+    Returns:
+        the written path.
+    """
+    import torch
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ck = {
+        "config": {"network": dict(net.config), "backbone": backbone, "text_encoder": text_encoder,
+                   "card": card or {}},
+        "state_dict": {k: (v.half() if v.is_floating_point() and k.endswith("weight") else v)
+                       for k, v in net.state_dict().items()},
+    }
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(ck, tmp)
+    tmp.replace(path)
+    return path
+
+
+def load_encoder(spec: str | Path | None = None) -> Encoder:
+    """Load an encoder by spec: ``None``/``"default"`` for the shipped one, or a
+    path to a checkpoint written by ``retr train``.
+
+    Raises:
+        EncoderError: the spec names nothing loadable.
+    """
+    if spec in (None, "", "default"):
+        return AlignedEncoder(None)
+    if not Path(spec).exists():
+        raise EncoderError(f"{spec}: encoder weights not found")
+    return AlignedEncoder(Path(spec))

@@ -1,0 +1,296 @@
+"""Build and update an index: files -> decode -> encode -> store.
+
+Incremental: a second run embeds only new or changed files, re-finds moved
+files by content hash without re-embedding, and removes photos that are gone.
+Each batch is committed to SQLite as it finishes (a checkpoint), so an
+interrupted run keeps the photos it finished and the next run resumes.
+"""
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from sqlalchemy import delete, select
+
+from .decode import DEFAULT_MAX_MEGAPIXELS, DecodeError, load_image
+from .files import content_hash, walk_images
+from .store import DB_NAME, Photo, Store, StoreError, TextRow, now_iso
+
+
+class IndexingError(Exception):
+    """The run cannot start (bad folder, locked or incompatible index)."""
+
+
+@dataclass
+class IndexReport:
+    """What one ``retr index`` run did (counts of photos)."""
+
+    added: int = 0
+    updated: int = 0
+    moved: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    failed: int = 0
+    captions: int = 0
+    generated: int = 0
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def indexed(self) -> int:
+        """Photos in the index from this folder after the run."""
+        return self.added + self.updated + self.moved + self.unchanged
+
+    def summary(self) -> str:
+        return (f"added {self.added}, updated {self.updated}, moved {self.moved}, removed {self.removed}, "
+                f"unchanged {self.unchanged}, failed {self.failed}")
+
+
+def _under(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def _remove_index_files(index_dir: Path) -> None:
+    for name in (DB_NAME, DB_NAME + "-wal", DB_NAME + "-shm", "photos.faiss", "texts.faiss"):
+        p = index_dir / name
+        if p.exists():
+            p.unlink()
+
+
+def open_for_write(index_dir: Path, encoder, rebuild: bool = False) -> Store:
+    """Open (or create) the index at ``index_dir`` for ``encoder``.
+
+    Raises:
+        StoreError: the index was built by another encoder (and not ``rebuild``),
+            or is corrupt.
+    """
+    if rebuild:
+        _remove_index_files(index_dir)
+    store = Store(index_dir, create=True)
+    have = store.get_meta("encoder_id")
+    if have is None:
+        with store.session() as s:
+            store.set_meta(s, "encoder_id", encoder.id)
+            store.set_meta(s, "encoder_spec", getattr(encoder, "spec", None) or "default")
+            store.set_meta(s, "dim", str(encoder.dim))
+            s.commit()
+    elif have != encoder.id:
+        raise StoreError(f"index at {index_dir} was built with encoder {have}, not {encoder.id}; vectors of "
+                         f"different encoders cannot be mixed: use `retr index PHOTO_FOLDER --rebuild`")
+    return store
+
+
+def index_folder(
+    root: str | Path,
+    index_dir: str | Path,
+    *,
+    encoder=None,
+    captions_file: str | Path | None = None,
+    captioner=None,
+    rebuild: bool = False,
+    batch_size: int = 32,
+    workers: int = 2,
+    max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
+    on_error: Callable[[str, str], None] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> IndexReport:
+    """Index every image under ``root`` into the index at ``index_dir``.
+
+    Args:
+        root: photo folder (or one image file).
+        index_dir: index folder (created if missing); never indexed itself.
+        encoder: an :class:`retrieval.encoder.Encoder` (default: the shipped one).
+        captions_file: optional COCO-captions JSON whose ``file_name`` values are
+            relative to ``root``; its captions are indexed as texts of their photos.
+        captioner: optional :class:`retrieval.captioner.Captioner`; when given,
+            each newly embedded photo's generated caption is stored and indexed.
+        rebuild: delete the existing index files first.
+        batch_size: photos per encoder batch (and per checkpoint commit).
+        workers: decoding threads running alongside the encoder.
+        max_megapixels: larger images are refused (reported as failed).
+        on_error: ``on_error(path, reason)`` for each file that could not be indexed.
+        on_progress: ``on_progress(done, total)`` over the files to embed.
+
+    Returns:
+        :class:`IndexReport`.
+
+    Raises:
+        IndexingError: ``root`` does not exist, or another run holds the lock.
+        StoreError: incompatible or corrupt index (message says how to rebuild).
+        KeyboardInterrupt: passed on after the finished batches are committed.
+    """
+    from filelock import FileLock, Timeout
+
+    root = os.path.abspath(root)
+    if not os.path.exists(root):
+        raise IndexingError(f"{root}: no such file or folder")
+    index_dir = Path(index_dir).absolute()
+    index_dir.mkdir(parents=True, exist_ok=True)
+    report = IndexReport()
+
+    def fail(path: str, reason: str) -> None:
+        report.failed += 1
+        report.failures.append((path, reason))
+        if on_error:
+            on_error(path, reason)
+
+    lock = FileLock(str(index_dir / ".lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise IndexingError(f"{index_dir}: another `retr index` is writing this index") from None
+    try:
+        if encoder is None:
+            from .encoder import load_encoder
+
+            encoder = load_encoder()
+        store = open_for_write(index_dir, encoder, rebuild)
+        with store.session() as s:
+            existing = {r.path: r for r in s.execute(select(Photo.id, Photo.path, Photo.size, Photo.mtime,
+                                                            Photo.hash)).all()}
+        found = list(walk_images(root, skip_dirs=(index_dir,), on_error=lambda p, r: fail(p, r)))
+        seen = {f.path for f in found}
+        gone = {p: r for p, r in existing.items() if _under(p, root) and p not in seen}
+        by_hash = {}
+        for p, r in gone.items():
+            by_hash.setdefault(r.hash, []).append(r)
+
+        todo = []  # (FileInfo, hash, existing row id or None)
+        moves = []  # (row id, FileInfo)
+        touch = []  # (row id, FileInfo): same bytes, new mtime
+        for f in found:
+            r = existing.get(f.path)
+            if r is not None and r.size == f.size and r.mtime == f.mtime:
+                report.unchanged += 1
+                continue
+            try:
+                h = content_hash(f.path)
+            except OSError as e:
+                fail(f.path, f"cannot read file ({e.strerror or e})")
+                continue
+            if r is not None and r.hash == h:
+                touch.append((r.id, f))
+                report.unchanged += 1
+            elif r is None and by_hash.get(h):
+                old = by_hash[h].pop()
+                del gone[old.path]
+                moves.append((old.id, f))
+            else:
+                todo.append((f, h, r.id if r is not None else None))
+
+        with store.session() as s:
+            store.set_meta(s, "dirty", "1")
+            for rid, f in touch:
+                row = s.get(Photo, rid)
+                row.mtime = f.mtime
+            for rid, f in moves:
+                row = s.get(Photo, rid)
+                row.path, row.size, row.mtime = f.path, f.size, f.mtime
+                report.moved += 1
+            if gone:
+                store.delete_photos(s, [r.id for r in gone.values()])
+                report.removed += len(gone)
+            s.commit()
+
+        def decode(item):
+            f = item[0]
+            try:
+                return load_image(f.path, max_megapixels=max_megapixels, draft_size=(320, 320))
+            except DecodeError as e:
+                return e
+
+        done = 0
+        if on_progress:
+            on_progress(0, len(todo))
+        with ThreadPoolExecutor(max(1, workers)) as pool:
+            batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
+            pending = pool.map(lambda b: [decode(it) for it in b], batches)
+            for batch, images in zip(batches, pending):
+                ok = [(it, im) for it, im in zip(batch, images) if not isinstance(im, DecodeError)]
+                for it, im in zip(batch, images):
+                    if isinstance(im, DecodeError):
+                        fail(it[0].path, im.reason)
+                if ok:
+                    try:
+                        vecs = encoder.encode_images([im for _, im in ok])
+                    except Exception as e:  # noqa: BLE001 - one bad batch is reported, the run goes on
+                        for it, _ in ok:
+                            fail(it[0].path, f"could not be embedded ({e.__class__.__name__}: {e})")
+                        ok, vecs = [], None
+                    caps = captioner.caption_embeddings(vecs) if (captioner is not None and ok) else None
+                    cap_vecs = encoder.encode_texts(caps) if caps else None
+                    with store.session() as s:
+                        for j, ((f, h, rid), im) in enumerate(ok):
+                            w, hh = im.info.get("original_size", im.size)
+                            vec = np.ascontiguousarray(vecs[j], np.float32).tobytes()
+                            if rid is not None:
+                                row = s.get(Photo, rid)
+                                row.size, row.mtime, row.hash, row.width, row.height = f.size, f.mtime, h, w, hh
+                                row.indexed_at, row.vector = now_iso(), vec
+                                s.execute(delete(TextRow).where(TextRow.photo_id == rid,
+                                                                TextRow.source == "generated"))
+                                report.updated += 1
+                            else:
+                                row = Photo(path=f.path, size=f.size, mtime=f.mtime, hash=h, width=w, height=hh,
+                                            indexed_at=now_iso(), vector=vec)
+                                s.add(row)
+                                s.flush()
+                                report.added += 1
+                            if caps:
+                                s.add(TextRow(photo_id=row.id, text=caps[j], source="generated",
+                                              vector=np.ascontiguousarray(cap_vecs[j], np.float32).tobytes()))
+                                report.generated += 1
+                        s.commit()
+                done += len(batch)
+                if on_progress:
+                    on_progress(done, len(todo))
+
+        if captions_file is not None:
+            report.captions = _index_captions(store, encoder, root, captions_file, on_error)
+        store.write_faiss("photos")
+        store.write_faiss("texts")
+        with store.session() as s:
+            store.set_meta(s, "dirty", "0")
+            store.set_meta(s, "updated_at", now_iso())
+            s.commit()
+        return report
+    finally:
+        lock.release()
+
+
+def _index_captions(store: Store, encoder, root: str, captions_file, on_error) -> int:
+    """Replace the captions-file texts of photos under ``root``; returns how many were indexed."""
+    from .coco import load_coco_captions
+
+    corpus = load_coco_captions(captions_file)
+    base = root if os.path.isdir(root) else os.path.dirname(root)
+    with store.session() as s:
+        ids = {p: i for i, p in s.execute(select(Photo.id, Photo.path)).all() if _under(p, root)}
+        missing = set()
+        pairs = []
+        for c, pi in zip(corpus.captions, corpus.caption_photo):
+            path = os.path.join(base, corpus.file_names[pi])
+            pid = ids.get(path)
+            if pid is None:
+                missing.add(corpus.file_names[pi])
+                continue
+            pairs.append((pid, c))
+        if missing and on_error:
+            on_error(str(captions_file), f"{len(missing)} captioned photo(s) not in the index, e.g. "
+                                         f"{sorted(missing)[0]!r}")
+        vecs = encoder.encode_texts([c for _, c in pairs])
+        if ids:
+            idl = list(ids.values())
+            for i in range(0, len(idl), 500):
+                s.execute(delete(TextRow).where(TextRow.photo_id.in_(idl[i : i + 500]),
+                                                TextRow.source == "captions"))
+        for (pid, c), v in zip(pairs, vecs):
+            s.add(TextRow(photo_id=pid, text=c, source="captions", vector=np.ascontiguousarray(v, np.float32).tobytes()))
+        s.commit()
+    return len(pairs)
+
+
+__all__ = ["IndexReport", "IndexingError", "index_folder", "open_for_write"]

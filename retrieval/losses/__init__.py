@@ -1,0 +1,1 @@
+"""Training objectives for the alignment network, one loss a module."""

@@ -1,0 +1,159 @@
+"""Query an index: text -> image, image -> image, and either -> text (captions)."""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import select
+
+from .decode import DEFAULT_MAX_MEGAPIXELS, DecodeError, load_image
+from .files import is_image_name
+from .store import Photo, Store, StoreError, TextRow
+
+
+class QueryError(ValueError):
+    """A query that cannot be answered (empty text, a file that is not an image, k < 1)."""
+
+
+@dataclass
+class Hit:
+    """One search result.
+
+    Attributes:
+        score: cosine similarity in [-1, 1] (inner product of L2-normalised vectors).
+        id: row id in the index (photo id, or text id for text results).
+        path: the photo's absolute path (for a text result: the photo it belongs to, or None).
+        text: the caption, for text results; for photo results, the photo's generated caption if any.
+        kind: ``"photo"`` or ``"text"``.
+        source: for text results, ``"captions"`` or ``"generated"``.
+    """
+
+    score: float
+    id: int
+    path: str | None
+    text: str | None = None
+    kind: str = "photo"
+    source: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class Index:
+    """A read-only handle on an index folder.
+
+    The encoder that built the index is loaded lazily, only when a query needs
+    embedding, and must be the same (name and version) as the index records.
+
+    Args:
+        path: index folder.
+        encoder: an encoder to use instead of the recorded one (must have the same id).
+
+    Raises:
+        StoreError: no index there, or it is corrupt or of another format.
+    """
+
+    def __init__(self, path: str | Path, encoder=None):
+        self.store = Store(path)
+        self.path = Path(path)
+        self._encoder = encoder
+        self._faiss = {}
+        self.rebuilt = False
+
+    @property
+    def encoder(self):
+        if self._encoder is None:
+            from .encoder import load_encoder
+
+            spec = self.store.get_meta("encoder_spec")
+            self._encoder = load_encoder(spec or None)
+        want = self.store.get_meta("encoder_id")
+        if want and self._encoder.id != want:
+            raise StoreError(f"index at {self.path} was built with encoder {want}, but {self._encoder.id} is "
+                             f"loaded; rebuild with `retr index PHOTO_FOLDER --rebuild`")
+        return self._encoder
+
+    def __len__(self) -> int:
+        return self.store.count("photos")
+
+    def _index(self, table: str):
+        if table not in self._faiss:
+            idx, rebuilt = self.store.read_faiss(table)
+            self.rebuilt |= rebuilt
+            self._faiss[table] = idx
+        return self._faiss[table]
+
+    def embed_query(self, query, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS) -> tuple[np.ndarray, str]:
+        """Turn a query into a (D,) float32 L2-normalised vector.
+
+        A ``str``/``Path`` naming an existing file is an image query; other
+        strings are text queries; a PIL image or a vector is used as is.
+
+        Returns:
+            (vector, kind) where kind is ``"text"`` or ``"image"``.
+
+        Raises:
+            QueryError: empty text, or a file that is not a readable image.
+        """
+        if isinstance(query, np.ndarray):
+            v = np.asarray(query, np.float32).reshape(-1)
+            return v / max(float(np.linalg.norm(v)), 1e-12), "vector"
+        if hasattr(query, "convert") and hasattr(query, "size"):
+            return self.encoder.encode_images([query.convert("RGB")])[0], "image"
+        if isinstance(query, Path) or (isinstance(query, str) and "\n" not in query and len(query) < 4096
+                                       and os.path.isfile(query)):
+            try:
+                im = load_image(query, max_megapixels=max_megapixels)
+            except DecodeError as e:
+                raise QueryError(f"{e.path}: query file is not a readable image ({e.reason})") from None
+            return self.encoder.encode_images([im])[0], "image"
+        text = str(query)
+        if not text.strip():
+            raise QueryError("empty query: give some words, or the path of a photo")
+        if is_image_name(text.strip()) and " " not in text.strip():
+            raise QueryError(f"{text.strip()}: no such image file")
+        return self.encoder.encode_texts([text])[0], "text"
+
+    def search(self, query, k: int = 10, texts: bool = False) -> list[Hit]:
+        """Find the ``k`` photos (or texts, with ``texts=True``) closest to ``query``.
+
+        Args:
+            query: words, a path to a photo, a PIL image, or a (D,) vector.
+            k: number of results (>= 1); more than the gallery returns the whole gallery.
+            texts: search indexed captions instead of photos.
+
+        Returns:
+            list of :class:`Hit`, best first.
+
+        Raises:
+            QueryError: bad query or k < 1.
+            StoreError: the index cannot be used.
+        """
+        if k < 1:
+            raise QueryError(f"k must be at least 1 (got {k})")
+        vec, _ = self.embed_query(query)
+        return self.search_vector(vec, k, texts)
+
+    def search_vector(self, vec: np.ndarray, k: int = 10, texts: bool = False) -> list[Hit]:
+        """Nearest neighbours of a (D,) float32 L2-normalised vector; see :meth:`search`."""
+        table = "texts" if texts else "photos"
+        idx = self._index(table)
+        n = idx.ntotal
+        if n == 0:
+            return []
+        scores, ids = idx.search(np.ascontiguousarray(vec.reshape(1, -1), np.float32), min(k, n))
+        pairs = [(float(s), int(i)) for s, i in zip(scores[0], ids[0]) if i >= 0]
+        with self.store.session() as s:
+            id_list = [i for _, i in pairs]
+            if texts:
+                rows = {r.id: r for r in s.execute(
+                    select(TextRow.id, TextRow.text, TextRow.source, Photo.path)
+                    .join(Photo, Photo.id == TextRow.photo_id, isouter=True)
+                    .where(TextRow.id.in_(id_list))).all()}
+                return [Hit(sc, i, rows[i].path, rows[i].text, "text", rows[i].source) for sc, i in pairs if i in rows]
+            paths = dict(s.execute(select(Photo.id, Photo.path).where(Photo.id.in_(id_list))).all())
+            gen = dict(s.execute(select(TextRow.photo_id, TextRow.text).where(
+                TextRow.photo_id.in_(id_list), TextRow.source == "generated")).all())
+            return [Hit(sc, i, paths[i], gen.get(i)) for sc, i in pairs if i in paths]

@@ -1,0 +1,58 @@
+"""Shared fixtures: the demo photos, a real `retr` CLI runner, one loaded encoder per session."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "data" / "photos"
+DEMO_CAPTIONS = ROOT / "data" / "captions.json"
+SHARED = ROOT.parent / "shared" / "data"
+
+
+def run_retr(*args, cwd=None, env=None, check=None) -> subprocess.CompletedProcess:
+    """Run the real CLI in a new process; returns the CompletedProcess (text mode)."""
+    e = dict(os.environ)
+    e.pop("RETR_INDEX", None)
+    if env:
+        e.update(env)
+    p = subprocess.run([sys.executable, "-m", "retrieval.cli", *map(str, args)], capture_output=True, text=True,
+                       cwd=cwd, env=e, timeout=600)
+    if check is not None:
+        assert p.returncode == check, f"exit {p.returncode}\nstdout:{p.stdout}\nstderr:{p.stderr}"
+    return p
+
+
+@pytest.fixture(scope="session")
+def encoder():
+    from retrieval.encoder import load_encoder
+
+    return load_encoder()
+
+
+@pytest.fixture(scope="session")
+def demo_index(tmp_path_factory, encoder):
+    """The demo photos indexed once (with their captions and generated captions) through the API."""
+    from retrieval.captioner import load_captioner
+    from retrieval.indexer import index_folder
+
+    d = tmp_path_factory.mktemp("demo_index")
+    rep = index_folder(DEMO, d, encoder=encoder, captions_file=DEMO_CAPTIONS,
+                       captioner=load_captioner(None, encoder.id))
+    assert rep.failed == 0
+    return d
+
+
+@pytest.fixture
+def photo_dir(tmp_path):
+    """A fresh copy of four demo photos in a folder of its own."""
+    d = tmp_path / "photos"
+    d.mkdir()
+    for n in ("astronaut.jpg", "cat.jpg", "coffee.jpg", "horses.jpg"):
+        shutil.copy(DEMO / n, d / n)
+    return d

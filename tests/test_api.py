@@ -1,0 +1,86 @@
+"""The Python API: retrieval quality on real photos, the store, the encoder guard."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import DEMO, DEMO_CAPTIONS
+
+
+def test_each_demo_caption_finds_its_photo_in_top5(demo_index):
+    from retrieval import Index
+
+    coco = json.loads(DEMO_CAPTIONS.read_text())
+    name = {im["id"]: im["file_name"] for im in coco["images"]}
+    ix = Index(demo_index)
+    misses = []
+    for a in coco["annotations"]:
+        hits = ix.search(a["caption"], k=5)
+        if name[a["image_id"]] not in [h.path.rsplit("/", 1)[-1] for h in hits]:
+            misses.append(a["caption"])
+    assert not misses, misses
+
+
+def test_photo_hits_carry_generated_caption(demo_index):
+    from retrieval import Index
+
+    hits = Index(demo_index).search("a cat", k=3)
+    assert all(h.text for h in hits)  # generated at index time
+    gen = Index(demo_index).search("a cat", k=50, texts=True)
+    assert {h.source for h in gen} == {"captions", "generated"}
+
+
+def test_encoder_outputs_are_normalised(encoder):
+    from PIL import Image
+
+    im = encoder.encode_images([Image.open(DEMO / "cat.jpg").convert("RGB")])
+    tx = encoder.encode_texts(["a cat", "x " * 1000])  # long text truncated, no error
+    assert im.shape == (1, encoder.dim) and tx.shape == (2, encoder.dim)
+    assert im.dtype == np.float32 and tx.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(np.vstack([im, tx]), axis=1), 1.0, atol=1e-5)
+
+
+def test_index_refuses_another_encoder(tmp_path, encoder):
+    from retrieval import StoreError, index_folder
+
+    class Other:
+        name, version, dim = "other", "1", encoder.dim
+        id = "other@1"
+
+        def encode_images(self, ims):
+            return np.ones((len(ims), self.dim), np.float32) / np.sqrt(self.dim)
+
+        def encode_texts(self, t):
+            return np.ones((len(t), self.dim), np.float32) / np.sqrt(self.dim)
+
+    index_folder(DEMO / "cat.jpg", tmp_path, encoder=Other())
+    with pytest.raises(StoreError, match="--rebuild"):
+        index_folder(DEMO / "cat.jpg", tmp_path, encoder=encoder)
+
+
+def test_interrupted_run_keeps_finished_batches(tmp_path, encoder):
+    from retrieval import Index, index_folder
+
+    calls = {"n": 0}
+
+    class Flaky:
+        name, version, dim, id = encoder.name, encoder.version, encoder.dim, encoder.id
+
+        def encode_images(self, ims):
+            calls["n"] += 1
+            if calls["n"] == 3:
+                raise KeyboardInterrupt
+            return encoder.encode_images(ims)
+
+        def encode_texts(self, t):
+            return encoder.encode_texts(t)
+
+    with pytest.raises(KeyboardInterrupt):
+        index_folder(DEMO, tmp_path, encoder=Flaky(), batch_size=2)
+    ix = Index(tmp_path, encoder=encoder)
+    assert len(ix) == 4  # two finished batches of 2 were committed
+    assert len(ix.search("a photo", k=20)) == 4 and ix.rebuilt  # stale FAISS rebuilt from SQLite
+    rep = index_folder(DEMO, tmp_path, encoder=encoder)
+    assert rep.unchanged == 4 and rep.added == 7

@@ -1,0 +1,122 @@
+"""End-to-end: the real `retr` CLI on fixture folders named after their case."""
+from __future__ import annotations
+
+import json
+import shutil
+
+from PIL import Image
+
+from conftest import DEMO, DEMO_CAPTIONS, run_retr
+
+
+def test_demo_index_search_caption_roundtrip(tmp_path):
+    idx = tmp_path / "idx"
+    p = run_retr("index", DEMO, "--index", idx, "--captions", DEMO_CAPTIONS, check=0)
+    assert "added 11" in p.stdout and "failed 0" in p.stdout
+    p = run_retr("search", "an astronaut in an orange space suit", "--index", idx, "--json", check=0)
+    hits = json.loads(p.stdout)
+    assert hits[0]["path"].endswith("astronaut.jpg")
+    assert hits[0]["score"] >= hits[-1]["score"]
+    # plain output: score TAB path, best first
+    p = run_retr("search", "a cup of coffee", "--index", idx, "-k", "3", check=0)
+    lines = p.stdout.strip().splitlines()
+    assert len(lines) == 3 and lines[0].split("\t")[1].endswith("coffee.jpg")
+    # RETR_INDEX is honoured
+    p = run_retr("search", "a cup of coffee", "-k", "1", env={"RETR_INDEX": str(idx)}, check=0)
+    assert p.stdout.strip().endswith("coffee.jpg")
+
+
+def test_image_query_and_texts(tmp_path):
+    idx = tmp_path / "idx"
+    run_retr("index", DEMO, "--index", idx, "--captions", DEMO_CAPTIONS, "--no-captions", check=0)
+    # image -> image: the photo itself comes first, cosine ~1
+    hits = json.loads(run_retr("search", DEMO / "horses.jpg", "--index", idx, "--json", "-k", "3", check=0).stdout)
+    assert hits[0]["path"].endswith("horses.jpg") and hits[0]["score"] > 0.99
+    # image -> text: one of the photo's own captions is among the top 3 texts
+    hits = json.loads(run_retr("search", DEMO / "cat.jpg", "--texts", "--index", idx, "--json", "-k", "3",
+                               check=0).stdout)
+    assert all(h["kind"] == "text" for h in hits)
+    assert any(h["path"].endswith("cat.jpg") for h in hits), hits
+
+
+def test_incremental_add_modify_delete_move(photo_dir, tmp_path):
+    idx = tmp_path / "idx"
+    p = run_retr("index", photo_dir, "--index", idx, "--no-captions", check=0)
+    assert "added 4" in p.stdout
+    shutil.copy(DEMO / "rocket.jpg", photo_dir / "rocket.jpg")  # add
+    Image.open(photo_dir / "cat.jpg").transpose(Image.FLIP_LEFT_RIGHT).save(photo_dir / "cat.jpg")  # modify
+    (photo_dir / "coffee.jpg").unlink()  # delete
+    (photo_dir / "sub").mkdir()
+    (photo_dir / "horses.jpg").rename(photo_dir / "sub" / "horses renamed.jpg")  # move: no re-embedding
+    p = run_retr("index", photo_dir, "--index", idx, "--no-captions", check=0)
+    assert "added 1, updated 1, moved 1, removed 1, unchanged 1, failed 0" in p.stdout, p.stdout
+    p = run_retr("index", photo_dir, "--index", idx, "--no-captions", check=0)
+    assert "added 0, updated 0, moved 0, removed 0, unchanged 4, failed 0" in p.stdout, p.stdout
+    hits = json.loads(run_retr("search", "a rocket on the launch pad", "--index", idx, "--json", check=0).stdout)
+    assert len(hits) == 4 and hits[0]["path"].endswith("rocket.jpg")
+    assert not any(h["path"].endswith("coffee.jpg") for h in hits)
+    assert any(h["path"].endswith("sub/horses renamed.jpg") for h in hits)
+
+
+def test_corrupt_files_are_skipped_with_a_message(photo_dir, tmp_path):
+    data = (DEMO / "eagle.jpg").read_bytes()
+    (photo_dir / "truncated.jpg").write_bytes(data[: len(data) // 3])
+    (photo_dir / "notes.png").write_text("this is not a picture\n")
+    (photo_dir / "empty.jpg").write_bytes(b"")
+    idx = tmp_path / "idx"
+    p = run_retr("index", photo_dir, "--index", idx, "--no-captions", check=0)
+    assert "added 4" in p.stdout and "failed 3" in p.stdout
+    for name in ("truncated.jpg", "notes.png", "empty.jpg"):
+        lines = [l for l in p.stderr.splitlines() if name in l]
+        assert len(lines) == 1 and lines[0].startswith("retr: skipped "), p.stderr
+    assert "Traceback" not in p.stderr
+
+
+def test_nothing_indexable_exits_nonzero(tmp_path):
+    d = tmp_path / "bad"
+    d.mkdir()
+    (d / "a.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    p = run_retr("index", d, "--index", tmp_path / "idx", "--no-captions")
+    assert p.returncode == 1 and "a.jpg" in p.stderr
+
+
+def test_caption_cli():
+    p = run_retr("caption", DEMO / "horses.jpg", check=0)
+    cap = p.stdout.strip()
+    assert cap and cap[0].isupper() and cap.endswith(".") and " ." not in cap
+    assert run_retr("caption", DEMO / "horses.jpg", check=0).stdout.strip() == cap  # beam is deterministic
+    p = run_retr("caption", DEMO / "horses.jpg", "--samples", "5", "--json", check=0)
+    caps = json.loads(p.stdout)["captions"]
+    assert len(caps) == 5 and len(set(caps)) > 1
+
+
+def test_caption_rejects_non_image(tmp_path):
+    f = tmp_path / "notes.jpg"
+    f.write_text("hello")
+    p = run_retr("caption", f)
+    assert p.returncode == 1 and "notes.jpg" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_query_errors(tmp_path):
+    p = run_retr("search", "a dog", "--index", tmp_path / "nothing-here")
+    assert p.returncode != 0 and "no index" in p.stderr and "Traceback" not in p.stderr
+    idx = tmp_path / "idx"
+    run_retr("index", DEMO / "cat.jpg", "--index", idx, "--no-captions", check=0)
+    for args in (["   "], ["a cat", "-k", "0"], [str(tmp_path / "missing.jpg")]):
+        p = run_retr("search", *args, "--index", idx)
+        assert p.returncode != 0 and p.stderr.startswith("retr: ") and "Traceback" not in p.stderr, args
+    # k larger than the gallery: the whole gallery
+    hits = json.loads(run_retr("search", "a cat", "-k", "50", "--index", idx, "--json", check=0).stdout)
+    assert len(hits) == 1
+
+
+def test_corrupt_database_says_how_to_rebuild(photo_dir, tmp_path):
+    idx = tmp_path / "idx"
+    run_retr("index", photo_dir, "--index", idx, "--no-captions", check=0)
+    (idx / "retr.sqlite").write_bytes(b"not a database" * 100)
+    for f in idx.glob("retr.sqlite-*"):
+        f.unlink()
+    p = run_retr("search", "a cat", "--index", idx)
+    assert p.returncode != 0 and "--rebuild" in p.stderr and "Traceback" not in p.stderr
+    p = run_retr("index", photo_dir, "--index", idx, "--no-captions", "--rebuild", check=0)
+    assert "added 4" in p.stdout
