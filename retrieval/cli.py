@@ -53,6 +53,8 @@ def index(
     batch_size: int = typer.Option(32, "--batch-size", min=1),
     workers: int = typer.Option(2, "--workers", min=1, help="Decoding threads."),
     max_megapixels: float = typer.Option(200.0, "--max-megapixels", help="Refuse larger images."),
+    include_hidden: bool = typer.Option(False, "--include-hidden", help="Also index hidden files and folders."),
+    exclude: List[str] = typer.Option([], "--exclude", help="Glob of names or relative paths to skip (repeatable)."),
 ):
     """Embed every photo under PATH into the index (incremental: only new or changed files)."""
     _setup_logging()
@@ -106,7 +108,7 @@ def index(
             progress.start()
         rep = index_folder(path, idx, encoder=enc, captions_file=captions, captioner=cap, rebuild=rebuild,
                            batch_size=batch_size, workers=workers, max_megapixels=max_megapixels,
-                           on_error=on_error, on_progress=on_progress)
+                           include_hidden=include_hidden, exclude=tuple(exclude), on_error=on_error, on_progress=on_progress)
     except KeyboardInterrupt:
         if progress:
             progress.stop()

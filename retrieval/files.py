@@ -1,6 +1,7 @@
 """Walk folders for image files and fingerprint them (no decoding here)."""
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import os
 from dataclasses import dataclass
@@ -8,7 +9,13 @@ from pathlib import Path
 from typing import Iterator
 
 #: File extensions indexed, matched case-insensitively.
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff",
+                              ".heic", ".heif", ".avif"})
+#: Folders that hold OS or NAS clutter (thumbnails, metadata), never photos of the user's.
+CLUTTER_DIRS = frozenset({"@eaDir", "__MACOSX", "$RECYCLE.BIN", "System Volume Information", ".Trashes",
+                          ".thumbnails", "#recycle", "@Recycle"})
+#: Files that are OS clutter even when they carry an image extension.
+CLUTTER_FILES = frozenset({"Thumbs.db", ".DS_Store", "desktop.ini"})
 
 
 @dataclass(frozen=True)
@@ -31,17 +38,39 @@ def is_image_name(name: str) -> bool:
     return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
 
+def is_skipped(name: str, rel: str, include_hidden: bool, exclude: tuple[str, ...], is_dir: bool) -> bool:
+    """Whether the walk leaves out an entry.
+
+    Hidden names (starting with ``.``) unless ``include_hidden``; OS clutter
+    (:data:`CLUTTER_DIRS`, :data:`CLUTTER_FILES`, macOS ``._*`` resource forks)
+    always; and any entry whose name or path relative to the walked root matches
+    a glob in ``exclude``.
+    """
+    if (name in CLUTTER_DIRS if is_dir else (name in CLUTTER_FILES or name.startswith("._"))):
+        return True
+    if name.startswith(".") and not include_hidden:
+        return True
+    return any(fnmatch.fnmatch(name, pat) or fnmatch.fnmatch(rel, pat) for pat in exclude)
+
+
 def walk_images(
     root: str | Path,
     *,
     skip_dirs: tuple[str | Path, ...] = (),
+    include_hidden: bool = False,
+    exclude: tuple[str, ...] = (),
     on_error=None,
 ) -> Iterator[FileInfo]:
     """Yield image files under ``root`` (recursively, sorted, deterministic).
 
+    Symlinked folders are followed, each real folder at most once (no loops).
+
     Args:
         root: a folder, or a single image file.
         skip_dirs: folders never entered (e.g. the index folder itself).
+        include_hidden: also walk hidden files and folders (names starting with ``.``).
+        exclude: glob patterns matched against names and root-relative paths
+            (``"*.png"``, ``"raw/*"``, ``"tmp"``).
         on_error: called as ``on_error(path, reason)`` for a folder or file that
             cannot be read; the walk goes on.
 
@@ -71,8 +100,12 @@ def walk_images(
             continue
         subdirs = []
         for e in entries:
+            rel = os.path.relpath(e.path, root)
             try:
-                if e.is_dir():
+                is_dir = e.is_dir()
+                if is_skipped(e.name, rel, include_hidden, exclude, is_dir):
+                    continue
+                if is_dir:
                     subdirs.append(e.path)
                 elif e.is_file() and is_image_name(e.name):
                     st = e.stat()

@@ -94,6 +94,9 @@ def index_folder(
     batch_size: int = 32,
     workers: int = 2,
     max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
+    include_hidden: bool = False,
+    exclude: tuple[str, ...] = (),
+    export_query_path: bool = True,
     on_error: Callable[[str, str], None] | None = None,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> IndexReport:
@@ -111,6 +114,10 @@ def index_folder(
         batch_size: photos per encoder batch (and per checkpoint commit).
         workers: decoding threads running alongside the encoder.
         max_megapixels: larger images are refused (reported as failed).
+        include_hidden: also index hidden files and folders.
+        exclude: glob patterns of names or root-relative paths to leave out.
+        export_query_path: export the encoder's text side to ONNX (once per encoder)
+            so that text search runs without torch (see :mod:`retrieval.onnx_query`).
         on_error: ``on_error(path, reason)`` for each file that could not be indexed.
         on_progress: ``on_progress(done, total)`` over the files to embed.
 
@@ -151,7 +158,8 @@ def index_folder(
         with store.session() as s:
             existing = {r.path: r for r in s.execute(select(Photo.id, Photo.path, Photo.size, Photo.mtime,
                                                             Photo.hash)).all()}
-        found = list(walk_images(root, skip_dirs=(index_dir,), on_error=lambda p, r: fail(p, r)))
+        found = list(walk_images(root, skip_dirs=(index_dir,), include_hidden=include_hidden,
+                                 exclude=tuple(exclude), on_error=lambda p, r: fail(p, r)))
         seen = {f.path for f in found}
         gone = {p: r for p, r in existing.items() if _under(p, root) and p not in seen}
         by_hash = {}
@@ -256,9 +264,25 @@ def index_folder(
             store.set_meta(s, "dirty", "0")
             store.set_meta(s, "updated_at", now_iso())
             s.commit()
+        if export_query_path:
+            _export_query_path(encoder)
         return report
     finally:
         lock.release()
+
+
+def _export_query_path(encoder) -> None:
+    """Export the torch-free text-query path once per encoder; failure only costs speed."""
+    import logging
+
+    from . import onnx_query
+
+    if not hasattr(encoder, "sentence_encoder") or onnx_query.has_export(encoder.id):
+        return
+    try:
+        onnx_query.export_text_path(encoder)
+    except Exception as e:  # noqa: BLE001
+        logging.getLogger(__name__).warning("could not export the fast text-query path (%s); search will use torch", e)
 
 
 def _index_captions(store: Store, encoder, root: str, captions_file, on_error) -> int:

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import select
 
-from .decode import DEFAULT_MAX_MEGAPIXELS, DecodeError, load_image
 from .files import is_image_name
 from .store import Photo, Store, StoreError, TextRow
 
@@ -60,6 +59,7 @@ class Index:
         self.path = Path(path)
         self._encoder = encoder
         self._faiss = {}
+        self._text_encoder = None
         self.rebuilt = False
 
     @property
@@ -75,6 +75,23 @@ class Index:
                              f"loaded; rebuild with `retr index PHOTO_FOLDER --rebuild`")
         return self._encoder
 
+    @property
+    def text_encoder(self):
+        """The encoder for text queries: the ONNX export of the index's encoder when
+        there is one (no torch import), else the encoder itself."""
+        if self._text_encoder is None:
+            from . import onnx_query
+
+            want = self.store.get_meta("encoder_id")
+            if self._encoder is None and want and onnx_query.has_export(want):
+                try:
+                    self._text_encoder = onnx_query.OnnxTextEncoder(onnx_query.export_dir(want))
+                except Exception:  # noqa: BLE001 - a damaged export: fall back to torch
+                    self._text_encoder = self.encoder
+            else:
+                self._text_encoder = self.encoder
+        return self._text_encoder
+
     def __len__(self) -> int:
         return self.store.count("photos")
 
@@ -85,7 +102,7 @@ class Index:
             self._faiss[table] = idx
         return self._faiss[table]
 
-    def embed_query(self, query, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS) -> tuple[np.ndarray, str]:
+    def embed_query(self, query, max_megapixels: float = 200.0) -> tuple[np.ndarray, str]:
         """Turn a query into a (D,) float32 L2-normalised vector.
 
         A ``str``/``Path`` naming an existing file is an image query; other
@@ -104,6 +121,8 @@ class Index:
             return self.encoder.encode_images([query.convert("RGB")])[0], "image"
         if isinstance(query, Path) or (isinstance(query, str) and "\n" not in query and len(query) < 4096
                                        and os.path.isfile(query)):
+            from .decode import DecodeError, load_image
+
             try:
                 im = load_image(query, max_megapixels=max_megapixels)
             except DecodeError as e:
@@ -114,7 +133,7 @@ class Index:
             raise QueryError("empty query: give some words, or the path of a photo")
         if is_image_name(text.strip()) and " " not in text.strip():
             raise QueryError(f"{text.strip()}: no such image file")
-        return self.encoder.encode_texts([text])[0], "text"
+        return self.text_encoder.encode_texts([text])[0], "text"
 
     def search(self, query, k: int = 10, texts: bool = False) -> list[Hit]:
         """Find the ``k`` photos (or texts, with ``texts=True``) closest to ``query``.

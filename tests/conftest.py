@@ -1,10 +1,12 @@
 """Shared fixtures: the demo photos, a real `retr` CLI runner, one loaded encoder per session."""
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,10 @@ ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "data" / "photos"
 DEMO_CAPTIONS = ROOT / "data" / "captions.json"
 SHARED = ROOT.parent / "shared" / "data"
+
+# Keep the tests' ONNX exports out of the user's cache (one export per test session).
+os.environ["RETR_CACHE"] = tempfile.mkdtemp(prefix="retr-test-cache-")
+atexit.register(shutil.rmtree, os.environ["RETR_CACHE"], True)
 
 
 def run_retr(*args, cwd=None, env=None, check=None) -> subprocess.CompletedProcess:

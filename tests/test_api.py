@@ -84,3 +84,22 @@ def test_interrupted_run_keeps_finished_batches(tmp_path, encoder):
     assert len(ix.search("a photo", k=20)) == 4 and ix.rebuilt  # stale FAISS rebuilt from SQLite
     rep = index_folder(DEMO, tmp_path, encoder=encoder)
     assert rep.unchanged == 4 and rep.added == 7
+
+
+def test_onnx_text_path_matches_torch_and_search_skips_torch(demo_index, encoder):
+    """Indexing exported the text side to ONNX; it gives the torch embeddings (cosine within 1e-4),
+    and a text search in a new process never imports torch."""
+    import subprocess
+    import sys
+
+    from retrieval import onnx_query
+
+    assert onnx_query.has_export(encoder.id)
+    onnx = onnx_query.OnnxTextEncoder(onnx_query.export_dir(encoder.id))
+    qs = ["a dog on a beach", "Two children play in the snow with a red sled .", "一只猫", "word " * 400]
+    a, b = onnx.encode_texts(qs), encoder.encode_texts(qs)
+    assert a.shape == b.shape and np.all(np.abs((a * b).sum(1) - 1) < 1e-4)
+    code = (f"import sys; from retrieval import Index; h = Index({str(demo_index)!r}).search('a tabby cat with green eyes', k=1); "
+            "print(h[0].path); print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out[0].endswith("cat.jpg") and out[1] == "False"

@@ -18,12 +18,12 @@ def test_demo_index_search_caption_roundtrip(tmp_path):
     assert hits[0]["path"].endswith("astronaut.jpg")
     assert hits[0]["score"] >= hits[-1]["score"]
     # plain output: score TAB path, best first
-    p = run_retr("search", "a cup of coffee", "--index", idx, "-k", "3", check=0)
+    p = run_retr("search", "a man with a camera on a tripod", "--index", idx, "-k", "3", check=0)
     lines = p.stdout.strip().splitlines()
-    assert len(lines) == 3 and lines[0].split("\t")[1].endswith("coffee.jpg")
+    assert len(lines) == 3 and lines[0].split("\t")[1].endswith("cameraman.jpg")
     # RETR_INDEX is honoured
-    p = run_retr("search", "a cup of coffee", "-k", "1", env={"RETR_INDEX": str(idx)}, check=0)
-    assert p.stdout.strip().endswith("coffee.jpg")
+    p = run_retr("search", "people flying kites on the beach", "-k", "1", env={"RETR_INDEX": str(idx)}, check=0)
+    assert p.stdout.strip().endswith("kites_beach.jpg")
 
 
 def test_image_query_and_texts(tmp_path):

@@ -22,6 +22,13 @@ def _key(*parts: str) -> str:
     return hashlib.sha1("\x00".join(parts).encode()).hexdigest()[:16]
 
 
+def _save_atomic(path: Path, arr: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npy")
+    np.save(tmp, arr)
+    tmp.replace(path)
+
+
 def image_features(corpus: CaptionCorpus, image_dir: str | Path, backbone_name: str,
                    cache_dir: str | Path | None, flip: bool = False, batch_size: int = 32,
                    progress=None) -> np.ndarray:
@@ -62,10 +69,7 @@ def image_features(corpus: CaptionCorpus, image_dir: str | Path, backbone_name: 
             progress(min(s + batch_size, n), n)
     res = out if flip else out[0]
     if cache:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".tmp.npy")
-        np.save(tmp, res)
-        tmp.replace(cache)
+        _save_atomic(cache, res)
     return res
 
 
@@ -84,8 +88,5 @@ def text_features(texts: list[str], encoder_name: str, cache_dir: str | Path | N
         return np.load(cache)
     res = SentenceEncoder(encoder_name).embed(texts, batch_size)
     if cache:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".tmp.npy")
-        np.save(tmp, res)
-        tmp.replace(cache)
+        _save_atomic(cache, res)
     return res
