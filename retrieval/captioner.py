@@ -252,6 +252,39 @@ class Captioner:
         return [self.beam_search(e, beam) for e in np.asarray(embs, np.float32)]
 
 
+def rerank(captions: list[str], text_embs: np.ndarray, photo_emb: np.ndarray | None = None,
+           method: str = "consensus") -> list[int]:
+    """Order sampled captions best first.
+
+    ``consensus``: by mean cosine similarity to the other samples (the sample the
+    others agree with; Devlin et al. 2015). ``alignment``: by cosine similarity to
+    the photo's aligned embedding (the alignment network's score).
+
+    Args:
+        captions: N strings. text_embs: (N, D) float32 L2-normalised embeddings of them.
+        photo_emb: (D,) float32, needed for ``alignment``.
+        method: ``"consensus"`` or ``"alignment"``.
+
+    Returns:
+        indices into ``captions``, best first.
+
+    Raises:
+        ValueError: unknown method, or ``alignment`` without ``photo_emb``.
+    """
+    t = np.asarray(text_embs, np.float32)
+    if method == "consensus":
+        sim = t @ t.T
+        n = len(captions)
+        score = (sim.sum(1) - np.diag(sim)) / max(n - 1, 1)
+    elif method == "alignment":
+        if photo_emb is None:
+            raise ValueError("alignment re-ranking needs the photo embedding")
+        score = t @ np.asarray(photo_emb, np.float32)
+    else:
+        raise ValueError(f"unknown re-ranking {method!r}: use consensus or alignment")
+    return [int(i) for i in np.argsort(-score, kind="stable")]
+
+
 def load_captioner(weights: str | Path | None = None, encoder_id: str | None = None) -> Captioner:
     """Load a captioner and check it was trained on ``encoder_id``'s embeddings.
 

@@ -50,6 +50,7 @@ def index(
     rebuild: bool = typer.Option(False, "--rebuild", help="Delete the index and embed everything again."),
     no_captions: bool = typer.Option(False, "--no-captions", help="Do not generate a caption for each photo."),
     encoder: Optional[str] = typer.Option(None, "--encoder", help="Encoder checkpoint from `retr train` [default: built-in]."),
+    captioner: Optional[Path] = typer.Option(None, "--captioner", help="Captioner checkpoint [default: built-in]."),
     batch_size: int = typer.Option(32, "--batch-size", min=1),
     workers: int = typer.Option(2, "--workers", min=1, help="Decoding threads."),
     max_megapixels: float = typer.Option(200.0, "--max-megapixels", help="Refuse larger images."),
@@ -76,7 +77,7 @@ def index(
     cap = None
     if not no_captions:
         try:
-            cap = load_captioner(None, enc.id)
+            cap = load_captioner(captioner, enc.id)
         except CaptionerError as e:
             _err(f"warning: no captions generated ({e})")
     tty = sys.stderr.isatty()
@@ -98,7 +99,7 @@ def index(
     else:
         def on_progress(done, total):
             step = max(1, total // 10) if total else 1
-            if done == total or done // step != state["last"]:
+            if done and (done == total or done // step != state["last"]):
                 state["last"] = done // step
                 if total:
                     _err(f"embedded {done}/{total}")
@@ -165,6 +166,10 @@ def caption(
     samples: int = typer.Option(0, "--samples", "-n", min=0, help="Draw N different captions per photo."),
     beam: int = typer.Option(3, "--beam", min=1, help="Beam width for the best caption."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Make --samples reproducible."),
+    rerank: Optional[str] = typer.Option(None, "--rerank", help="With --samples: order them best first by "
+                                         "'consensus' (agreement with the other samples) or 'alignment' "
+                                         "(similarity to the photo)."),
+    best: bool = typer.Option(False, "--best", help="With --samples and --rerank: print only the top sample."),
     as_json: bool = typer.Option(False, "--json", help="JSON lines: {path, captions}."),
     encoder: Optional[str] = typer.Option(None, "--encoder", help="Encoder checkpoint [default: built-in]."),
     captioner: Optional[Path] = typer.Option(None, "--captioner", help="Captioner checkpoint [default: built-in]."),
@@ -172,9 +177,14 @@ def caption(
     """Describe photos with the VAE captioner (beam search; --samples N for N different captions)."""
     _setup_logging()
     from .captioner import CaptionerError, load_captioner
+    from .captioner import rerank as rerank_captions
     from .decode import DecodeError, load_image
     from .encoder import EncoderError, load_encoder
 
+    if rerank not in (None, "consensus", "alignment"):
+        _fail(f"--rerank must be consensus or alignment, not {rerank!r}", 2)
+    if (rerank or best) and not samples:
+        _fail("--rerank and --best need --samples N", 2)
     try:
         enc = load_encoder(encoder)
         cap = load_captioner(captioner, enc.id)
@@ -190,6 +200,9 @@ def caption(
             continue
         emb = enc.encode_images([im])[0]
         caps = cap.sample(emb, samples, seed=seed) if samples else [cap.beam_search(emb, beam)]
+        if rerank:
+            order = rerank_captions(caps, enc.encode_texts(caps), emb, rerank)
+            caps = [caps[i] for i in order][: 1 if best else None]
         if as_json:
             typer.echo(json.dumps({"path": str(p), "captions": caps}, ensure_ascii=False))
         elif len(photos) == 1 and not samples:
@@ -226,6 +239,36 @@ def train(
         _fail(str(e))
     hr = info.get("holdout_recall")
     typer.echo(f"wrote {out}" + (f" (held-out R@1 t2i {hr['t2i'][1]:.1f}, i2t {hr['i2t'][1]:.1f})" if hr else ""))
+
+
+@app.command("train-captioner")
+def train_captioner_cmd(
+    captions: Path = typer.Argument(..., help="COCO-captions JSON of your photos."),
+    images: Path = typer.Option(..., "--images", help="Folder the file_name values are relative to."),
+    out: Path = typer.Option(Path("captioner.pt"), "--out", help="Where to write the captioner checkpoint."),
+    encoder: Optional[str] = typer.Option(None, "--encoder", help="Encoder whose embeddings it reads [default: built-in]."),
+    epochs: int = typer.Option(12, "--epochs", min=1),
+    min_count: int = typer.Option(5, "--min-count", min=1, help="Keep words seen at least this often."),
+    seed: int = typer.Option(0, "--seed"),
+):
+    """Train a VAE captioner on your own captioned photos; use it with `retr caption --captioner OUT`."""
+    _setup_logging()
+    from .decode import DecodeError
+    from .encoder import EncoderError, load_encoder
+    from .training.captioner import CaptionerConfig
+    from .training.pipeline import train_captioner_on_corpus
+
+    if not captions.is_file():
+        _fail(f"{captions}: captions file not found")
+    try:
+        info = train_captioner_on_corpus(
+            captions, images, out, encoder=load_encoder(encoder),
+            cfg=CaptionerConfig(max_epochs=epochs, min_count=min_count, seed=seed),
+            progress=lambda e, i: _err(f"epoch {e}: held-out cross-entropy {i['heldout_ce_per_token']:.3f}/token, "
+                                       f"KL {i['heldout_kl']:.2f}"))
+    except (ValueError, DecodeError, EncoderError, OSError) as e:
+        _fail(str(e))
+    typer.echo(f"wrote {out} (vocabulary {info['vocab_size']} words)")
 
 
 @app.command("eval")

@@ -102,7 +102,9 @@ def test_query_errors(tmp_path):
     assert p.returncode != 0 and "no index" in p.stderr and "Traceback" not in p.stderr
     idx = tmp_path / "idx"
     run_retr("index", DEMO / "cat.jpg", "--index", idx, "--no-captions", check=0)
-    for args in (["   "], ["a cat", "-k", "0"], [str(tmp_path / "missing.jpg")]):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a photo")
+    for args in (["   "], ["a cat", "-k", "0"], [str(tmp_path / "missing.jpg")], [str(notes)]):
         p = run_retr("search", *args, "--index", idx)
         assert p.returncode != 0 and p.stderr.startswith("retr: ") and "Traceback" not in p.stderr, args
     # k larger than the gallery: the whole gallery

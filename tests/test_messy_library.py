@@ -182,7 +182,8 @@ def test_odd_queries(tmp_path_factory, query):
         assert p.returncode == 1 and "empty query" in p.stderr
 
 
-def test_sigint_keeps_finished_photos_and_next_run_resumes(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_signal_keeps_finished_photos_and_next_run_resumes(tmp_path, sig):
     lib = tmp_path / "lib"
     lib.mkdir()
     for i in range(6):
@@ -205,7 +206,7 @@ def test_sigint_keeps_finished_photos_and_next_run_resumes(tmp_path):
                 break
         except Exception:  # noqa: BLE001 - not created yet
             pass
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     out, err = proc.communicate(timeout=120)
     if proc.returncode == 0:
         pytest.skip("indexing finished before the signal arrived")

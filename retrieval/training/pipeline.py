@@ -102,3 +102,31 @@ def evaluate(captions: str | Path, images: str | Path, *, encoder=None, folds: i
 
     return {"folds": results, "mean": agg(np.mean), "std": agg(np.std), "photos": len(corpus.file_names),
             "captions": len(cp), "encoder": f"{encoder.backbone_name}+{encoder.text_name} (heads retrained per fold)"}
+
+
+def train_captioner_on_corpus(captions: str | Path, images: str | Path, out: str | Path, *, encoder=None,
+                              cfg=None, cache_dir: str | Path | None = None, progress=None) -> dict:
+    """Train a VAE captioner on a COCO-captions corpus, conditioned on ``encoder``'s
+    aligned photo embeddings, and write a checkpoint usable as ``retr caption --captioner OUT``.
+
+    Returns:
+        info dict (held-out cross-entropy per token and KL, vocabulary size, seconds).
+
+    Raises:
+        ValueError: bad captions file. DecodeError: an unreadable photo.
+    """
+    from ..encoder import load_encoder
+    from .captioner import CaptionerConfig, save_captioner, train_captioner
+
+    encoder = encoder or load_encoder()
+    cfg = cfg or CaptionerConfig()
+    corpus = load_coco_captions(captions)
+    cache = Path(cache_dir) if cache_dir else Path(str(out) + ".cache")
+    img = image_features(corpus, images, encoder.backbone_name, cache, flip=True)
+    txt = text_features(corpus.captions, encoder.text_name, cache)
+    cond = np.stack([encoder.project_images(v) for v in img])
+    net, vocab, info = train_captioner(cond, encoder.project_texts(txt), corpus.captions, corpus.caption_photo,
+                                       cfg, progress=progress)
+    save_captioner(net, vocab, out, encoder.id, cfg.max_len,
+                   card={"train_data": str(captions), "train_info": info, "config": cfg.__dict__})
+    return info

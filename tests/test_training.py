@@ -1,0 +1,61 @@
+"""`retr train` / `retr eval`: k-fold splits and a model that learns (on the tiny demo corpus)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import DEMO, DEMO_CAPTIONS, run_retr
+
+
+@pytest.mark.parametrize("n,k", [(11, 3), (100, 5), (7, 7)])
+def test_kfold_splits_are_disjoint_by_photo(n, k):
+    from retrieval.training.pipeline import kfold_photo_splits
+
+    splits = kfold_photo_splits(n, k)
+    tests = [set(te.tolist()) for _, te in splits]
+    assert len(splits) == k
+    assert set().union(*tests) == set(range(n)) and sum(map(len, tests)) == n  # a partition
+    for tr, te in splits:
+        assert not set(tr.tolist()) & set(te.tolist()) and len(tr) + len(te) == n
+    with pytest.raises(ValueError):
+        kfold_photo_splits(n, n + 1)
+
+
+def test_trained_heads_beat_random_projection(tmp_path):
+    from retrieval.alignment import AlignmentNetwork
+    from retrieval.coco import load_coco_captions
+    from retrieval.metrics import recall_at_k
+    from retrieval.training.align import AlignConfig, embed_features, train_alignment
+    from retrieval.training.features import image_features, text_features
+
+    corpus = load_coco_captions(DEMO_CAPTIONS)
+    img = image_features(corpus, DEMO, "efficientnet-lite0", tmp_path, flip=True)
+    txt = text_features(corpus.captions, "all-MiniLM-L6-v2", tmp_path)
+    model, info = train_alignment(img, txt, corpus.caption_photo, AlignConfig(max_epochs=60))
+    r_trained = recall_at_k(*embed_features(model, img[0], txt), corpus.caption_photo)
+    import torch
+
+    torch.manual_seed(1)
+    rand = AlignmentNetwork(img.shape[-1], txt.shape[-1])
+    r_rand = recall_at_k(*embed_features(rand, img[0], txt), corpus.caption_photo)
+    assert r_trained["t2i"][1] > r_rand["t2i"][1] + 20, (r_trained, r_rand)
+    assert r_trained["i2t"][1] > r_rand["i2t"][1] + 20, (r_trained, r_rand)
+
+
+def test_train_then_index_with_own_encoder_and_eval_folds(tmp_path):
+    enc = tmp_path / "mine.pt"
+    p = run_retr("train", DEMO_CAPTIONS, "--images", DEMO, "--out", enc, "--epochs", "30", check=0)
+    assert enc.exists() and "wrote" in p.stdout
+    idx = tmp_path / "idx"
+    run_retr("index", DEMO, "--index", idx, "--encoder", enc, "--no-captions", check=0)
+    # the index remembers its encoder: search needs no --encoder
+    hits = json.loads(run_retr("search", "a tabby cat with green eyes", "--index", idx, "--json", check=0).stdout)
+    assert len(hits) == 10
+    # and refuses the built-in one
+    p = run_retr("index", DEMO, "--index", idx, "--no-captions")
+    assert p.returncode == 1 and "--rebuild" in p.stderr
+    res = json.loads(run_retr("eval", DEMO_CAPTIONS, "--images", DEMO, "--folds", "3", "--json", check=0).stdout)
+    assert len(res["folds"]) == 3 and sum(f["test_photos"] for f in res["folds"]) == 11
+    assert set(res["mean"]) == {"t2i", "i2t"}
