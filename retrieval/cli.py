@@ -305,6 +305,43 @@ def eval_cmd(
             typer.echo(f"{name:14s} " + " ".join(f"{r[k]:6.1f}" for k in (1, 5, 10)))
 
 
+@app.command()
+def serve(
+    index_dir: Optional[Path] = IndexOpt,
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; anything but loopback exposes your photos."),
+    port: int = typer.Option(8000, "--port", min=0, max=65535, help="TCP port."),
+):
+    """Serve a search page and a JSON API (OpenAPI at /openapi.json) over the index."""
+    _setup_logging()
+    import ipaddress
+
+    try:
+        import uvicorn
+
+        from .server import LOOPBACK_HOSTS, create_app
+    except ImportError as e:
+        _fail(f"retr serve needs fastapi, uvicorn and python-multipart ({e}); pip install 'retr'")
+    from .store import StoreError
+
+    idx = default_index_dir(index_dir)
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        loopback = False
+    try:
+        web = create_app(idx, allowed_hosts=(*LOOPBACK_HOSTS, host) if loopback else None)
+    except StoreError as e:
+        _fail(str(e))
+    if not loopback:
+        _err(f"warning: serving on {host}: anyone who can reach this machine can search and download your photos")
+    shown = f"[{host}]" if ":" in host else host
+    _err(f"serving {idx.resolve()} at http://{shown}:{port}/ (Ctrl-C to stop)")
+    try:
+        uvicorn.run(web, host=host.strip("[]"), port=port, log_level="warning", server_header=False)
+    except (OSError, SystemExit) as e:
+        _fail(f"cannot serve on {host}:{port} ({e})")
+
+
 def main() -> None:  # pragma: no cover
     app()
 

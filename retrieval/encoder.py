@@ -54,6 +54,9 @@ class AlignedEncoder:
     Args:
         weights: a checkpoint written by :func:`save_alignment` (default: the
             shipped ``align-default.pt``).
+        runtime: ``"auto"`` runs both paths with ONNX Runtime once they have been
+            exported (:meth:`export_fast_path`, done by ``retr index``), else torch;
+            ``"torch"`` always uses torch.
 
     Attributes:
         name: ``"retr-<backbone>-<text encoder>"``.
@@ -64,7 +67,7 @@ class AlignedEncoder:
         EncoderError: the weights file is missing or not a retr checkpoint.
     """
 
-    def __init__(self, weights: str | Path | None = None):
+    def __init__(self, weights: str | Path | None = None, runtime: str = "auto"):
         import torch
 
         from .alignment import AlignmentNetwork
@@ -93,6 +96,8 @@ class AlignedEncoder:
         self._backbone = None
         self._text = None
         self._torch = torch
+        self.runtime = runtime
+        self._ort = None
 
     @property
     def id(self) -> str:
@@ -125,16 +130,45 @@ class AlignedEncoder:
         with self._torch.no_grad():
             return self.net.text(self._torch.from_numpy(np.ascontiguousarray(feats, np.float32))).numpy()
 
+    def export_fast_path(self) -> bool:
+        """Export both paths to ONNX once (cached per encoder id); returns whether they are available."""
+        from . import onnx_runtime
+
+        if self.runtime == "torch":
+            return False
+        if not onnx_runtime.has_export(self.id):
+            onnx_runtime.export_encoder(self)
+        return True
+
+    def _onnx(self):
+        """(OnnxImageEncoder, OnnxTextEncoder) when exported and allowed, else None."""
+        if self.runtime == "torch":
+            return None
+        if self._ort is None:
+            from . import onnx_runtime
+
+            if not onnx_runtime.has_export(self.id):
+                return None
+            d = onnx_runtime.export_dir(self.id)
+            self._ort = (onnx_runtime.OnnxImageEncoder(d), onnx_runtime.OnnxTextEncoder(d))
+        return self._ort
+
     def encode_images(self, images: list) -> np.ndarray:
         """RGB PIL images -> (N, D) float32, L2-normalised."""
         if not images:
             return np.zeros((0, self.dim), np.float32)
+        ort = self._onnx()
+        if ort is not None:
+            return ort[0].encode_images(images)
         return self.project_images(self.backbone.features(images))
 
     def encode_texts(self, texts: list[str]) -> np.ndarray:
         """Strings -> (N, D) float32, L2-normalised. Long texts are truncated with a warning."""
         if not texts:
             return np.zeros((0, self.dim), np.float32)
+        ort = self._onnx()
+        if ort is not None:
+            return ort[1].encode_texts(list(texts))
         return self.project_texts(self.sentence_encoder.embed(list(texts)))
 
 
@@ -161,15 +195,15 @@ def save_alignment(net, path: str | Path, backbone: str, text_encoder: str, card
     return path
 
 
-def load_encoder(spec: str | Path | None = None) -> Encoder:
+def load_encoder(spec: str | Path | None = None, runtime: str = "auto") -> Encoder:
     """Load an encoder by spec: ``None``/``"default"`` for the shipped one, or a
-    path to a checkpoint written by ``retr train``.
+    path to a checkpoint written by ``retr train``. ``runtime``: see :class:`AlignedEncoder`.
 
     Raises:
         EncoderError: the spec names nothing loadable.
     """
     if spec in (None, "", "default"):
-        return AlignedEncoder(None)
+        return AlignedEncoder(None, runtime)
     if not Path(spec).exists():
         raise EncoderError(f"{spec}: encoder weights not found")
-    return AlignedEncoder(Path(spec))
+    return AlignedEncoder(Path(spec), runtime)

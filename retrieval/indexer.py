@@ -116,8 +116,9 @@ def index_folder(
         max_megapixels: larger images are refused (reported as failed).
         include_hidden: also index hidden files and folders.
         exclude: glob patterns of names or root-relative paths to leave out.
-        export_query_path: export the encoder's text side to ONNX (once per encoder)
-            so that text search runs without torch (see :mod:`retrieval.onnx_query`).
+        export_query_path: export the encoder to ONNX first (once per encoder), so
+            that embedding runs with ONNX Runtime and text search without torch
+            (see :mod:`retrieval.onnx_runtime`).
         on_error: ``on_error(path, reason)`` for each file that could not be indexed.
         on_progress: ``on_progress(done, total)`` over the files to embed.
 
@@ -155,6 +156,8 @@ def index_folder(
 
             encoder = load_encoder()
         store = open_for_write(index_dir, encoder, rebuild)
+        if export_query_path:
+            _export_fast_path(encoder)
         with store.session() as s:
             existing = {r.path: r for r in s.execute(select(Photo.id, Photo.path, Photo.size, Photo.mtime,
                                                             Photo.hash)).all()}
@@ -264,25 +267,21 @@ def index_folder(
             store.set_meta(s, "dirty", "0")
             store.set_meta(s, "updated_at", now_iso())
             s.commit()
-        if export_query_path:
-            _export_query_path(encoder)
         return report
     finally:
         lock.release()
 
 
-def _export_query_path(encoder) -> None:
-    """Export the torch-free text-query path once per encoder; failure only costs speed."""
+def _export_fast_path(encoder) -> None:
+    """Export the encoder to ONNX once per encoder id; a failure only costs speed."""
     import logging
 
-    from . import onnx_query
-
-    if not hasattr(encoder, "sentence_encoder") or onnx_query.has_export(encoder.id):
+    if not hasattr(encoder, "export_fast_path"):
         return
     try:
-        onnx_query.export_text_path(encoder)
+        encoder.export_fast_path()
     except Exception as e:  # noqa: BLE001
-        logging.getLogger(__name__).warning("could not export the fast text-query path (%s); search will use torch", e)
+        logging.getLogger(__name__).warning("could not export the encoder to ONNX (%s); using torch", e)
 
 
 def _index_captions(store: Store, encoder, root: str, captions_file, on_error) -> int:

@@ -80,12 +80,12 @@ class Index:
         """The encoder for text queries: the ONNX export of the index's encoder when
         there is one (no torch import), else the encoder itself."""
         if self._text_encoder is None:
-            from . import onnx_query
+            from . import onnx_runtime
 
             want = self.store.get_meta("encoder_id")
-            if self._encoder is None and want and onnx_query.has_export(want):
+            if self._encoder is None and want and onnx_runtime.has_export(want):
                 try:
-                    self._text_encoder = onnx_query.OnnxTextEncoder(onnx_query.export_dir(want))
+                    self._text_encoder = onnx_runtime.OnnxTextEncoder(onnx_runtime.export_dir(want))
                 except Exception:  # noqa: BLE001 - a damaged export: fall back to torch
                     self._text_encoder = self.encoder
             else:

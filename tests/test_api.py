@@ -86,18 +86,24 @@ def test_interrupted_run_keeps_finished_batches(tmp_path, encoder):
     assert rep.unchanged == 4 and rep.added == 7
 
 
-def test_onnx_text_path_matches_torch_and_search_skips_torch(demo_index, encoder):
-    """Indexing exported the text side to ONNX; it gives the torch embeddings (cosine within 1e-4),
-    and a text search in a new process never imports torch."""
+def test_onnx_paths_match_torch_and_search_skips_torch(demo_index, encoder):
+    """Indexing exported the encoder to ONNX; both paths give the torch embeddings (cosine
+    within 1e-4), and a text search in a new process never imports torch."""
     import subprocess
     import sys
 
-    from retrieval import onnx_query
+    from PIL import Image
 
-    assert onnx_query.has_export(encoder.id)
-    onnx = onnx_query.OnnxTextEncoder(onnx_query.export_dir(encoder.id))
+    from retrieval import load_encoder, onnx_runtime
+
+    assert onnx_runtime.has_export(encoder.id)
+    torch_enc = load_encoder(runtime="torch")
+    assert torch_enc.id == encoder.id and encoder._onnx() is not None
     qs = ["a dog on a beach", "Two children play in the snow with a red sled .", "一只猫", "word " * 400]
-    a, b = onnx.encode_texts(qs), encoder.encode_texts(qs)
+    a, b = encoder.encode_texts(qs), torch_enc.encode_texts(qs)
+    assert a.shape == b.shape and np.all(np.abs((a * b).sum(1) - 1) < 1e-4)
+    ims = [Image.open(DEMO / n).convert("RGB") for n in ("cat.jpg", "horses.jpg", "rocket.jpg")]
+    a, b = encoder.encode_images(ims), torch_enc.encode_images(ims)
     assert a.shape == b.shape and np.all(np.abs((a * b).sum(1) - 1) < 1e-4)
     code = (f"import sys; from retrieval import Index; h = Index({str(demo_index)!r}).search('a tabby cat with green eyes', k=1); "
             "print(h[0].path); print('torch' in sys.modules)")
