@@ -17,6 +17,9 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Offline image-text search: index photos, find them by words or by another photo, caption them.")
 
 IndexOpt = typer.Option(None, "--index", help="Index folder [default: $RETR_INDEX or ./index].")
+DbOpt = typer.Option(None, "--db", help="SQLAlchemy URL of the database for the index's tables, e.g. "
+                     "postgresql+psycopg://user:pw@host/db (one database holds one index; FAISS files stay in "
+                     "the index folder) [default: $RETR_DB, else INDEX/retr.sqlite].")
 
 
 def _err(msg: str) -> None:
@@ -49,13 +52,14 @@ def index(
     captions: Optional[Path] = typer.Option(None, "--captions", help="COCO-captions JSON; file_name relative to PATH."),
     rebuild: bool = typer.Option(False, "--rebuild", help="Delete the index and embed everything again."),
     no_captions: bool = typer.Option(False, "--no-captions", help="Do not generate a caption for each photo."),
-    encoder: Optional[str] = typer.Option(None, "--encoder", help="Encoder checkpoint from `retr train` [default: built-in]."),
+    encoder: Optional[str] = typer.Option(None, "--encoder", help="Encoder: a checkpoint from `retr train`, or hf:PATH_OR_NAME for a Hugging Face CLIP/SigLIP [default: built-in]."),
     captioner: Optional[Path] = typer.Option(None, "--captioner", help="Captioner checkpoint [default: built-in]."),
     batch_size: int = typer.Option(32, "--batch-size", min=1),
     workers: int = typer.Option(2, "--workers", min=1, help="Decoding threads."),
     max_megapixels: float = typer.Option(200.0, "--max-megapixels", help="Refuse larger images."),
     include_hidden: bool = typer.Option(False, "--include-hidden", help="Also index hidden files and folders."),
     exclude: List[str] = typer.Option([], "--exclude", help="Glob of names or relative paths to skip (repeatable)."),
+    db: Optional[str] = DbOpt,
 ):
     """Embed every photo under PATH into the index (incremental: only new or changed files)."""
     _setup_logging()
@@ -109,7 +113,8 @@ def index(
             progress.start()
         rep = index_folder(path, idx, encoder=enc, captions_file=captions, captioner=cap, rebuild=rebuild,
                            batch_size=batch_size, workers=workers, max_megapixels=max_megapixels,
-                           include_hidden=include_hidden, exclude=tuple(exclude), on_error=on_error, on_progress=on_progress)
+                           include_hidden=include_hidden, exclude=tuple(exclude), on_error=on_error, on_progress=on_progress,
+                           db_url=db)
     except KeyboardInterrupt:
         if progress:
             progress.stop()
@@ -133,6 +138,7 @@ def search(
     texts: bool = typer.Option(False, "--texts", help="Search indexed captions instead of photos."),
     as_json: bool = typer.Option(False, "--json", help="One JSON array on stdout."),
     index_dir: Optional[Path] = IndexOpt,
+    db: Optional[str] = DbOpt,
 ):
     """Find photos (or captions, with --texts) by words or by another photo."""
     _setup_logging()
@@ -143,7 +149,7 @@ def search(
     if k < 1:
         _fail(f"-k must be at least 1 (got {k})", 2)
     try:
-        ix = Index(default_index_dir(index_dir))
+        ix = Index(default_index_dir(index_dir), db_url=db)
         hits = ix.search(query, k=k, texts=texts)
     except (QueryError, StoreError, EncoderError) as e:
         _fail(str(e))
@@ -171,7 +177,7 @@ def caption(
                                          "(similarity to the photo)."),
     best: bool = typer.Option(False, "--best", help="With --samples and --rerank: print only the top sample."),
     as_json: bool = typer.Option(False, "--json", help="JSON lines: {path, captions}."),
-    encoder: Optional[str] = typer.Option(None, "--encoder", help="Encoder checkpoint [default: built-in]."),
+    encoder: Optional[str] = typer.Option(None, "--encoder", help="Encoder: a `retr train` checkpoint or hf:PATH_OR_NAME [default: built-in]."),
     captioner: Optional[Path] = typer.Option(None, "--captioner", help="Captioner checkpoint [default: built-in]."),
 ):
     """Describe photos with the VAE captioner (beam search; --samples N for N different captions)."""
@@ -275,7 +281,7 @@ def train_captioner_cmd(
 def eval_cmd(
     captions: Path = typer.Argument(..., help="COCO-captions JSON."),
     images: Path = typer.Option(..., "--images", help="Folder the file_name values are relative to."),
-    encoder: Optional[str] = typer.Option(None, "--encoder", help="Encoder checkpoint [default: built-in]."),
+    encoder: Optional[str] = typer.Option(None, "--encoder", help="Encoder: a `retr train` checkpoint or hf:PATH_OR_NAME [default: built-in]."),
     folds: int = typer.Option(0, "--folds", min=0, help="K-fold cross-validation of training heads on this corpus."),
     as_json: bool = typer.Option(False, "--json"),
 ):

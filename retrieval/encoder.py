@@ -197,13 +197,19 @@ def save_alignment(net, path: str | Path, backbone: str, text_encoder: str, card
 
 def load_encoder(spec: str | Path | None = None, runtime: str = "auto") -> Encoder:
     """Load an encoder by spec: ``None``/``"default"`` for the shipped one, or a
-    path to a checkpoint written by ``retr train``. ``runtime``: see :class:`AlignedEncoder`.
+    path to a checkpoint written by ``retr train``, or ``"hf:PATH_OR_NAME"`` for a
+    Hugging Face CLIP / SigLIP checkpoint (:class:`retrieval.hf_encoder.HFClipEncoder`;
+    a local folder or a hub name). ``runtime``: see :class:`AlignedEncoder`.
 
     Raises:
-        EncoderError: the spec names nothing loadable.
+        EncoderError: the spec names nothing loadable (one-line message).
     """
     if spec in (None, "", "default"):
         return AlignedEncoder(None, runtime)
+    if isinstance(spec, str) and spec.startswith("hf:"):
+        from .hf_encoder import HFClipEncoder
+
+        return HFClipEncoder(spec[3:])
     if not Path(spec).exists():
         raise EncoderError(f"{spec}: encoder weights not found")
     return AlignedEncoder(Path(spec), runtime)

@@ -18,7 +18,8 @@ from sqlalchemy import delete, select
 
 from .decode import DEFAULT_MAX_MEGAPIXELS, DecodeError, load_image
 from .files import content_hash, walk_images
-from .store import DB_NAME, Photo, Store, StoreError, TextRow, now_iso
+from .store import (DB_NAME, Photo, Store, StoreError, TextRow, drop_index_tables, now_iso, resolve_db_url,
+                    sqlite_file)
 
 
 class IndexingError(Exception):
@@ -53,23 +54,34 @@ def _under(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
-def _remove_index_files(index_dir: Path) -> None:
-    for name in (DB_NAME, DB_NAME + "-wal", DB_NAME + "-shm", "photos.faiss", "texts.faiss"):
-        p = index_dir / name
+def _remove_index_files(index_dir: Path, db_url: str | None = None) -> None:
+    """Delete the index: its FAISS files, and its database (the SQLite file, or retr's
+    tables in the database at ``db_url``)."""
+    db_url = resolve_db_url(db_url)
+    db_file = index_dir / DB_NAME if db_url is None else sqlite_file(db_url)
+    if db_url is not None and db_file is None:
+        drop_index_tables(db_url)  # a server database: retr's tables, never files
+    paths = [index_dir / "photos.faiss", index_dir / "texts.faiss"]
+    if db_file is not None:
+        paths += [db_file, db_file.with_name(db_file.name + "-wal"), db_file.with_name(db_file.name + "-shm")]
+    for p in paths:
         if p.exists():
             p.unlink()
 
 
-def open_for_write(index_dir: Path, encoder, rebuild: bool = False) -> Store:
+def open_for_write(index_dir: Path, encoder, rebuild: bool = False, db_url: str | None = None) -> Store:
     """Open (or create) the index at ``index_dir`` for ``encoder``.
+
+    ``db_url``: the database holding the index (see :class:`retrieval.store.Store`);
+    ``rebuild`` deletes the index first (for a server database: retr's tables in it).
 
     Raises:
         StoreError: the index was built by another encoder (and not ``rebuild``),
             or is corrupt.
     """
     if rebuild:
-        _remove_index_files(index_dir)
-    store = Store(index_dir, create=True)
+        _remove_index_files(index_dir, db_url)
+    store = Store(index_dir, create=True, db_url=db_url)
     have = store.get_meta("encoder_id")
     if have is None:
         with store.session() as s:
@@ -78,6 +90,7 @@ def open_for_write(index_dir: Path, encoder, rebuild: bool = False) -> Store:
             store.set_meta(s, "dim", str(encoder.dim))
             s.commit()
     elif have != encoder.id:
+        store.close()
         raise StoreError(f"index at {index_dir} was built with encoder {have}, not {encoder.id}; vectors of "
                          f"different encoders cannot be mixed: use `retr index PHOTO_FOLDER --rebuild`")
     return store
@@ -99,6 +112,7 @@ def index_folder(
     export_query_path: bool = True,
     on_error: Callable[[str, str], None] | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    db_url: str | None = None,
 ) -> IndexReport:
     """Index every image under ``root`` into the index at ``index_dir``.
 
@@ -121,6 +135,9 @@ def index_folder(
             (see :mod:`retrieval.onnx_runtime`).
         on_error: ``on_error(path, reason)`` for each file that could not be indexed.
         on_progress: ``on_progress(done, total)`` over the files to embed.
+        db_url: SQLAlchemy URL of the database for the index's tables (one database
+            holds one index); None: ``$RETR_DB`` if set, else ``index_dir/retr.sqlite``.
+            The FAISS files are in ``index_dir`` either way.
 
     Returns:
         :class:`IndexReport`.
@@ -150,12 +167,13 @@ def index_folder(
         lock.acquire(timeout=0)
     except Timeout:
         raise IndexingError(f"{index_dir}: another `retr index` is writing this index") from None
+    store = None
     try:
         if encoder is None:
             from .encoder import load_encoder
 
             encoder = load_encoder()
-        store = open_for_write(index_dir, encoder, rebuild)
+        store = open_for_write(index_dir, encoder, rebuild, db_url=db_url)
         if export_query_path:
             _export_fast_path(encoder)
         with store.session() as s:
@@ -269,6 +287,8 @@ def index_folder(
             s.commit()
         return report
     finally:
+        if store is not None:
+            store.close()
         lock.release()
 
 

@@ -49,13 +49,15 @@ class Index:
     Args:
         path: index folder.
         encoder: an encoder to use instead of the recorded one (must have the same id).
+        db_url: SQLAlchemy URL of the database holding the index's tables; None:
+            ``$RETR_DB`` if set, else ``path/retr.sqlite``. FAISS files are read from ``path``.
 
     Raises:
         StoreError: no index there, or it is corrupt or of another format.
     """
 
-    def __init__(self, path: str | Path, encoder=None):
-        self.store = Store(path)
+    def __init__(self, path: str | Path, encoder=None, db_url: str | None = None):
+        self.store = Store(path, db_url=db_url)
         self.path = Path(path)
         self._encoder = encoder
         self._faiss = {}

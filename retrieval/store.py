@@ -1,15 +1,21 @@
-"""On-disk index: SQLite (through SQLAlchemy) is the source of truth, FAISS the search structure.
+"""On-disk index: a SQL database (through SQLAlchemy) is the source of truth, FAISS the search structure.
 
 Layout of an index folder::
 
-    retr.sqlite     photos, texts (captions), their vectors, and meta
+    retr.sqlite     photos, texts (captions), their vectors, and meta (the embedded default)
     photos.faiss    IndexIDMap(IndexFlatIP) over photo vectors, ids = photos.id
     texts.faiss     the same over text vectors, ids = texts.id
     .lock           held by a writer (filelock)
 
-Every vector is also stored in SQLite, so a FAISS file that is missing, stale
-(an interrupted run) or corrupt is rebuilt from the database; SQLite commits
-are transactional, so an interrupted run keeps what it had committed.
+With ``db_url`` (``retr --db URL``, or ``$RETR_DB``) the tables live in that
+database instead (any SQLAlchemy URL, e.g. ``postgresql+psycopg://user:pw@host/db``)
+and the FAISS files stay in the index folder. One database holds exactly one index.
+The schema is created and changed by the Alembic migrations in
+``retrieval/migrations`` (run from here, no alembic.ini needed).
+
+Every vector is also stored in the database, so a FAISS file that is missing, stale
+(an interrupted run) or corrupt is rebuilt from the database; commits are
+transactional, so an interrupted run keeps what it had committed.
 """
 from __future__ import annotations
 
@@ -19,14 +25,23 @@ import sqlite3
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import (Float, ForeignKey, Integer, LargeBinary, String, Text, create_engine, delete, event, func,
-                        inspect, select)
-from sqlalchemy.exc import DatabaseError, OperationalError
+from sqlalchemy import (BigInteger, Float, ForeignKey, Integer, LargeBinary, MetaData, String, Table, Text,
+                        create_engine, delete, event, func, inspect, select, text)
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.exc import ArgumentError, DatabaseError, InterfaceError, OperationalError, ProgrammingError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 #: Bumped whenever the on-disk layout changes; older indexes must be rebuilt or migrated.
 FORMAT_VERSION = 1
 DB_NAME = "retr.sqlite"
+#: The Alembic head revision this retr's schema is at (``retrieval/migrations/versions``).
+SCHEMA_REVISION = "0001"
+#: The first revision: today's schema, the one indexes made before Alembic have (they are stamped at it).
+BASE_REVISION = "0001"
+#: Environment variable naming the database when no ``db_url`` is given.
+DB_ENV = "RETR_DB"
+REBUILD_HINT = "`retr index PHOTO_FOLDER --rebuild`"
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
 class StoreError(Exception):
@@ -43,7 +58,7 @@ class Photo(Base):
     __tablename__ = "photos"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     path: Mapped[str] = mapped_column(Text, unique=True, index=True)
-    size: Mapped[int] = mapped_column(Integer)
+    size: Mapped[int] = mapped_column(Integer().with_variant(BigInteger(), "postgresql"))
     mtime: Mapped[float] = mapped_column(Float)
     hash: Mapped[str] = mapped_column(String(64), index=True)
     width: Mapped[int] = mapped_column(Integer)
@@ -71,66 +86,227 @@ class Meta(Base):
     value: Mapped[str] = mapped_column(Text)
 
 
+#: Every table retr owns in a database (dropped by :func:`drop_index_tables`).
+TABLES = ("texts", "photos", "meta", "alembic_version")
+
+
 def now_iso() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
-class Store:
-    """An index folder: open or create it, read and write rows and FAISS files.
+def resolve_db_url(db_url: str | None) -> str | None:
+    """``db_url`` if given, else ``$RETR_DB`` if set (and not empty), else None (the embedded SQLite file)."""
+    return db_url or os.environ.get(DB_ENV) or None
 
-    Args:
-        root: the index folder.
-        create: create the folder and database if missing.
 
-    Raises:
-        StoreError: no index there (and ``create`` is false), the database is
-            corrupt, or its format version is not this one.
-    """
+def safe_url(url: str | URL) -> str:
+    """The URL as text, with the password hidden."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable database URL>"
 
-    def __init__(self, root: str | Path, create: bool = False):
-        self.root = Path(root)
-        self.db_path = self.root / DB_NAME
-        if not self.db_path.exists():
-            if not create:
-                raise StoreError(f"no index at {self.root} (run `retr index PHOTO_FOLDER` first)")
-            self.root.mkdir(parents=True, exist_ok=True)
-        self.engine = create_engine(f"sqlite:///{self.db_path}")
 
-        @event.listens_for(self.engine, "connect")
+def _first_line(e: BaseException) -> str:
+    msg = str(getattr(e, "orig", None) or e).strip()
+    return msg.splitlines()[0] if msg else e.__class__.__name__
+
+
+def _make_engine(url: str | URL) -> Engine:
+    """An engine for ``url``; SQLite gets retr's pragmas (foreign keys, WAL)."""
+    try:
+        u = make_url(url)
+        engine = create_engine(u)
+    except ArgumentError as e:
+        raise StoreError(f"{safe_url(url)}: not a database URL ({_first_line(e)}); "
+                         f"e.g. postgresql+psycopg://user:password@host/dbname") from None
+    except ModuleNotFoundError as e:
+        extra = " (pip install 'retr[postgres]')" if u.get_backend_name() == "postgresql" else ""
+        raise StoreError(f"{safe_url(url)}: database driver {e.name!r} is not installed{extra}") from None
+    if engine.dialect.name == "sqlite":
+        @event.listens_for(engine, "connect")
         def _pragmas(conn, _):
             cur = conn.cursor()
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
+    return engine
+
+
+def sqlite_file(url: str | URL) -> Path | None:
+    """The database file of an SQLite URL (None for other databases and in-memory SQLite)."""
+    try:
+        u = make_url(url)
+    except ArgumentError:
+        return None
+    if u.get_backend_name() != "sqlite" or not u.database or u.database == ":memory:":
+        return None
+    return Path(u.database)
+
+
+def drop_index_tables(db_url: str) -> None:
+    """Delete the index held in the database at ``db_url`` (``retr index --rebuild``):
+    retr's tables only, nothing else in that database; a missing table is fine.
+
+    Raises:
+        StoreError: the database cannot be reached.
+    """
+    engine = _make_engine(db_url)
+    try:
+        try:
+            conn = engine.connect()
+        except (OperationalError, InterfaceError) as e:
+            raise StoreError(f"cannot connect to database {safe_url(db_url)} ({_first_line(e)})") from None
+        with conn as c, c.begin():
+            md = MetaData()
+            for name in TABLES:
+                Table(name, md).drop(c, checkfirst=True)
+    except DatabaseError as e:
+        raise StoreError(f"{safe_url(db_url)}: could not delete the index tables ({_first_line(e)})") from None
+    finally:
+        engine.dispose()
+
+
+def _alembic_config(connection):
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+def head_revision() -> str:
+    """The head revision of the migrations shipped with this retr (imports Alembic)."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(_alembic_config(None)).get_current_head()
+
+
+class Store:
+    """An index: its database (open or create it), its rows, and its FAISS files.
+
+    Args:
+        root: the index folder (FAISS files; and ``retr.sqlite`` unless another database is named).
+        create: create the folder and database tables if missing.
+        db_url: SQLAlchemy URL of the database holding the index (one database, one index);
+            None: ``$RETR_DB`` if set, else ``<root>/retr.sqlite``.
+
+    Raises:
+        StoreError: no index there (and ``create`` is false), the database cannot be
+            reached, is corrupt, or its format version is not this one.
+    """
+
+    def __init__(self, root: str | Path, create: bool = False, db_url: str | None = None):
+        self.root = Path(root)
+        self.db_url = resolve_db_url(db_url)
+        self.db_path = self.root / DB_NAME if self.db_url is None else sqlite_file(self.db_url)
+        url = f"sqlite:///{self.db_path}" if self.db_url is None else self.db_url
+        #: names the database in messages: its file, or its URL without the password
+        self.where = str(self.db_path) if self.db_path is not None else safe_url(url)
+        if self.db_url is None and not self.db_path.exists():
+            if not create:
+                raise StoreError(f"no index at {self.root} (run `retr index PHOTO_FOLDER` first)")
+        if create:
+            self.root.mkdir(parents=True, exist_ok=True)
+            if self.db_path is not None:
+                self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        elif self.db_url is not None and self.db_path is not None and not self.db_path.exists():
+            raise StoreError(f"no index in {self.where} (run `retr index PHOTO_FOLDER --db URL` first)")
+        self.engine = _make_engine(url)
+        self.is_sqlite = self.engine.dialect.name == "sqlite"
+        try:
+            self._open(create)
+        except StoreError:
+            self.engine.dispose()
+            raise
+        except (DatabaseError, sqlite3.DatabaseError) as e:
+            self.engine.dispose()
+            raise self._corrupt(e) from None
+
+    def _corrupt(self, e: BaseException) -> StoreError:
+        return StoreError(f"{self.where}: index database is corrupt or unreadable ({_first_line(e)}); "
+                          f"rebuild it with {REBUILD_HINT}")
+
+    def close(self) -> None:
+        """Close the database connections (the Store must not be used afterwards)."""
+        self.engine.dispose()
+
+    # -- schema ---------------------------------------------------------------
+    def _open(self, create: bool) -> None:
+        try:
+            conn = self.engine.connect()
+        except (OperationalError, InterfaceError) as e:
+            if self.is_sqlite:
+                raise
+            raise StoreError(f"cannot connect to database {self.where} ({_first_line(e)})") from None
+        with conn as c:
+            if self.is_sqlite:
+                c.exec_driver_sql("PRAGMA schema_version").fetchone()
+            tables = set(inspect(c).get_table_names())
+        if "meta" not in tables:
+            if not create:
+                if self.db_url is not None and not tables & {"photos", "texts"}:
+                    raise StoreError(f"no index in {self.where} (run `retr index PHOTO_FOLDER --db URL` first)")
+                raise StoreError(f"{self.where}: not a retr index; rebuild with {REBUILD_HINT}")
+            if tables & {"photos", "texts", "alembic_version"}:
+                raise StoreError(f"{self.where}: not a retr index, or an incomplete one (no meta table); "
+                                 f"rebuild with {REBUILD_HINT}")
+            self._migrate("head")
+        self._check_format(create)
+        self._check_schema()
+
+    def _check_schema(self) -> None:
+        """Bring the schema to this retr's head revision: stamp an index made before
+        Alembic at the first revision, run the migrations it lacks."""
+        with self.engine.connect() as c:
+            tables = set(inspect(c).get_table_names())
+            rev = c.execute(text("SELECT version_num FROM alembic_version")).scalar() \
+                if "alembic_version" in tables else None
+        missing = {"photos", "texts"} - tables
+        if missing:
+            raise StoreError(f"{self.where}: index database is incomplete (no {', '.join(sorted(missing))} "
+                             f"table); rebuild it with {REBUILD_HINT}")
+        if rev == SCHEMA_REVISION:
+            return  # the common case: no Alembic import
+        if rev is None:
+            self._migrate(BASE_REVISION, stamp=True)  # made before Alembic: today's first revision
+        from alembic.util.exc import CommandError
 
         try:
-            with self.engine.connect() as c:
-                c.exec_driver_sql("PRAGMA schema_version").fetchone()
-                if create:
-                    Base.metadata.create_all(self.engine)
-            self._check_format(create)
-        except (DatabaseError, OperationalError, sqlite3.DatabaseError) as e:
-            raise StoreError(f"{self.db_path}: index database is corrupt or unreadable "
-                             f"({str(getattr(e, 'orig', e)).splitlines()[0]}); "
-                             f"rebuild it with `retr index PHOTO_FOLDER --rebuild`") from None
+            self._migrate("head")
+        except CommandError as e:
+            raise StoreError(f"{self.where}: index schema revision {rev} is unknown to this retr (made by a newer "
+                             f"one?) ({_first_line(e)}); upgrade retr, or rebuild with {REBUILD_HINT}") from None
+
+    def _migrate(self, revision: str, stamp: bool = False) -> None:
+        from alembic import command
+
+        with self.engine.begin() as c:
+            cfg = _alembic_config(c)
+            if stamp:
+                command.stamp(cfg, revision)
+            else:
+                command.upgrade(cfg, revision)
 
     # -- meta ---------------------------------------------------------------
     def _check_format(self, create: bool) -> None:
         with Session(self.engine) as s:
-            if not inspect(self.engine).has_table("meta"):
-                raise StoreError(f"{self.db_path}: not a retr index; rebuild with `retr index PHOTO_FOLDER --rebuild`")
             v = s.get(Meta, "format_version")
             if v is None:
                 if not create:
-                    raise StoreError(f"{self.db_path}: index has no format version; rebuild it with "
-                                     f"`retr index PHOTO_FOLDER --rebuild`")
+                    raise StoreError(f"{self.where}: index has no format version; rebuild it with {REBUILD_HINT}")
                 s.add(Meta(key="format_version", value=str(FORMAT_VERSION)))
                 s.commit()
-            elif int(v.value) != FORMAT_VERSION:
-                raise StoreError(f"{self.db_path}: index format {v.value}, this retr reads format "
-                                 f"{FORMAT_VERSION}; rebuild it with `retr index PHOTO_FOLDER --rebuild`")
-
+                return
+            try:
+                have = int(v.value)
+            except ValueError:
+                have = None
+            if have != FORMAT_VERSION:
+                raise StoreError(f"{self.where}: index format {v.value}, this retr reads format "
+                                 f"{FORMAT_VERSION}; rebuild it with {REBUILD_HINT}")
 
     def get_meta(self, key: str) -> str | None:
         with Session(self.engine) as s:
@@ -220,3 +396,4 @@ class Store:
             chunk = ids[i : i + 500]
             s.execute(delete(TextRow).where(TextRow.photo_id.in_(chunk)))
             s.execute(delete(Photo).where(Photo.id.in_(chunk)))
+

@@ -76,6 +76,20 @@ def evaluate(captions: str | Path, images: str | Path, *, encoder=None, folds: i
 
     encoder = encoder or load_encoder()
     corpus = load_coco_captions(captions)
+    if not hasattr(encoder, "backbone_name"):
+        # any other Encoder (e.g. hf:): embed photos and captions with it, no retr heads involved
+        if folds:
+            raise ValueError("--folds trains alignment heads; it needs a retr encoder")
+        from ..decode import load_image
+
+        batch = 32
+        pi = np.concatenate([encoder.encode_images([load_image(Path(images) / f)
+                                                    for f in corpus.file_names[s : s + batch]])
+                             for s in range(0, len(corpus.file_names), batch)]).astype(np.float32, copy=False)
+        ti = np.asarray(encoder.encode_texts(list(corpus.captions)), np.float32)
+        cp = np.asarray(corpus.caption_photo)
+        return {"recall": recall_at_k(pi, ti, cp), "modality_gap": modality_gap(pi, ti),
+                "photos": len(corpus.file_names), "captions": len(cp), "encoder": encoder.id}
     cache = Path(cache_dir) if cache_dir else None
     img = image_features(corpus, images, encoder.backbone_name, cache, flip=bool(folds))
     txt = text_features(corpus.captions, encoder.text_name, cache)
