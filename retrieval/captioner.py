@@ -33,13 +33,24 @@ class CaptionerError(Exception):
 
 
 def tokenize(text: str) -> list[str]:
-    """Lower-cased word tokens; punctuation dropped (``"A dog's ball ."`` -> ``["a", "dog's", "ball"]``)."""
-    return _WORD.findall(text.lower())
+    """Lower-cased word tokens; punctuation dropped (``"A dog 's ball ."`` -> ``["a", "dog's", "ball"]``).
+
+    Flickr8k writes possessives as separate tokens (``"dog 's"``); they are rejoined.
+    """
+    return _WORD.findall(text.lower().replace(" '", "'"))
 
 
 def detokenize(words: list[str]) -> str:
     """Words -> a clean sentence: capitalised, single spaces, one final full stop."""
-    s = " ".join(w for w in words if w not in SPECIALS).strip()
+    out = []
+    for w in words:
+        if w in SPECIALS:
+            continue
+        if w == "s" and out:  # a possessive split off by an older tokenizer: "man s" -> "man's"
+            out[-1] += "'s"
+        else:
+            out.append(w)
+    s = " ".join(out).strip()
     if not s:
         return ""
     return s[0].upper() + s[1:] + "."
@@ -146,7 +157,7 @@ class Captioner:
             self.max_len: int = int(ck["config"].get("max_len", 20))
             self.card: dict = ck["config"].get("card", {})
         except Exception as e:  # noqa: BLE001
-            raise CaptionerError(f"{path}: not a retr captioner checkpoint ({e.__class__.__name__}: {e})") from None
+            raise CaptionerError(f"{path}: not a retr captioner checkpoint ({e.__class__.__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''})") from None
         self.net.eval()
         self.path = path
 

@@ -31,6 +31,11 @@ def _fail(msg: str, code: int = 1):
     raise typer.Exit(code)
 
 
+def _plain(s: str) -> str:
+    """One line per result: control characters in names (a newline in a file name) escaped; --json is exact."""
+    return s if s.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in s)
+
+
 def _setup_logging() -> None:
     logging.basicConfig(level=logging.WARNING, format="retr: warning: %(message)s")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -56,7 +61,7 @@ def index(
     captioner: Optional[Path] = typer.Option(None, "--captioner", help="Captioner checkpoint [default: built-in]."),
     batch_size: int = typer.Option(32, "--batch-size", min=1),
     workers: int = typer.Option(2, "--workers", min=1, help="Decoding threads."),
-    max_megapixels: float = typer.Option(200.0, "--max-megapixels", help="Refuse larger images."),
+    max_megapixels: float = typer.Option(200.0, "--max-megapixels", min=0.01, help="Refuse larger images."),
     include_hidden: bool = typer.Option(False, "--include-hidden", help="Also index hidden files and folders."),
     exclude: List[str] = typer.Option([], "--exclude", help="Glob of names or relative paths to skip (repeatable)."),
     db: Optional[str] = DbOpt,
@@ -72,8 +77,17 @@ def index(
     idx = default_index_dir(index_dir)
     if not path.exists():
         _fail(f"{path}: no such file or folder")
-    if captions is not None and not captions.is_file():
-        _fail(f"{captions}: captions file not found")
+    if captions is not None:
+        from .coco import load_coco_captions
+
+        if not captions.is_file():
+            _fail(f"{captions}: captions file not found")
+        try:
+            load_coco_captions(captions)  # fail before the expensive work, not after
+        except (ValueError, OSError) as e:
+            _fail(str(e))
+    if idx.exists() and not idx.is_dir():
+        _fail(f"{idx}: --index must be a folder, and this is a file")
     try:
         enc = load_encoder(encoder)
     except EncoderError as e:
@@ -135,6 +149,7 @@ def index(
 def search(
     query: str = typer.Argument(..., help="Words, or the path of a photo (image -> image)."),
     k: int = typer.Option(10, "-k", "--top", help="Number of results."),
+    as_text: bool = typer.Option(False, "--as-text", help="Treat QUERY as words even if a file has that name."),
     texts: bool = typer.Option(False, "--texts", help="Search indexed captions instead of photos."),
     as_json: bool = typer.Option(False, "--json", help="One JSON array on stdout."),
     index_dir: Optional[Path] = IndexOpt,
@@ -150,20 +165,23 @@ def search(
         _fail(f"-k must be at least 1 (got {k})", 2)
     try:
         ix = Index(default_index_dir(index_dir), db_url=db)
-        hits = ix.search(query, k=k, texts=texts)
+        hits = ix.search(query, k=k, texts=texts, as_text=as_text)
     except (QueryError, StoreError, EncoderError) as e:
         _fail(str(e))
     if ix.rebuilt:
-        _err("warning: the vector index was stale or damaged and was rebuilt in memory from the database; "
-             "run `retr index` again to save it")
+        _err("warning: the vector index was out of date (an interrupted or running `retr index`) or damaged, "
+             "and was rebuilt in memory from the database; a finished `retr index` saves it")
+    if not hits:
+        _err("no captions in this index (index with --captions, or without --no-captions)" if texts
+             else "the index has no photos")
     if as_json:
         typer.echo(json.dumps([h.to_dict() for h in hits], ensure_ascii=False))
         return
     for h in hits:
         if texts:
-            typer.echo(f"{h.score:.3f}\t{h.text}\t{h.path or ''}")
+            typer.echo(f"{h.score:.3f}\t{_plain(h.text)}\t{_plain(h.path or '')}")
         else:
-            typer.echo(f"{h.score:.3f}\t{h.path}")
+            typer.echo(f"{h.score:.3f}\t{_plain(h.path)}")
 
 
 @app.command()
@@ -349,7 +367,17 @@ def serve(
 
 
 def main() -> None:  # pragma: no cover
-    app()
+    """Console entry point: the Typer app, with a closed or full stdout reported in one line."""
+    try:
+        app()
+    except BrokenPipeError:
+        sys.stderr.close()
+        sys.exit(1)
+    except OSError as e:
+        if e.errno in (28, 32):  # ENOSPC, EPIPE on stdout
+            sys.stderr.write(f"retr: cannot write output ({e.strerror})\n")
+            sys.exit(1)
+        raise
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -67,6 +67,8 @@ def load_image(
             truncated, or too large.
     """
     p = Path(path)
+    if p.is_dir():
+        raise DecodeError(p, "is a folder, not an image file")
     try:
         if p.stat().st_size == 0:
             raise DecodeError(p, "empty file (0 bytes)")
@@ -78,7 +80,7 @@ def load_image(
             if w * h > max_megapixels * 1e6:
                 raise DecodeError(
                     p,
-                    f"image too large ({w}x{h} = {w * h / 1e6:.0f} megapixels > "
+                    f"image too large ({w}x{h} = {w * h / 1e6:.3g} megapixels > "
                     f"{max_megapixels:g}; raise --max-megapixels to allow it)",
                 )
             if im.getexif().get(0x0112) in (5, 6, 7, 8):

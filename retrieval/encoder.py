@@ -81,7 +81,7 @@ class AlignedEncoder:
             net = AlignmentNetwork(**cfg["network"])
             net.load_state_dict({k: v.float() for k, v in ck["state_dict"].items()})
         except Exception as e:  # noqa: BLE001 - any corrupt checkpoint becomes one clear error
-            raise EncoderError(f"{path}: not a retr encoder checkpoint ({e.__class__.__name__}: {e})") from None
+            raise EncoderError(f"{path}: not a retr encoder checkpoint ({e.__class__.__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''})") from None
         net.eval()
         self.path = path
         #: how an index records this encoder so that ``load_encoder(spec)`` finds it again

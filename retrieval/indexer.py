@@ -277,6 +277,8 @@ def index_folder(
                 if on_progress:
                     on_progress(done, len(todo))
 
+        if captioner is not None:
+            report.generated += _caption_uncaptioned(store, encoder, captioner, root, batch_size)
         if captions_file is not None:
             report.captions = _index_captions(store, encoder, root, captions_file, on_error)
         store.write_faiss("photos")
@@ -290,6 +292,28 @@ def index_folder(
         if store is not None:
             store.close()
         lock.release()
+
+
+def _caption_uncaptioned(store: Store, encoder, captioner, root: str, batch_size: int) -> int:
+    """Generate captions for photos under ``root`` that have none (indexed earlier with
+    ``--no-captions``), from their stored vectors: no decoding, no re-embedding."""
+    with store.session() as s:
+        have = select(TextRow.photo_id).where(TextRow.source == "generated", TextRow.photo_id.is_not(None))
+        rows = [(i, p, v) for i, p, v in s.execute(select(Photo.id, Photo.path, Photo.vector)
+                                                   .where(Photo.id.not_in(have))).all() if _under(p, root)]
+    n = 0
+    for b in range(0, len(rows), batch_size):
+        chunk = rows[b : b + batch_size]
+        vecs = np.stack([np.frombuffer(v, np.float32) for _, _, v in chunk])
+        caps = captioner.caption_embeddings(vecs)
+        cap_vecs = encoder.encode_texts(caps)
+        with store.session() as s:
+            for (pid, _, _), c, cv in zip(chunk, caps, cap_vecs):
+                s.add(TextRow(photo_id=pid, text=c, source="generated",
+                              vector=np.ascontiguousarray(cv, np.float32).tobytes()))
+            s.commit()
+        n += len(chunk)
+    return n
 
 
 def _export_fast_path(encoder) -> None:

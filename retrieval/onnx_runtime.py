@@ -78,38 +78,42 @@ def export_encoder(encoder) -> Path:
     final = export_dir(encoder.id)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=".tmp-"))
+    import warnings
+
     try:
-        model = TextPath().eval()
-        enc = se.tokenizer(["a dog runs on the beach", "two people"], padding=True, return_tensors="pt")
-        with torch.no_grad():
-            torch.onnx.export(model, (enc["input_ids"], enc["attention_mask"]), str(tmp / MODEL_FILE),
-                              input_names=["input_ids", "attention_mask"], output_names=["embedding"],
-                              dynamic_axes={"input_ids": {0: "batch", 1: "tokens"},
-                                            "attention_mask": {0: "batch", 1: "tokens"},
-                                            "embedding": {0: "batch"}},
-                              opset_version=17, dynamo=False)
-        se.tokenizer.backend_tokenizer.save(str(tmp / TOKENIZER_FILE))
+        with warnings.catch_warnings():  # the exporter's tracer warnings are not the user's concern
+            warnings.simplefilter("ignore")
+            model = TextPath().eval()
+            enc = se.tokenizer(["a dog runs on the beach", "two people"], padding=True, return_tensors="pt")
+            with torch.no_grad():
+                torch.onnx.export(model, (enc["input_ids"], enc["attention_mask"]), str(tmp / MODEL_FILE),
+                                  input_names=["input_ids", "attention_mask"], output_names=["embedding"],
+                                  dynamic_axes={"input_ids": {0: "batch", 1: "tokens"},
+                                                "attention_mask": {0: "batch", 1: "tokens"},
+                                                "embedding": {0: "batch"}},
+                                  opset_version=17, dynamo=False)
+            se.tokenizer.backend_tokenizer.save(str(tmp / TOKENIZER_FILE))
 
-        bb, ihead = encoder.backbone, encoder.net.image
+            bb, ihead = encoder.backbone, encoder.net.image
 
-        class ImagePath(torch.nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.net, self.head = bb._net, ihead
+            class ImagePath(torch.nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.net, self.head = bb._net, ihead
 
-            def forward(self, pixels):
-                return self.head(self.net.extract_features(pixels).mean(dim=(2, 3)))
+                def forward(self, pixels):
+                    return self.head(self.net.extract_features(pixels).mean(dim=(2, 3)))
 
-        size = bb.spec.image_size
-        with torch.no_grad():
-            torch.onnx.export(ImagePath().eval(), (torch.zeros(2, 3, size, size),), str(tmp / IMAGE_FILE),
-                              input_names=["pixels"], output_names=["embedding"],
-                              dynamic_axes={"pixels": {0: "batch"}, "embedding": {0: "batch"}},
-                              opset_version=17, dynamo=False)
-        (tmp / "image_size.txt").write_text(str(size))
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+            size = bb.spec.image_size
+            with torch.no_grad():
+                torch.onnx.export(ImagePath().eval(), (torch.zeros(2, 3, size, size),), str(tmp / IMAGE_FILE),
+                                  input_names=["pixels"], output_names=["embedding"],
+                                  dynamic_axes={"pixels": {0: "batch"}, "embedding": {0: "batch"}},
+                                  opset_version=17, dynamo=False)
+            (tmp / "image_size.txt").write_text(str(size))
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(tmp, final)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

@@ -104,7 +104,7 @@ class Index:
             self._faiss[table] = idx
         return self._faiss[table]
 
-    def embed_query(self, query, max_megapixels: float = 200.0) -> tuple[np.ndarray, str]:
+    def embed_query(self, query, max_megapixels: float = 200.0, as_text: bool = False) -> tuple[np.ndarray, str]:
         """Turn a query into a (D,) float32 L2-normalised vector.
 
         A ``str``/``Path`` naming an existing file is an image query; other
@@ -121,8 +121,11 @@ class Index:
             return v / max(float(np.linalg.norm(v)), 1e-12), "vector"
         if hasattr(query, "convert") and hasattr(query, "size"):
             return self.encoder.encode_images([query.convert("RGB")])[0], "image"
-        if isinstance(query, Path) or (isinstance(query, str) and "\n" not in query and len(query) < 4096
-                                       and os.path.isfile(query)):
+        if isinstance(query, str) and not as_text and "\n" not in query and len(query) < 4096 \
+                and os.path.isdir(query):
+            raise QueryError(f"{query}: is a folder; give words, or the path of one photo")
+        if isinstance(query, Path) or (isinstance(query, str) and not as_text and "\n" not in query
+                                       and len(query) < 4096 and os.path.isfile(query)):
             from .decode import DecodeError, load_image
 
             try:
@@ -137,13 +140,14 @@ class Index:
             raise QueryError(f"{text.strip()}: no such image file")
         return self.text_encoder.encode_texts([text])[0], "text"
 
-    def search(self, query, k: int = 10, texts: bool = False) -> list[Hit]:
+    def search(self, query, k: int = 10, texts: bool = False, as_text: bool = False) -> list[Hit]:
         """Find the ``k`` photos (or texts, with ``texts=True``) closest to ``query``.
 
         Args:
             query: words, a path to a photo, a PIL image, or a (D,) vector.
             k: number of results (>= 1); more than the gallery returns the whole gallery.
             texts: search indexed captions instead of photos.
+            as_text: a string query is words even if a file has that name.
 
         Returns:
             list of :class:`Hit`, best first.
@@ -154,7 +158,7 @@ class Index:
         """
         if k < 1:
             raise QueryError(f"k must be at least 1 (got {k})")
-        vec, _ = self.embed_query(query)
+        vec, _ = self.embed_query(query, as_text=as_text)
         return self.search_vector(vec, k, texts)
 
     def search_vector(self, vec: np.ndarray, k: int = 10, texts: bool = False) -> list[Hit]:

@@ -122,3 +122,47 @@ def test_corrupt_database_says_how_to_rebuild(photo_dir, tmp_path):
     assert p.returncode != 0 and "--rebuild" in p.stderr and "Traceback" not in p.stderr
     p = run_retr("index", photo_dir, "--index", idx, "--no-captions", "--rebuild", check=0)
     assert "added 4" in p.stdout
+
+
+def test_captions_are_generated_later_for_photos_indexed_without(photo_dir, tmp_path):
+    idx = tmp_path / "idx"
+    run_retr("index", photo_dir, "--index", idx, "--no-captions", check=0)
+    p = run_retr("search", "a cat", "--texts", "--index", idx, check=0)
+    assert p.stdout == "" and "no captions in this index" in p.stderr
+    run_retr("index", photo_dir, "--index", idx, check=0)  # same photos, now with the captioner
+    hits = json.loads(run_retr("search", "a cat", "--texts", "--index", idx, "--json", check=0).stdout)
+    assert len(hits) == 4 and {h["source"] for h in hits} == {"generated"}
+
+
+def test_plain_output_keeps_one_line_per_result_and_as_text(tmp_path):
+    d = tmp_path / "p"
+    d.mkdir()
+    shutil.copy(DEMO / "cat.jpg", d / "new\nline.jpg")
+    shutil.copy(DEMO / "horses.jpg", d / "horses")  # no image extension: not indexed
+    shutil.copy(DEMO / "horses.jpg", d / "h.jpg")
+    idx = tmp_path / "idx"
+    run_retr("index", d, "--index", idx, "--no-captions", check=0)
+    lines = run_retr("search", "a cat", "--index", idx, check=0).stdout.splitlines()
+    assert len(lines) == 2 and any(l.endswith("new\\nline.jpg") for l in lines)
+    # a word that is also a file name in the current folder: a photo query unless --as-text
+    p = run_retr("search", "horses", "--index", idx, "-k", "1", cwd=d, check=0)
+    assert p.stdout.strip().endswith("h.jpg")  # the file `horses` is a photo of horses
+    p = run_retr("search", "horses", "--index", idx, "-k", "1", "--as-text", "--json", cwd=d, check=0)
+    assert len(json.loads(p.stdout)) == 1
+    p = run_retr("search", str(d), "--index", idx)
+    assert p.returncode == 1 and "is a folder" in p.stderr
+
+
+def test_bad_inputs_fail_fast_in_one_line(tmp_path, photo_dir):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    idx = tmp_path / "idx"
+    p = run_retr("index", photo_dir, "--index", idx, "--captions", bad)
+    assert p.returncode == 1 and "bad.json" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+    assert not (idx / "retr.sqlite").exists()  # refused before any work
+    p = run_retr("caption", DEMO / "cat.jpg", "--captioner", DEMO_CAPTIONS)
+    assert p.returncode == 1 and len(p.stderr.strip().splitlines()) == 1 and "captioner" in p.stderr
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    p = run_retr("index", photo_dir, "--index", afile)
+    assert p.returncode == 1 and "must be a folder" in p.stderr

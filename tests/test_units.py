@@ -47,7 +47,8 @@ def test_decode_modes_and_orientation(tmp_path):
 def test_tokenize_detokenize():
     from retrieval.captioner import detokenize, tokenize
 
-    assert tokenize("A dog's ball , on the beach .") == ["a", "dog's", "ball", "on", "the", "beach"]
+    assert tokenize("A dog 's ball , on the beach .") == ["a", "dog's", "ball", "on", "the", "beach"]
+    assert detokenize(["a", "man", "s", "dog"]) == "A man's dog."
     assert detokenize(["a", "dog", "runs", "<eos>"]) == "A dog runs."
 
 
