@@ -174,8 +174,11 @@ class OnnxTextEncoder:
         self.max_tokens = max_tokens
         self.session = _session(folder / MODEL_FILE)
 
-    def encode_texts(self, texts: list[str]) -> np.ndarray:
-        """Strings -> (N, D) float32, L2-normalised; long texts truncated with a warning."""
+    def encode_texts(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        """Strings -> (N, D) float32, L2-normalised; long texts truncated with a warning.
+
+        Texts are batched by token length (less padding), results returned in input order.
+        """
         import logging
 
         encs = self.tokenizer.encode_batch(list(texts))
@@ -183,6 +186,16 @@ class OnnxTextEncoder:
             if e.overflowing:
                 logging.getLogger(__name__).warning("query truncated to %d tokens: %r...", self.max_tokens,
                                                     t[:40].replace("\n", " "))
-        ids = np.array([e.ids for e in encs], np.int64)
-        mask = np.array([e.attention_mask for e in encs], np.int64)
-        return self.session.run(None, {"input_ids": ids, "attention_mask": mask})[0].astype(np.float32)
+        lengths = np.array([sum(e.attention_mask) for e in encs])
+        order = np.argsort(lengths, kind="stable")
+        out = None
+        for b in range(0, len(order), batch_size):
+            idx = order[b : b + batch_size]
+            n = int(lengths[idx].max())
+            ids = np.array([encs[i].ids[:n] for i in idx], np.int64)
+            mask = np.array([encs[i].attention_mask[:n] for i in idx], np.int64)
+            emb = self.session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+            if out is None:
+                out = np.empty((len(texts), emb.shape[1]), np.float32)
+            out[idx] = emb
+        return out if out is not None else np.zeros((0, 0), np.float32)

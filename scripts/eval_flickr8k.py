@@ -46,11 +46,20 @@ with tempfile.TemporaryDirectory() as tmp:
     if warm.returncode:
         sys.exit(warm.stderr)
     idx = Path(tmp) / "index"
-    cmd = retr + ["index", str(photos), "--index", str(idx), "--captions", str(f8 / f"captions_{a.split}.json"),
-                  "--no-captions"] + (["--encoder", a.encoder] if a.encoder else [])
+    enc_args = ["--encoder", a.encoder] if a.encoder else []
+    # 1) photos only: end-to-end indexing throughput (walk, hash, decode, embed, store)
     t = time.perf_counter()
-    out = subprocess.run(cmd, capture_output=True, text=True)
+    out = subprocess.run(retr + ["index", str(photos), "--index", str(idx), "--no-captions"] + enc_args,
+                         capture_output=True, text=True)
     wall = time.perf_counter() - t
+    if out.returncode:
+        sys.exit(out.stderr)
+    print(out.stdout.strip())
+    # 2) the split's captions, as texts of their (unchanged) photos
+    t = time.perf_counter()
+    out = subprocess.run(retr + ["index", str(photos), "--index", str(idx), "--no-captions", "--captions",
+                                 str(f8 / f"captions_{a.split}.json")] + enc_args, capture_output=True, text=True)
+    cap_wall = time.perf_counter() - t
     if out.returncode:
         sys.exit(out.stderr)
     print(out.stdout.strip())
@@ -88,8 +97,10 @@ print("| direction | R@1 | R@5 | R@10 |\n|---|---|---|---|")
 for d, name in (("t2i", "text -> image"), ("i2t", "image -> text")):
     print(f"| {name} | {r[d][1]:.1f} | {r[d][5]:.1f} | {r[d][10]:.1f} |")
 print(f"\nmodality gap (centroid distance): {gap:.3f}")
-print(f"indexing: {n} photos + {len(tv)} captions in {wall:.1f} s wall = {n / wall:.1f} photos/s "
-      f"(one `retr index` process, model loading included)")
+print(f"indexing photos: {n} photos in {wall:.1f} s wall = {n / wall:.1f} photos/s "
+      f"(one `retr index --no-captions` process, start-up and model loading included)")
+print(f"indexing captions: {len(tv)} captions in {cap_wall:.1f} s wall = {len(tv) / cap_wall:.0f} captions/s "
+      f"(second `retr index --captions` run: photos unchanged)")
 print(f"cold `retr search` (new process), ONNX text path: median {statistics.median(times):.2f} s over {a.runs} runs "
       f"({', '.join(f'{x:.2f}' for x in times)})")
 print(f"cold `retr search` (new process), torch text path: median {statistics.median(torch_times):.2f} s "
