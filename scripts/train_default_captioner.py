@@ -2,6 +2,8 @@
 and report dev caption metrics.
 
     python scripts/train_default_captioner.py [--data ../shared/data] [--out retrieval/weights/captioner-default.pt]
+
+(`python scripts/eval_captioner.py` evaluates a trained captioner without retraining.)
 """
 import argparse
 import json
@@ -9,12 +11,12 @@ from pathlib import Path
 
 import numpy as np
 
-from retrieval.caption_metrics import caption_scores, diversity
 from retrieval.captioner import Captioner
 from retrieval.coco import load_coco_captions
 from retrieval.encoder import load_encoder
 from retrieval.training.captioner import CaptionerConfig, save_captioner, train_captioner
 from retrieval.training.features import image_features, text_features
+from retrieval.training.pipeline import evaluate_captioner
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--data", default="../shared/data")
@@ -44,18 +46,8 @@ print(info)
 save_captioner(net, vocab, a.out, enc.id, cfg.max_len,
                card={"train_data": "Flickr8k train split captions (Hodosh et al. 2013), research use only",
                      "train_info": info, "config": cfg.__dict__})
-cap = Captioner(a.out)
-dimg = image_features(dev, f8 / "images", enc.backbone_name, a.cache, flip=True)[0]
-demb = enc.project_images(dimg)[: a.eval_photos]
-refs = {i: [] for i in range(len(demb))}
-for c, p in zip(dev.captions, dev.caption_photo):
-    if p < len(demb):
-        refs[p].append(c)
-hyps = {i: cap.beam_search(e) for i, e in enumerate(demb)}
-samples = {i: cap.sample(e, 5, seed=i) for i, e in enumerate(demb)}
-scores = caption_scores(refs, hyps)
-div = diversity(samples)
-oracle = {}
-print(json.dumps({"beam": scores, "diversity": div}, indent=1))
-for i in range(3):
-    print(dev.file_names[i], "|", hyps[i], "|", samples[i][:3], "| ref:", refs[i][0])
+r = evaluate_captioner(f8 / "captions_dev.json", f8 / "images", encoder=enc, captioner=Captioner(a.out),
+                       max_photos=a.eval_photos, cache_dir=a.cache)
+print(json.dumps({k: r[k] for k in ("beam", "diversity", "oracle_CIDEr")}, indent=1))
+for e in r["examples"]:
+    print(e["file"], "|", e["beam"], "|", e["samples"], "| ref:", e["reference"])
