@@ -98,6 +98,10 @@ def index(
             cap = load_captioner(captioner, enc.id)
         except CaptionerError as e:
             _err(f"warning: no captions generated ({e})")
+    from . import onnx_runtime
+
+    if hasattr(enc, "export_fast_path") and not onnx_runtime.has_export(enc.id):
+        _err(f"exporting the encoder to ONNX once for fast runs (~30 s) into {onnx_runtime.export_dir(enc.id)}")
     tty = sys.stderr.isatty()
     progress = None
     state = {"last": -1}
