@@ -28,7 +28,7 @@ import numpy as np
 from sqlalchemy import (BigInteger, Float, ForeignKey, Integer, LargeBinary, MetaData, String, Table, Text,
                         create_engine, delete, event, func, inspect, select, text)
 from sqlalchemy.engine import URL, Engine, make_url
-from sqlalchemy.exc import ArgumentError, DatabaseError, InterfaceError, OperationalError, ProgrammingError
+from sqlalchemy.exc import ArgumentError, DatabaseError, InterfaceError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 #: Bumped whenever the on-disk layout changes; older indexes must be rebuilt or migrated.

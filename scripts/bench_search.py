@@ -33,7 +33,6 @@ import argparse
 import gc
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -47,34 +46,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import load_line, machine_line  # noqa: E402
 
 K = 10
 M_HNSW = 32
 EFS = (64, 128)
-
-
-def machine_line() -> str:
-    cpu = platform.processor()
-    try:
-        cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"machine: {os.cpu_count()} cores, {cpu}, Python {platform.python_version()}, {platform.system()}"
-
-
-def load_line() -> str:
-    """1-minute load average, and other processes using CPU: timings on a busy machine are not comparable."""
-    la = os.getloadavg()[0]
-    busy = []
-    try:
-        out = subprocess.run(["ps", "-eo", "pid,pcpu,args", "--sort=-pcpu", "--no-headers"], capture_output=True,
-                             text=True, timeout=5).stdout.split("\n")
-        me = {os.getpid(), os.getppid()}
-        busy = [f"{c[:60]} ({p}%)" for pid, p, c in (l.split(None, 2) for l in out if l.strip())
-                if float(p) >= 20 and int(pid) not in me]
-    except (OSError, ValueError, subprocess.SubprocessError):
-        pass
-    return f"load average (1 min): {la:.2f}" + (f"; other busy processes: {', '.join(busy)}" if busy else "")
 
 
 def rss_mb() -> float:

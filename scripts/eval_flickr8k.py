@@ -19,10 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 
 from retrieval.metrics import modality_gap, recall_at_k
-from retrieval.store import Photo, Store, TextRow
+from retrieval.store import Store, TextRow
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--data", default="../shared/data")

@@ -9,7 +9,6 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
 
 from retrieval.coco import load_coco_captions
 from retrieval.encoder import save_alignment

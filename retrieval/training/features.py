@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..coco import CaptionCorpus
-from ..decode import DecodeError, load_image
+from ..decode import load_image
 
 log = logging.getLogger(__name__)
 
