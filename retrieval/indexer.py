@@ -123,7 +123,8 @@ def index_folder(
         captions_file: optional COCO-captions JSON whose ``file_name`` values are
             relative to ``root``; its captions are indexed as texts of their photos.
         captioner: optional :class:`retrieval.captioner.Captioner`; when given,
-            each newly embedded photo's generated caption is stored and indexed.
+            every photo under ``root`` without a generated caption (new, changed, or
+            indexed earlier without one) gets one, stored and indexed as a text.
         rebuild: delete the existing index files first.
         batch_size: photos per encoder batch (and per checkpoint commit).
         workers: decoding threads running alongside the encoder.
@@ -249,8 +250,6 @@ def index_folder(
                         for it, _ in ok:
                             fail(it[0].path, f"could not be embedded ({e.__class__.__name__}: {e})")
                         ok, vecs = [], None
-                    caps = captioner.caption_embeddings(vecs) if (captioner is not None and ok) else None
-                    cap_vecs = encoder.encode_texts(caps) if caps else None
                     with store.session() as s:
                         for j, ((f, h, rid), im) in enumerate(ok):
                             w, hh = im.info.get("original_size", im.size)
@@ -266,18 +265,13 @@ def index_folder(
                                 row = Photo(path=f.path, size=f.size, mtime=f.mtime, hash=h, width=w, height=hh,
                                             indexed_at=now_iso(), vector=vec)
                                 s.add(row)
-                                s.flush()
                                 report.added += 1
-                            if caps:
-                                s.add(TextRow(photo_id=row.id, text=caps[j], source="generated",
-                                              vector=np.ascontiguousarray(cap_vecs[j], np.float32).tobytes()))
-                                report.generated += 1
                         s.commit()
                 done += len(batch)
                 if on_progress:
                     on_progress(done, len(todo))
 
-        if captioner is not None:
+        if captioner is not None:  # new, changed, and earlier --no-captions photos alike
             report.generated += _caption_uncaptioned(store, encoder, captioner, root, batch_size)
         if captions_file is not None:
             report.captions = _index_captions(store, encoder, root, captions_file, on_error)

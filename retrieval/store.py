@@ -350,15 +350,22 @@ class Store:
         """
         import faiss
 
-        ids, vecs = self.load_vectors(table)
-        index = faiss.IndexIDMap(faiss.IndexFlatIP(vecs.shape[1] if vecs.size else (self.dim() or 1)))
-        if len(ids):
-            index.add_with_ids(vecs, ids)
+        index = self.build_faiss(table)
         path = self.faiss_path(table)
         tmp = path.with_name(path.name + ".tmp")
         faiss.write_index(index, str(tmp))
         os.replace(tmp, path)
-        return len(ids)
+        return index.ntotal
+
+    def build_faiss(self, table: str):
+        """``IndexIDMap(IndexFlatIP)`` over all vectors of ``table`` in the database (ids = row ids)."""
+        import faiss
+
+        ids, vecs = self.load_vectors(table)
+        index = faiss.IndexIDMap(faiss.IndexFlatIP(vecs.shape[1] if vecs.size else (self.dim() or 1)))
+        if len(ids):
+            index.add_with_ids(vecs, ids)
+        return index
 
     def count(self, table: str) -> int:
         model = Photo if table == "photos" else TextRow
@@ -384,11 +391,7 @@ class Store:
                     return index, False
             except RuntimeError:
                 pass
-        ids, vecs = self.load_vectors(table)
-        index = faiss.IndexIDMap(faiss.IndexFlatIP(vecs.shape[1] if vecs.size else (self.dim() or 1)))
-        if len(ids):
-            index.add_with_ids(vecs, ids)
-        return index, True
+        return self.build_faiss(table), True
 
     def delete_photos(self, s: Session, ids) -> None:
         ids = list(ids)

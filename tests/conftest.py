@@ -21,6 +21,23 @@ os.environ["RETR_CACHE"] = tempfile.mkdtemp(prefix="retr-test-cache-")
 atexit.register(shutil.rmtree, os.environ["RETR_CACHE"], True)
 
 
+class ConstantEncoder:
+    """An encoder of another name that maps everything to one unit vector: for encoder-mismatch tests."""
+
+    name, version, id = "other", "1", "other@1"
+
+    def __init__(self, dim: int):
+        self.dim = dim
+
+    def encode_images(self, ims):
+        import numpy as np
+
+        return np.ones((len(ims), self.dim), np.float32) / np.sqrt(self.dim)
+
+    def encode_texts(self, texts):
+        return self.encode_images(texts)
+
+
 def run_retr(*args, cwd=None, env=None, check=None) -> subprocess.CompletedProcess:
     """Run the real CLI in a new process; returns the CompletedProcess (text mode)."""
     e = dict(os.environ)

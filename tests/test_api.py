@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import DEMO, DEMO_CAPTIONS
+from conftest import ConstantEncoder, DEMO, DEMO_CAPTIONS
 
 
 def test_each_demo_caption_finds_its_photo_in_top5(demo_index):
@@ -45,17 +45,7 @@ def test_encoder_outputs_are_normalised(encoder):
 def test_index_refuses_another_encoder(tmp_path, encoder):
     from retrieval import StoreError, index_folder
 
-    class Other:
-        name, version, dim = "other", "1", encoder.dim
-        id = "other@1"
-
-        def encode_images(self, ims):
-            return np.ones((len(ims), self.dim), np.float32) / np.sqrt(self.dim)
-
-        def encode_texts(self, t):
-            return np.ones((len(t), self.dim), np.float32) / np.sqrt(self.dim)
-
-    index_folder(DEMO / "cat.jpg", tmp_path, encoder=Other())
+    index_folder(DEMO / "cat.jpg", tmp_path, encoder=ConstantEncoder(encoder.dim))
     with pytest.raises(StoreError, match="--rebuild"):
         index_folder(DEMO / "cat.jpg", tmp_path, encoder=encoder)
 

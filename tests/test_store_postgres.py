@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from sqlalchemy import create_engine, text
 
-from conftest import DEMO, DEMO_CAPTIONS, run_retr
+from conftest import ConstantEncoder, DEMO, DEMO_CAPTIONS, run_retr
 
 PG_ENV = "RETR_TEST_PG"
 _pg_state: dict = {}
@@ -153,18 +153,8 @@ def test_index_incremental_and_search(backend, photos, tmp_path, encoder):
 def test_encoder_mismatch_and_rebuild(backend, photos, tmp_path, encoder):
     from retrieval import Index, StoreError, index_folder
 
-    class Other:
-        name, version, dim = "other", "1", encoder.dim
-        id = "other@1"
-
-        def encode_images(self, ims):
-            return np.ones((len(ims), self.dim), np.float32) / np.sqrt(self.dim)
-
-        def encode_texts(self, t):
-            return np.ones((len(t), self.dim), np.float32) / np.sqrt(self.dim)
-
     idx = tmp_path / "idx"
-    assert index_folder(photos, idx, encoder=Other(), db_url=backend.url).added == 3
+    assert index_folder(photos, idx, encoder=ConstantEncoder(encoder.dim), db_url=backend.url).added == 3
     with pytest.raises(StoreError, match="--rebuild") as e:
         index_folder(photos, idx, encoder=encoder, db_url=backend.url)
     assert "other@1" in str(e.value)
