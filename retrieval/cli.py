@@ -57,7 +57,7 @@ def index(
     captions: Optional[Path] = typer.Option(None, "--captions", help="COCO-captions JSON; file_name relative to PATH."),
     rebuild: bool = typer.Option(False, "--rebuild", help="Delete the index and embed everything again."),
     no_captions: bool = typer.Option(False, "--no-captions", help="Do not generate a caption for each photo."),
-    encoder: Optional[str] = typer.Option(None, "--encoder", help="Encoder: a checkpoint from `retr train`, or hf:PATH_OR_NAME for a Hugging Face CLIP/SigLIP [default: built-in]."),
+    encoder: Optional[str] = typer.Option(None, "--encoder", help="Encoder: a preset (fast, best), a checkpoint from `retr train`, or hf:PATH_OR_NAME for a Hugging Face CLIP/SigLIP [default: fast]."),
     captioner: Optional[Path] = typer.Option(None, "--captioner", help="Captioner checkpoint [default: built-in]."),
     batch_size: int = typer.Option(32, "--batch-size", min=1),
     workers: int = typer.Option(2, "--workers", min=1, help="Decoding threads."),
@@ -199,7 +199,7 @@ def caption(
                                          "(similarity to the photo)."),
     best: bool = typer.Option(False, "--best", help="With --samples and --rerank: print only the top sample."),
     as_json: bool = typer.Option(False, "--json", help="JSON lines: {path, captions}."),
-    encoder: Optional[str] = typer.Option(None, "--encoder", help="Encoder: a `retr train` checkpoint or hf:PATH_OR_NAME [default: built-in]."),
+    encoder: Optional[str] = typer.Option(None, "--encoder", help="Encoder: a preset (fast, best), a `retr train` checkpoint or hf:PATH_OR_NAME [default: fast]."),
     captioner: Optional[Path] = typer.Option(None, "--captioner", help="Captioner checkpoint [default: built-in]."),
 ):
     """Describe photos with the VAE captioner (beam search; --samples N for N different captions)."""
@@ -247,8 +247,12 @@ def train(
     captions: Path = typer.Argument(..., help="COCO-captions JSON of your photos."),
     images: Path = typer.Option(..., "--images", help="Folder the file_name values are relative to."),
     out: Path = typer.Option(Path("encoder.pt"), "--out", help="Where to write the encoder checkpoint."),
-    backbone: str = typer.Option("efficientnet-lite0", "--backbone"),
+    backbone: str = typer.Option("efficientnet-lite0", "--backbone", help="efficientnet-lite0, -lite1 or -lite2; "
+                                 "join several with + to concatenate their features (the best preset: "
+                                 "efficientnet-lite0+efficientnet-lite2)."),
     epochs: int = typer.Option(80, "--epochs", min=1, help="Maximum epochs (early stopping on held-out photos)."),
+    loss: str = typer.Option("infonce", "--loss", help="infonce (CLIP), hinge (VSE++ hardest negative) or infonce+hinge."),
+    adversarial: float = typer.Option(0.0, "--adversarial", min=0.0, help="Weight of the adversarial modality loss (0: off)."),
     seed: int = typer.Option(0, "--seed"),
 ):
     """Train alignment heads on your own captioned photos; use the result with `retr index --encoder OUT`."""
@@ -260,7 +264,16 @@ def train(
     if not captions.is_file():
         _fail(f"{captions}: captions file not found")
     try:
-        info = train_encoder(captions, images, out, backbone=backbone, cfg=AlignConfig(max_epochs=epochs, seed=seed),
+        cfg = AlignConfig(max_epochs=epochs, seed=seed, loss=loss, adversarial=adversarial)
+        from .backbones import available_backbones
+
+        bad = [b for b in backbone.split("+") if b not in available_backbones()]
+        if bad:
+            raise ValueError(f"unknown backbone {bad[0]!r}; choose from {', '.join(available_backbones())}")
+    except ValueError as e:
+        _fail(str(e), 2)
+    try:
+        info = train_encoder(captions, images, out, backbone=backbone, cfg=cfg,
                              progress=lambda e, m: _err(f"epoch {e}: held-out t2i R@1 {m['t2i@1']:.1f}, "
                                                         f"i2t R@1 {m['i2t@1']:.1f}"))
     except (ValueError, DecodeError, OSError) as e:
@@ -274,7 +287,7 @@ def train_captioner_cmd(
     captions: Path = typer.Argument(..., help="COCO-captions JSON of your photos."),
     images: Path = typer.Option(..., "--images", help="Folder the file_name values are relative to."),
     out: Path = typer.Option(Path("captioner.pt"), "--out", help="Where to write the captioner checkpoint."),
-    encoder: Optional[str] = typer.Option(None, "--encoder", help="Encoder whose embeddings it reads [default: built-in]."),
+    encoder: Optional[str] = typer.Option(None, "--encoder", help="Encoder whose embeddings it reads: a preset (fast, best) or a checkpoint [default: fast]."),
     epochs: int = typer.Option(12, "--epochs", min=1),
     min_count: int = typer.Option(5, "--min-count", min=1, help="Keep words seen at least this often."),
     seed: int = typer.Option(0, "--seed"),
@@ -303,7 +316,7 @@ def train_captioner_cmd(
 def eval_cmd(
     captions: Path = typer.Argument(..., help="COCO-captions JSON."),
     images: Path = typer.Option(..., "--images", help="Folder the file_name values are relative to."),
-    encoder: Optional[str] = typer.Option(None, "--encoder", help="Encoder: a `retr train` checkpoint or hf:PATH_OR_NAME [default: built-in]."),
+    encoder: Optional[str] = typer.Option(None, "--encoder", help="Encoder: a preset (fast, best), a `retr train` checkpoint or hf:PATH_OR_NAME [default: fast]."),
     folds: int = typer.Option(0, "--folds", min=0, help="K-fold cross-validation of training heads on this corpus."),
     as_json: bool = typer.Option(False, "--json"),
 ):

@@ -20,8 +20,11 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-#: The shipped default alignment weights.
+#: The shipped default alignment weights (the ``fast`` preset).
 DEFAULT_ENCODER = WEIGHTS_DIR / "align-default.pt"
+#: Shipped presets, chosen by the Recall@1 / photos-per-second table in the README:
+#: ``fast`` (EfficientNet-Lite0) and ``best`` (Lite0 + Lite2 features concatenated).
+PRESETS = {"fast": DEFAULT_ENCODER, "best": WEIGHTS_DIR / "align-best.pt"}
 
 
 @runtime_checkable
@@ -72,7 +75,10 @@ class AlignedEncoder:
 
         from .alignment import AlignmentNetwork
 
-        path = Path(weights) if weights else DEFAULT_ENCODER
+        if isinstance(weights, str) and weights in PRESETS:
+            path = PRESETS[weights]
+        else:
+            path = Path(weights) if weights else DEFAULT_ENCODER
         if not path.is_file():
             raise EncoderError(f"{path}: encoder weights not found")
         try:
@@ -85,7 +91,8 @@ class AlignedEncoder:
         net.eval()
         self.path = path
         #: how an index records this encoder so that ``load_encoder(spec)`` finds it again
-        self.spec = "default" if weights in (None, "", "default") else str(path.resolve())
+        self.spec = ("default" if weights in (None, "", "default") else weights if weights in PRESETS
+                     else str(path.resolve()))
         self.config = cfg
         self.backbone_name = cfg["backbone"]
         self.text_name = cfg["text_encoder"]
@@ -107,9 +114,9 @@ class AlignedEncoder:
     @property
     def backbone(self):
         if self._backbone is None:
-            from .backbones import Backbone
+            from .backbones import load_backbone
 
-            self._backbone = Backbone(self.backbone_name)
+            self._backbone = load_backbone(self.backbone_name)
         return self._backbone
 
     @property
@@ -196,8 +203,9 @@ def save_alignment(net, path: str | Path, backbone: str, text_encoder: str, card
 
 
 def load_encoder(spec: str | Path | None = None, runtime: str = "auto") -> Encoder:
-    """Load an encoder by spec: ``None``/``"default"`` for the shipped one, or a
-    path to a checkpoint written by ``retr train``, or ``"hf:PATH_OR_NAME"`` for a
+    """Load an encoder by spec: ``None``/``"default"`` for the shipped default, a
+    preset name (``"fast"``, ``"best"``, see :data:`PRESETS`), a path to a
+    checkpoint written by ``retr train``, or ``"hf:PATH_OR_NAME"`` for a
     Hugging Face CLIP / SigLIP checkpoint (:class:`retrieval.hf_encoder.HFClipEncoder`;
     a local folder or a hub name). ``runtime``: see :class:`AlignedEncoder`.
 
@@ -206,6 +214,8 @@ def load_encoder(spec: str | Path | None = None, runtime: str = "auto") -> Encod
     """
     if spec in (None, "", "default"):
         return AlignedEncoder(None, runtime)
+    if spec in PRESETS:
+        return AlignedEncoder(spec, runtime)
     if isinstance(spec, str) and spec.startswith("hf:"):
         from .hf_encoder import HFClipEncoder
 

@@ -95,22 +95,27 @@ def export_encoder(encoder) -> Path:
             se.tokenizer.backend_tokenizer.save(str(tmp / TOKENIZER_FILE))
 
             bb, ihead = encoder.backbone, encoder.net.image
+            parts = getattr(bb, "parts", [bb])
+            pooled = torch.nn.ModuleList([p.pooled_module() for p in parts])
 
             class ImagePath(torch.nn.Module):
+                """One pixel input per backbone (each at its native size) -> image head."""
+
                 def __init__(self):
                     super().__init__()
-                    self.net, self.head = bb._net, ihead
+                    self.pooled, self.head = pooled, ihead
 
-                def forward(self, pixels):
-                    return self.head(self.net.extract_features(pixels).mean(dim=(2, 3)))
+                def forward(self, *pixels):
+                    return self.head(torch.cat([m(x) for m, x in zip(self.pooled, pixels)], dim=1))
 
-            size = bb.spec.image_size
+            sizes = [p.spec.image_size for p in parts]
+            names = ["pixels"] + [f"pixels_{i}" for i in range(1, len(parts))]
             with torch.no_grad():
-                torch.onnx.export(ImagePath().eval(), (torch.zeros(2, 3, size, size),), str(tmp / IMAGE_FILE),
-                                  input_names=["pixels"], output_names=["embedding"],
-                                  dynamic_axes={"pixels": {0: "batch"}, "embedding": {0: "batch"}},
+                torch.onnx.export(ImagePath().eval(), tuple(torch.zeros(2, 3, n, n) for n in sizes),
+                                  str(tmp / IMAGE_FILE), input_names=names, output_names=["embedding"],
+                                  dynamic_axes={**{n: {0: "batch"} for n in names}, "embedding": {0: "batch"}},
                                   opset_version=17, dynamo=False)
-            (tmp / "image_size.txt").write_text(str(size))
+            (tmp / "image_size.txt").write_text(" ".join(map(str, sizes)))
             if final.exists():
                 shutil.rmtree(final)
             os.replace(tmp, final)
@@ -142,14 +147,19 @@ class OnnxImageEncoder:
 
     def __init__(self, folder: str | Path):
         folder = Path(folder)
-        self.image_size = int((folder / "image_size.txt").read_text())
+        #: native input size (px) of each backbone; one ONNX input per backbone
+        self.image_sizes = [int(x) for x in (folder / "image_size.txt").read_text().split()]
         self.session = _session(folder / IMAGE_FILE)
+        self.input_names = [i.name for i in self.session.get_inputs()]
 
     def encode_images(self, images: list, batch_size: int = 32) -> np.ndarray:
         from .backbones import preprocess
 
-        outs = [self.session.run(None, {"pixels": preprocess(images[i : i + batch_size], self.image_size)})[0]
-                for i in range(0, len(images), batch_size)]
+        outs = []
+        for i in range(0, len(images), batch_size):
+            batch = images[i : i + batch_size]
+            feeds = {n: preprocess(batch, s) for n, s in zip(self.input_names, self.image_sizes)}
+            outs.append(self.session.run(None, feeds)[0])
         return np.concatenate(outs).astype(np.float32)
 
 

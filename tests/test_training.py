@@ -58,3 +58,35 @@ def test_train_then_index_with_own_encoder_and_eval_folds(tmp_path):
     res = json.loads(run_retr("eval", DEMO_CAPTIONS, "--images", DEMO, "--folds", "3", "--json", check=0).stdout)
     assert len(res["folds"]) == 3 and sum(f["test_photos"] for f in res["folds"]) == 11
     assert set(res["mean"]) == {"t2i", "i2t"}
+
+
+def test_concatenated_backbones_train_index_and_match_torch(tmp_path):
+    """`retr train --backbone a+b` with the hinge + adversarial objectives writes an encoder
+    whose ONNX path (one input per backbone, each at its native size) matches torch."""
+    import numpy as np
+
+    from retrieval.decode import load_image
+    from retrieval.encoder import load_encoder
+
+    enc_path = tmp_path / "concat.pt"
+    run_retr("train", DEMO_CAPTIONS, "--images", DEMO, "--out", enc_path, "--epochs", "20",
+             "--backbone", "efficientnet-lite0+efficientnet-lite2", "--loss", "infonce+hinge",
+             "--adversarial", "0.1", check=0)
+    idx = tmp_path / "idx"
+    run_retr("index", DEMO, "--index", idx, "--encoder", enc_path, "--no-captions", check=0)
+    hits = json.loads(run_retr("search", DEMO / "cat.jpg", "--index", idx, "--json", check=0).stdout)
+    assert hits[0]["path"].endswith("cat.jpg")  # image -> image finds the photo itself first
+    ims = [load_image(DEMO / n) for n in ("cat.jpg", "horses.jpg")]
+    fast = load_encoder(enc_path)
+    assert fast._onnx() is not None and len(fast._onnx()[0].input_names) == 2
+    a = fast.encode_images(ims)
+    b = load_encoder(enc_path, runtime="torch").encode_images(ims)
+    assert a.shape == (2, 512) and np.all(np.abs((a * b).sum(1) - 1) < 1e-4)
+
+
+def test_unknown_backbone_and_loss_are_refused(tmp_path):
+    p = run_retr("train", DEMO_CAPTIONS, "--images", DEMO, "--out", tmp_path / "x.pt",
+                 "--backbone", "efficientnet-lite0+resnet50")
+    assert p.returncode == 2 and "unknown backbone 'resnet50'" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+    p = run_retr("train", DEMO_CAPTIONS, "--images", DEMO, "--out", tmp_path / "x.pt", "--loss", "triplet")
+    assert p.returncode == 2 and "unknown loss" in p.stderr

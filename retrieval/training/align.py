@@ -1,4 +1,11 @@
-"""Train the alignment network on cached frozen features (symmetric InfoNCE).
+"""Train the alignment network on cached frozen features.
+
+Objectives (each switchable in :class:`AlignConfig`, measured in
+``docs/ablation_alignment.md`` by ``scripts/ablate_alignment.py``):
+
+* symmetric InfoNCE with a learned temperature (CLIP, Radford et al. 2021);
+* hinge loss on the hardest negative in the batch (VSE++, Faghri et al. 2018);
+* adversarial modality training through gradient reversal (ACMR, Wang et al. 2017).
 
 Early stopping watches Recall@1 on a held-out part of the *training* photos,
 never on an evaluation split.
@@ -13,6 +20,8 @@ import numpy as np
 import torch
 
 from ..alignment import AlignmentNetwork
+from ..losses.adversarial import ModalityDiscriminator
+from ..losses.hardest_negative import hardest_negative_hinge
 from ..losses.infonce import symmetric_infonce
 from ..metrics import recall_at_k
 
@@ -33,7 +42,21 @@ class AlignConfig:
     patience: int = 10
     holdout: float = 0.08
     seed: int = 0
+    #: "infonce", "hinge" (VSE++ hardest negative) or "infonce+hinge" (sum)
+    loss: str = "infonce"
+    margin: float = 0.2
+    #: weight of the adversarial modality loss (0: off)
+    adversarial: float = 0.0
+    #: gradient-reversal strength reached after the first ``adv_warmup`` epochs (linear ramp)
+    adv_lambda: float = 1.0
+    #: "confusion" (Tzeng et al. 2015) or "reversal" (gradient reversal, ACMR)
+    adv_mode: str = "confusion"
+    adv_warmup: int = 5
     extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.loss not in ("infonce", "hinge", "infonce+hinge"):
+            raise ValueError(f"unknown loss {self.loss!r}; choose infonce, hinge or infonce+hinge")
 
 
 def embed_features(model: AlignmentNetwork, img_feats=None, txt_feats=None, batch: int = 4096):
@@ -94,7 +117,12 @@ def train_alignment(img_feats: np.ndarray, txt_feats: np.ndarray, caption_photo,
     train_caps = np.concatenate([caps_of[int(p)] for p in train])
     model.image.set_stats(torch.from_numpy(views[0][train]))
     model.text.set_stats(torch.from_numpy(txt_feats[train_caps]))
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    params = list(model.parameters())
+    disc = None
+    if cfg.adversarial > 0:
+        disc = ModalityDiscriminator(cfg.dim)
+        params += list(disc.parameters())
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     bs = min(cfg.batch_size, len(train))
     steps_per_epoch = max(1, len(train) // bs)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.max_epochs * steps_per_epoch)
@@ -112,7 +140,16 @@ def train_alignment(img_feats: np.ndarray, txt_feats: np.ndarray, caption_photo,
             x = torch.from_numpy(views[v, b])
             c = [caps_of[int(p)][rng.integers(len(caps_of[int(p)]))] for p in b]
             t = torch.from_numpy(txt_feats[c])
-            loss = symmetric_infonce(model.image(x), model.text(t), model.logit_scale)
+            ei, et = model.image(x), model.text(t)
+            loss = 0.0
+            if "infonce" in cfg.loss:
+                loss = loss + symmetric_infonce(ei, et, model.logit_scale)
+            if "hinge" in cfg.loss:
+                loss = loss + hardest_negative_hinge(ei, et, cfg.margin)
+            if disc is not None:
+                lam = cfg.adv_lambda * min(1.0, (epoch + s / steps_per_epoch) / max(cfg.adv_warmup, 1e-9))
+                adv, disc_acc = disc(ei, et, lam, cfg.adv_mode)
+                loss = loss + cfg.adversarial * adv
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -124,7 +161,8 @@ def train_alignment(img_feats: np.ndarray, txt_feats: np.ndarray, caption_photo,
         r = recall_at_k(hi, ht, hcp)
         score = r["i2t"][1] + r["t2i"][1] + 0.5 * (r["i2t"][5] + r["t2i"][5])
         if progress:
-            progress(epoch, {"loss": float(loss), **{f"{d}@{k}": v for d in r for k, v in r[d].items()}})
+            extra = {"disc_acc": disc_acc} if disc is not None else {}
+            progress(epoch, {"loss": float(loss), **extra, **{f"{d}@{k}": v for d in r for k, v in r[d].items()}})
         if score > best:
             best, best_epoch, bad = score, epoch, 0
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}

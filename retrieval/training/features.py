@@ -43,7 +43,9 @@ def image_features(corpus: CaptionCorpus, image_dir: str | Path, backbone_name: 
         progress: optional callable ``progress(done, total)``.
 
     Returns:
-        (N, 1280) float32 (or (2, N, 1280) when ``flip``), row i for ``file_names[i]``.
+        (N, Di) float32 (or (2, N, Di) when ``flip``), row i for ``file_names[i]``;
+        for a concatenation such as ``"efficientnet-lite0+efficientnet-lite2"`` the
+        features of each backbone (each cached on its own) side by side.
 
     Raises:
         DecodeError: a photo cannot be decoded (training needs every photo).
@@ -51,6 +53,11 @@ def image_features(corpus: CaptionCorpus, image_dir: str | Path, backbone_name: 
     from PIL import ImageOps
 
     from ..backbones import Backbone
+
+    if "+" in backbone_name:
+        parts = [image_features(corpus, image_dir, b, cache_dir, flip, batch_size, progress)
+                 for b in backbone_name.split("+")]
+        return np.concatenate(parts, axis=-1)
 
     image_dir = Path(image_dir)
     key = _key("img", backbone_name, str(image_dir.resolve()), "\n".join(corpus.file_names), str(flip))
@@ -62,9 +69,9 @@ def image_features(corpus: CaptionCorpus, image_dir: str | Path, backbone_name: 
     out = np.zeros(((2 if flip else 1), n, bb.spec.dim), np.float32)
     for s in range(0, n, batch_size):
         ims = [load_image(image_dir / f) for f in corpus.file_names[s : s + batch_size]]
-        out[0, s : s + len(ims)] = bb.features(ims, batch_size)
+        out[0, s : s + len(ims)] = bb.features_onnx(ims, batch_size)
         if flip:
-            out[1, s : s + len(ims)] = bb.features([ImageOps.mirror(im) for im in ims], batch_size)
+            out[1, s : s + len(ims)] = bb.features_onnx([ImageOps.mirror(im) for im in ims], batch_size)
         if progress:
             progress(min(s + batch_size, n), n)
     res = out if flip else out[0]

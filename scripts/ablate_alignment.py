@@ -1,0 +1,93 @@
+"""Ablation of the alignment network: backbones, heads and objectives, on Flickr8k.
+
+    python scripts/ablate_alignment.py [--rows all|NAME,NAME] [--seeds 0] [--data ../shared/data]
+
+Each row trains alignment heads on the cached frozen features of the Flickr8k train
+split (early stopping on 8% of the *train* photos) and reports dev Recall@K (1,000
+photos as gallery, 4,999 captions as queries) and the modality gap. Results are
+appended to docs/ablation_alignment.jsonl (rows already there are not re-run) and
+the table docs/ablation_alignment.md is rewritten from it. First run extracts
+backbone features (minutes per backbone); each row then takes 2-5 minutes on 2 cores.
+"""
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+from retrieval.coco import load_coco_captions
+from retrieval.metrics import modality_gap, recall_at_k
+from retrieval.training.align import AlignConfig, embed_features, train_alignment
+from retrieval.training.features import image_features, text_features
+
+L0, L1, L2 = "efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2"
+#: name -> (backbone, AlignConfig overrides, what it tests)
+ROWS = {
+    "linear-infonce": (L0, dict(hidden=0), "linear heads, symmetric InfoNCE (CLIP)"),
+    "mlp-infonce": (L0, {}, "linear + residual MLP heads, InfoNCE (shipped `fast`)"),
+    "mlp-hinge": (L0, dict(loss="hinge"), "hardest-negative hinge only (VSE++)"),
+    "mlp-infonce+hinge": (L0, dict(loss="infonce+hinge"), "InfoNCE + hardest-negative hinge"),
+    "mlp-infonce+adv": (L0, dict(adversarial=0.1), "InfoNCE + adversarial modality loss (ACMR, GRL)"),
+    "lite2-mlp-infonce": (L2, {}, "EfficientNet-Lite2 alone"),
+    "lite0+lite2-mlp-infonce": (f"{L0}+{L2}", {}, "Lite0 + Lite2 features concatenated"),
+    "lite0+lite2-infonce+hinge": (f"{L0}+{L2}", dict(loss="infonce+hinge"), "concat + InfoNCE + hinge"),
+    "lite0+lite2-infonce+adv": (f"{L0}+{L2}", dict(adversarial=0.1), "concat + InfoNCE + adversarial"),
+    "lite0+lite1+lite2-mlp-infonce": (f"{L0}+{L1}+{L2}", {}, "Lite0 + Lite1 + Lite2 concatenated"),
+}
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--data", default="../shared/data")
+ap.add_argument("--cache", default="cache/features")
+ap.add_argument("--rows", default="all")
+ap.add_argument("--seeds", default="0", help="comma-separated seeds; the table shows their mean")
+ap.add_argument("--out", default="docs/ablation_alignment")
+a = ap.parse_args()
+
+f8 = Path(a.data) / "flickr8k"
+train = load_coco_captions(f8 / "captions_train.json")
+dev = load_coco_captions(f8 / "captions_dev.json")
+ttxt = text_features(train.captions, "all-MiniLM-L6-v2", a.cache)
+dtxt = text_features(dev.captions, "all-MiniLM-L6-v2", a.cache)
+log = Path(a.out + ".jsonl")
+done = {(r["row"], r["seed"]) for r in map(json.loads, log.read_text().splitlines())} if log.exists() else set()
+names = list(ROWS) if a.rows == "all" else a.rows.split(",")
+for name in names:
+    bb, over, _ = ROWS[name]
+    for seed in map(int, a.seeds.split(",")):
+        if (name, seed) in done:
+            continue
+        timg = image_features(train, f8 / "images", bb, a.cache, flip=True)
+        dimg = image_features(dev, f8 / "images", bb, a.cache, flip=True)
+        cfg = AlignConfig(seed=seed, **over)
+        t = time.time()
+        model, info = train_alignment(timg, ttxt, train.caption_photo, cfg)
+        di, dt = embed_features(model, dimg[0], dtxt)
+        r = recall_at_k(di, dt, dev.caption_photo)
+        rec = {"row": name, "seed": seed, "backbone": bb, "config": over, "t2i": r["t2i"], "i2t": r["i2t"],
+               "gap": round(modality_gap(di, dt), 4), "epoch": info["epoch"], "seconds": round(time.time() - t),
+               "load": round(os.getloadavg()[0], 1)}
+        print(json.dumps(rec), flush=True)
+        with log.open("a") as f:
+            f.write(json.dumps(rec) + "\n")
+
+recs = [json.loads(x) for x in log.read_text().splitlines()]
+lines = ["# Alignment ablation (Flickr8k dev, 1K protocol)", "",
+         f"Made by `python scripts/ablate_alignment.py` on {platform.node() or 'this machine'} "
+         f"({os.cpu_count()} cores). Frozen backbone + frozen all-MiniLM-L6-v2 features (train photos "
+         "and their mirror images), heads trained on Flickr8k train (6,091 photos), early stopping on 8% "
+         "of train; dev = 1,000 photos as gallery, 4,999 captions as queries. Mean over the seeds run "
+         "(seed noise about 0.5 R@1). Modality gap: distance between the mean image and mean text "
+         "embedding (Liang et al. 2022).", "",
+         "| row | what | seeds | t2i R@1 | R@5 | R@10 | i2t R@1 | R@5 | R@10 | gap | train s |",
+         "|---|---|---|---|---|---|---|---|---|---|---|"]
+for name in ROWS:
+    rs = [r for r in recs if r["row"] == name]
+    if not rs:
+        continue
+    m = lambda d, k: sum(r[d][str(k)] if str(k) in r[d] else r[d][k] for r in rs) / len(rs)  # noqa: E731
+    lines.append(f"| {name} | {ROWS[name][2]} | {len(rs)} | " + " | ".join(
+        f"{m(d, k):.1f}" for d in ("t2i", "i2t") for k in (1, 5, 10))
+        + f" | {sum(r['gap'] for r in rs) / len(rs):.3f} | {sum(r['seconds'] for r in rs) / len(rs):.0f} |")
+Path(a.out + ".md").write_text("\n".join(lines) + "\n")
+print("\n".join(lines))
