@@ -338,6 +338,7 @@ def serve(
     index_dir: Optional[Path] = IndexOpt,
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; anything but loopback exposes your photos."),
     port: int = typer.Option(8000, "--port", min=0, max=65535, help="TCP port."),
+    db: Optional[str] = DbOpt,
 ):
     """Serve a search page and a JSON API (OpenAPI at /openapi.json) over the index."""
     _setup_logging()
@@ -357,7 +358,7 @@ def serve(
     except ValueError:
         loopback = False
     try:
-        web = create_app(idx, allowed_hosts=(*LOOPBACK_HOSTS, host) if loopback else None)
+        web = create_app(idx, allowed_hosts=(*LOOPBACK_HOSTS, host) if loopback else None, db_url=db)
     except StoreError as e:
         _fail(str(e))
     if not loopback:
