@@ -60,8 +60,8 @@ def index(
     encoder: Optional[str] = typer.Option(None, "--encoder", help="Encoder: a checkpoint from `retr train`, or hf:PATH_OR_NAME for a Hugging Face CLIP/SigLIP [default: built-in]."),
     captioner: Optional[Path] = typer.Option(None, "--captioner", help="Captioner checkpoint [default: built-in]."),
     batch_size: int = typer.Option(32, "--batch-size", min=1),
-    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Decoding threads [default: 2]; with "
-                                          "--ray local, the CPUs of the local cluster [default: all]."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Decoding threads (default 2); with "
+                                          "--ray local, the CPUs of the local cluster (default all)."),
     max_megapixels: float = typer.Option(200.0, "--max-megapixels", min=0.01, help="Refuse larger images."),
     include_hidden: bool = typer.Option(False, "--include-hidden", help="Also index hidden files and folders."),
     exclude: List[str] = typer.Option([], "--exclude", help="Glob of names or relative paths to skip (repeatable)."),
@@ -69,9 +69,9 @@ def index(
     ray: Optional[str] = typer.Option(None, "--ray", metavar="ADDRESS", help="Embed on a Ray cluster: 'local' "
                                       "starts one on this machine, 'auto' joins the one `ray start` began here, "
                                       "HOST:6379 or ray://HOST:10001 joins a remote one (photos at the same "
-                                      "paths on every node). Needs pip install 'retr[ray]'."),
+                                      "paths on every node). Needs Ray: the 'ray' extra of retr."),
     shards: Optional[Path] = typer.Option(None, "--shards", help="With --ray: folder for the vector shards, seen "
-                                          "by every node at the same path [default: INDEX/shards]."),
+                                          "by every node at the same path (default INDEX/shards)."),
 ):
     """Embed every photo under PATH into the index (incremental: only new or changed files)."""
     _setup_logging()

@@ -76,6 +76,12 @@ def connect(address: str = "local", num_cpus: int | None = None) -> dict:
         IndexingError: Ray is not installed, or the cluster cannot be reached.
     """
     require_ray()
+    if address not in ("local", "auto"):
+        _check_reachable(address)
+    if address != "local" and "RAY_AUTH_MODE" not in os.environ and _have_auth_token():
+        # `ray start` (recent Ray) turns on token authentication by default with the token in
+        # ~/.ray/auth_token, but a joining driver only sends it in token mode (read at import)
+        os.environ["RAY_AUTH_MODE"] = "token"
     try:
         import ray
         import ray.data
@@ -100,6 +106,33 @@ def connect(address: str = "local", num_cpus: int | None = None) -> dict:
     res = ray.cluster_resources()
     return {"address": address, "nodes": len([n for n in ray.nodes() if n.get("Alive")]),
             "cpus": int(res.get("CPU", 0))}
+
+
+def _check_reachable(address: str, timeout: float = 10.0) -> None:
+    """Fail fast (Ray itself retries for minutes) when ``HOST:PORT`` or ``ray://HOST:PORT``
+    does not accept a TCP connection; other address forms are left to Ray.
+
+    Raises:
+        IndexingError: nothing listens there.
+    """
+    import socket
+
+    hostport = address[len("ray://"):] if address.startswith("ray://") else address
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        return
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            pass
+    except OSError as e:
+        raise IndexingError(f"cannot reach the Ray cluster at {address!r} ({e.strerror or e})") from None
+
+
+def _have_auth_token() -> bool:
+    """Whether a Ray authentication token is at hand (``$RAY_AUTH_TOKEN``, ``$RAY_AUTH_TOKEN_PATH``,
+    or ``~/.ray/auth_token``, where ``ray start`` and ``ray get-auth-token --generate`` put it)."""
+    return bool(os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")
+                or (Path.home() / ".ray" / "auth_token").is_file())
 
 
 def disconnect() -> None:

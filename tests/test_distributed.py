@@ -11,6 +11,12 @@ import importlib.util
 import json
 import os
 import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
 
 import numpy as np
 import pytest
@@ -95,6 +101,64 @@ def test_ray_index_equals_local_index_and_is_incremental(library, tmp_path):
     hits = _search(dist, str(library / "sub" / "cat.jpg"))
     assert hits[0]["path"] == str(library / "sub" / "cat.jpg") and hits[0]["score"] > 0.99
     assert hits[0]["text"]  # its generated caption
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def head_node():
+    """A one-node cluster started the way a real one is (`ray start --head`); yields HOST:PORT."""
+    _ray_or_skip()
+    port = _free_port()
+    tmp = tempfile.mkdtemp(prefix="rt-")  # short: Ray's socket paths live under it
+    ray_cli = os.path.join(os.path.dirname(sys.executable), "ray")
+    log = open(os.path.join(tmp, "head.log"), "w")
+    proc = subprocess.Popen([ray_cli, "start", "--head", "--port", str(port), "--num-cpus", "2",
+                             "--include-dashboard", "false", "--temp-dir", tmp, "--block"], stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        while True:
+            assert proc.poll() is None, open(log.name).read()
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=2).close()
+                break
+            except OSError:
+                assert time.time() < deadline, "ray start --head did not listen within 120 s"
+                time.sleep(0.5)
+        yield f"127.0.0.1:{port}"
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGKILL):  # the group: ray start and every process it began
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                pass
+        log.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_ray_index_joins_a_running_cluster(library, tmp_path, head_node):
+    """`retr index --ray HOST:PORT` joins a cluster begun by `ray start --head` (token auth included)."""
+    idx = tmp_path / "idx"
+    p = run_retr("index", library, "--index", idx, "--no-captions", "--ray", head_node, check=0)
+    assert "added 5, updated 0, moved 0, removed 0, unchanged 0, failed 1" in p.stdout, p.stdout + p.stderr
+    assert f"embedding on the Ray cluster {head_node}: 1 node(s), 2 CPUs" in p.stderr, p.stderr
+    assert _search(idx, "a rocket on the launch pad")[0]["path"] == str(library / "rocket.jpg")
+
+
+def test_unreachable_cluster_is_one_line(library, tmp_path):
+    _ray_or_skip()
+    p = run_retr("index", library, "--index", tmp_path / "idx", "--no-captions", "--ray", f"127.0.0.1:{_free_port()}")
+    assert p.returncode == 1 and p.stderr.strip().splitlines()[-1].startswith("retr: cannot reach the Ray cluster at")
+    assert "Traceback" not in p.stderr
 
 
 def test_without_ray_the_error_is_one_line(library, tmp_path, monkeypatch):
