@@ -70,7 +70,9 @@ def connect(address: str = "local", num_cpus: int | None = None) -> dict:
             when joining (the cluster has its own).
 
     Returns:
-        ``{"address": str, "nodes": int, "cpus": int}`` of the cluster.
+        ``{"address": str, "nodes": int, "cpus": int, "owned": bool}`` of the cluster; ``owned``
+        is false when this process was already connected (then that session is used, and
+        :func:`disconnect` is the caller's business).
 
     Raises:
         IndexingError: Ray is not installed, or the cluster cannot be reached.
@@ -87,13 +89,12 @@ def connect(address: str = "local", num_cpus: int | None = None) -> dict:
         import ray.data
     except ImportError as e:
         raise IndexingError(f"--ray needs Ray, which cannot be imported ({e}): {INSTALL_HINT}") from None
-    if ray.is_initialized():
-        ray.shutdown()
+    owned = not ray.is_initialized()  # a caller's own ray.init() session is used as it is, and kept
     kw = dict(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
     try:
-        if address == "local":
+        if owned and address == "local":
             ray.init(address="local", num_cpus=num_cpus or os.cpu_count() or 1, **kw)
-        else:
+        elif owned:
             ray.init(address=address, **kw)
     except Exception as e:  # noqa: BLE001 - ConnectionError, RuntimeError, ValueError...: one line
         raise IndexingError(f"cannot reach the Ray cluster at {address!r} ({_first_line(e)})") from None
@@ -105,7 +106,7 @@ def connect(address: str = "local", num_cpus: int | None = None) -> dict:
         ctx.print_on_execution_start = False
     res = ray.cluster_resources()
     return {"address": address, "nodes": len([n for n in ray.nodes() if n.get("Alive")]),
-            "cpus": int(res.get("CPU", 0))}
+            "cpus": int(res.get("CPU", 0)), "owned": owned}
 
 
 def _check_reachable(address: str, timeout: float = 10.0) -> None:
@@ -318,7 +319,8 @@ def embed_on_ray(todo: list[Todo], encoder, shards_dir: str | Path, *, address: 
         except Exception as e:  # noqa: BLE001 - a failed job is one line, not Ray's traceback
             raise IndexingError(f"the Ray job failed ({_first_line(e)})") from None
     finally:
-        disconnect()
+        if info["owned"]:
+            disconnect()
 
     seen = set()
     for f in sorted(run_dir.glob("*.parquet")):
