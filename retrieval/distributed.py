@@ -307,8 +307,9 @@ def embed_on_ray(todo: list[Todo], encoder, shards_dir: str | Path, *, address: 
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # Ray's deprecation notices about its own arguments
+                # a call gets up to 8 encoder batches, so that decoding overlaps embedding
                 ds = ray.data.from_arrow(blocks).map_batches(
-                    EmbedPhotos, batch_format="pyarrow", batch_size=min(rows, max(1, batch_size)),
+                    EmbedPhotos, batch_format="pyarrow", batch_size=min(rows, 8 * max(1, batch_size)),
                     fn_constructor_kwargs=dict(encoder_spec=spec, encoder_id=encoder.id, batch_size=batch_size,
                                                max_megapixels=max_megapixels),
                     compute=ray.data.ActorPoolStrategy(min_size=1, max_size=min(actors, len(blocks))),

@@ -76,7 +76,7 @@ def test_ray_index_equals_local_index_and_is_incremental(library, tmp_path):
     assert "embedding on the Ray cluster local: 1 node(s), 2 CPUs" in p.stderr, p.stderr
     bad = [line for line in p.stderr.splitlines() if "broken.jpg" in line]
     assert len(bad) == 1 and bad[0].startswith(f"retr: skipped {library / 'broken.jpg'}: truncated"), p.stderr
-    assert "Traceback" not in p.stderr and "WARNING" not in p.stderr, p.stderr
+    assert all(line.startswith("retr: ") for line in p.stderr.splitlines()), p.stderr  # Ray's own logs are quiet
     assert not (dist / "shards").exists()  # merged and deleted
 
     # the same rows and vectors as a local run, and so the same search results
