@@ -15,6 +15,7 @@ _EXPORTS = {
     "index_folder": "indexer",
     "IndexReport": "indexer",
     "IndexingError": "indexer",
+    "index_folder_ray": "distributed",
     "Index": "search",
     "Hit": "search",
     "QueryError": "search",

@@ -60,11 +60,18 @@ def index(
     encoder: Optional[str] = typer.Option(None, "--encoder", help="Encoder: a preset (fast, best), a checkpoint from `retr train`, or hf:PATH_OR_NAME for a Hugging Face CLIP/SigLIP [default: fast]."),
     captioner: Optional[Path] = typer.Option(None, "--captioner", help="Captioner checkpoint [default: built-in]."),
     batch_size: int = typer.Option(32, "--batch-size", min=1),
-    workers: int = typer.Option(2, "--workers", min=1, help="Decoding threads."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Decoding threads (default 2); with "
+                                          "--ray local, the CPUs of the local cluster (default all)."),
     max_megapixels: float = typer.Option(200.0, "--max-megapixels", min=0.01, help="Refuse larger images."),
     include_hidden: bool = typer.Option(False, "--include-hidden", help="Also index hidden files and folders."),
     exclude: List[str] = typer.Option([], "--exclude", help="Glob of names or relative paths to skip (repeatable)."),
     db: Optional[str] = DbOpt,
+    ray: Optional[str] = typer.Option(None, "--ray", metavar="ADDRESS", help="Embed on a Ray cluster: 'local' "
+                                      "starts one on this machine, 'auto' joins the one `ray start` began here, "
+                                      "HOST:6379 or ray://HOST:10001 joins a remote one (photos at the same "
+                                      "paths on every node). Needs Ray: the 'ray' extra of retr."),
+    shards: Optional[Path] = typer.Option(None, "--shards", help="With --ray: folder for the vector shards, seen "
+                                          "by every node at the same path (default INDEX/shards)."),
 ):
     """Embed every photo under PATH into the index (incremental: only new or changed files)."""
     _setup_logging()
@@ -77,6 +84,15 @@ def index(
     idx = default_index_dir(index_dir)
     if not path.exists():
         _fail(f"{path}: no such file or folder")
+    if shards is not None and ray is None:
+        _fail("--shards needs --ray ADDRESS", 2)
+    if ray is not None:
+        from .distributed import require_ray
+
+        try:
+            require_ray()
+        except IndexingError as e:
+            _fail(str(e))
     if captions is not None:
         from .coco import load_coco_captions
 
@@ -129,10 +145,19 @@ def index(
     try:
         if progress:
             progress.start()
-        rep = index_folder(path, idx, encoder=enc, captions_file=captions, captioner=cap, rebuild=rebuild,
-                           batch_size=batch_size, workers=workers, max_megapixels=max_megapixels,
-                           include_hidden=include_hidden, exclude=tuple(exclude), on_error=on_error, on_progress=on_progress,
-                           db_url=db)
+        common = dict(encoder=enc, captions_file=captions, captioner=cap, rebuild=rebuild, batch_size=batch_size,
+                      max_megapixels=max_megapixels, include_hidden=include_hidden, exclude=tuple(exclude),
+                      on_error=on_error, on_progress=on_progress, db_url=db)
+        if ray is None:
+            rep = index_folder(path, idx, workers=workers or 2, **common)
+        else:
+            from .distributed import index_folder_ray
+
+            def on_cluster(info):
+                _err(f"embedding on the Ray cluster {info['address']}: {info['nodes']} node(s), {info['cpus']} CPUs")
+
+            rep = index_folder_ray(path, idx, address=ray, num_cpus=workers if ray == "local" else None,
+                                   shards_dir=shards, on_cluster=on_cluster, **common)
     except KeyboardInterrupt:
         if progress:
             progress.stop()
@@ -351,6 +376,7 @@ def serve(
     index_dir: Optional[Path] = IndexOpt,
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; anything but loopback exposes your photos."),
     port: int = typer.Option(8000, "--port", min=0, max=65535, help="TCP port."),
+    db: Optional[str] = DbOpt,
 ):
     """Serve a search page and a JSON API (OpenAPI at /openapi.json) over the index."""
     _setup_logging()
@@ -370,7 +396,7 @@ def serve(
     except ValueError:
         loopback = False
     try:
-        web = create_app(idx, allowed_hosts=(*LOOPBACK_HOSTS, host) if loopback else None)
+        web = create_app(idx, allowed_hosts=(*LOOPBACK_HOSTS, host) if loopback else None, db_url=db)
     except StoreError as e:
         _fail(str(e))
     if not loopback:

@@ -11,13 +11,13 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 from sqlalchemy import delete, select
 
 from .decode import DEFAULT_MAX_MEGAPIXELS, DecodeError, load_image
-from .files import content_hash, walk_images
+from .files import FileInfo, content_hash, walk_images
 from .store import (DB_NAME, Photo, Store, StoreError, TextRow, drop_index_tables, now_iso, resolve_db_url,
                     sqlite_file)
 
@@ -48,6 +48,90 @@ class IndexReport:
     def summary(self) -> str:
         return (f"added {self.added}, updated {self.updated}, moved {self.moved}, removed {self.removed}, "
                 f"unchanged {self.unchanged}, failed {self.failed}")
+
+
+@dataclass
+class Todo:
+    """A photo file to embed: a new one, or a changed one whose row is updated.
+
+    Attributes:
+        file: the file as walked (path, size, mtime are stored with the row).
+        hash: its content hash, or None when not read yet (the embedder hashes it).
+        row_id: the row of the same path to update; None for a new photo.
+    """
+
+    file: FileInfo
+    hash: str | None = None
+    row_id: int | None = None
+
+
+@dataclass
+class Embedded:
+    """What embedding one :class:`Todo` gave: a vector, or the reason it has none.
+
+    Attributes:
+        todo: the photo.
+        hash: content hash (None only when the file could not be read).
+        width, height: upright size in pixels before any reduction (0 on failure).
+        vector: (D,) float32, L2-normalised; None on failure.
+        error: one line saying why the photo could not be embedded; None on success.
+    """
+
+    todo: Todo
+    hash: str | None = None
+    width: int = 0
+    height: int = 0
+    vector: np.ndarray | None = None
+    error: str | None = None
+
+
+#: ``embed(todo) -> iterable of batches``: embeds the photos of ``todo`` and yields lists of
+#: :class:`Embedded` (every item of ``todo`` exactly once); each list is committed as one batch.
+Embedder = Callable[[list[Todo]], Iterable[list[Embedded]]]
+
+
+def embed_locally(todo: list[Todo], encoder, *, batch_size: int = 32, workers: int = 2,
+                  max_megapixels: float = DEFAULT_MAX_MEGAPIXELS) -> Iterator[list[Embedded]]:
+    """Embed photos in this process: ``workers`` threads hash and decode while the encoder runs.
+
+    Args:
+        todo: photos to embed; a missing ``hash`` is computed from the file.
+        encoder: its ``encode_images(list of RGB PIL images) -> (N, D) float32``.
+        batch_size: photos per encoder batch (and per yielded list).
+        workers: hashing and decoding threads.
+        max_megapixels: larger images are refused (an :class:`Embedded` with ``error``).
+
+    Yields:
+        one list of :class:`Embedded` per batch of ``todo``, in order. A file that cannot be
+        read or decoded, or a batch the encoder fails on, gives items with ``error`` set.
+    """
+
+    def decode(t: Todo) -> tuple[Embedded, object]:
+        try:
+            h = t.hash or content_hash(t.file.path)
+        except OSError as e:
+            return Embedded(t, error=f"cannot read file ({e.strerror or e})"), None
+        try:
+            im = load_image(t.file.path, max_megapixels=max_megapixels, draft_size=(320, 320))
+        except DecodeError as e:
+            return Embedded(t, hash=h, error=e.reason), None
+        w, hh = im.info.get("original_size", im.size)
+        return Embedded(t, hash=h, width=w, height=hh), im
+
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
+        for decoded in pool.map(lambda b: [decode(t) for t in b], batches):
+            ok = [(e, im) for e, im in decoded if im is not None]
+            if ok:
+                try:
+                    vecs = encoder.encode_images([im for _, im in ok])
+                except Exception as ex:  # noqa: BLE001 - one bad batch is reported, the run goes on
+                    for e, _ in ok:
+                        e.error = f"could not be embedded ({ex.__class__.__name__}: {ex})"
+                else:
+                    for (e, _), v in zip(ok, vecs):
+                        e.vector = np.ascontiguousarray(v, np.float32)
+            yield [e for e, _ in decoded]
 
 
 def _under(path: str, root: str) -> bool:
@@ -113,6 +197,8 @@ def index_folder(
     on_error: Callable[[str, str], None] | None = None,
     on_progress: Callable[[int, int], None] | None = None,
     db_url: str | None = None,
+    embed: Embedder | None = None,
+    defer_hashes: bool = False,
 ) -> IndexReport:
     """Index every image under ``root`` into the index at ``index_dir``.
 
@@ -139,6 +225,12 @@ def index_folder(
         db_url: SQLAlchemy URL of the database for the index's tables (one database
             holds one index); None: ``$RETR_DB`` if set, else ``index_dir/retr.sqlite``.
             The FAISS files are in ``index_dir`` either way.
+        embed: the embedding step (see :data:`Embedder`); default :func:`embed_locally`
+            with ``encoder``, ``batch_size``, ``workers`` and ``max_megapixels``
+            (:func:`retrieval.distributed.embed_on_ray` embeds on a Ray cluster).
+        defer_hashes: leave hashing a new file to ``embed`` when no photo is gone (then no
+            file can be a moved one), so that a first run reads each file once, where it
+            is embedded. Changed files and possible moves are still hashed here.
 
     Returns:
         :class:`IndexReport`.
@@ -188,13 +280,16 @@ def index_folder(
         for p, r in gone.items():
             by_hash.setdefault(r.hash, []).append(r)
 
-        todo = []  # (FileInfo, hash, existing row id or None)
+        todo: list[Todo] = []
         moves = []  # (row id, FileInfo)
         touch = []  # (row id, FileInfo): same bytes, new mtime
         for f in found:
             r = existing.get(f.path)
             if r is not None and r.size == f.size and r.mtime == f.mtime:
                 report.unchanged += 1
+                continue
+            if r is None and defer_hashes and not gone:
+                todo.append(Todo(f))
                 continue
             try:
                 h = content_hash(f.path)
@@ -209,7 +304,7 @@ def index_folder(
                 del gone[old.path]
                 moves.append((old.id, f))
             else:
-                todo.append((f, h, r.id if r is not None else None))
+                todo.append(Todo(f, h, r.id if r is not None else None))
 
         with store.session() as s:
             store.set_meta(s, "dirty", "1")
@@ -225,51 +320,19 @@ def index_folder(
                 report.removed += len(gone)
             s.commit()
 
-        def decode(item):
-            f = item[0]
-            try:
-                return load_image(f.path, max_megapixels=max_megapixels, draft_size=(320, 320))
-            except DecodeError as e:
-                return e
+        if embed is None:
+            def embed(items: list[Todo]) -> Iterator[list[Embedded]]:
+                return embed_locally(items, encoder, batch_size=batch_size, workers=workers,
+                                     max_megapixels=max_megapixels)
 
         done = 0
         if on_progress:
             on_progress(0, len(todo))
-        with ThreadPoolExecutor(max(1, workers)) as pool:
-            batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
-            pending = pool.map(lambda b: [decode(it) for it in b], batches)
-            for batch, images in zip(batches, pending):
-                ok = [(it, im) for it, im in zip(batch, images) if not isinstance(im, DecodeError)]
-                for it, im in zip(batch, images):
-                    if isinstance(im, DecodeError):
-                        fail(it[0].path, im.reason)
-                if ok:
-                    try:
-                        vecs = encoder.encode_images([im for _, im in ok])
-                    except Exception as e:  # noqa: BLE001 - one bad batch is reported, the run goes on
-                        for it, _ in ok:
-                            fail(it[0].path, f"could not be embedded ({e.__class__.__name__}: {e})")
-                        ok, vecs = [], None
-                    with store.session() as s:
-                        for j, ((f, h, rid), im) in enumerate(ok):
-                            w, hh = im.info.get("original_size", im.size)
-                            vec = np.ascontiguousarray(vecs[j], np.float32).tobytes()
-                            if rid is not None:
-                                row = s.get(Photo, rid)
-                                row.size, row.mtime, row.hash, row.width, row.height = f.size, f.mtime, h, w, hh
-                                row.indexed_at, row.vector = now_iso(), vec
-                                s.execute(delete(TextRow).where(TextRow.photo_id == rid,
-                                                                TextRow.source == "generated"))
-                                report.updated += 1
-                            else:
-                                row = Photo(path=f.path, size=f.size, mtime=f.mtime, hash=h, width=w, height=hh,
-                                            indexed_at=now_iso(), vector=vec)
-                                s.add(row)
-                                report.added += 1
-                        s.commit()
-                done += len(batch)
-                if on_progress:
-                    on_progress(done, len(todo))
+        for batch in embed(todo):
+            _store_embedded(store, batch, report, fail)
+            done += len(batch)
+            if on_progress:
+                on_progress(done, len(todo))
 
         if captioner is not None:  # new, changed, and earlier --no-captions photos alike
             report.generated += _caption_uncaptioned(store, encoder, captioner, root, batch_size)
@@ -286,6 +349,35 @@ def index_folder(
         if store is not None:
             store.close()
         lock.release()
+
+
+def _store_embedded(store: Store, batch: list[Embedded], report: IndexReport,
+                    fail: Callable[[str, str], None]) -> None:
+    """Write one batch of embedded photos (new rows, or updated rows whose generated caption is
+    dropped) and commit it; report the failed ones through ``fail``."""
+    ok = []
+    for e in batch:
+        if e.error is not None or e.vector is None:
+            fail(e.todo.file.path, e.error or "not embedded")
+        else:
+            ok.append(e)
+    if not ok:
+        return
+    with store.session() as s:
+        for e in ok:
+            f, rid = e.todo.file, e.todo.row_id
+            vec = np.ascontiguousarray(e.vector, np.float32).tobytes()
+            if rid is not None:
+                row = s.get(Photo, rid)
+                row.size, row.mtime, row.hash, row.width, row.height = f.size, f.mtime, e.hash, e.width, e.height
+                row.indexed_at, row.vector = now_iso(), vec
+                s.execute(delete(TextRow).where(TextRow.photo_id == rid, TextRow.source == "generated"))
+                report.updated += 1
+            else:
+                s.add(Photo(path=f.path, size=f.size, mtime=f.mtime, hash=e.hash, width=e.width, height=e.height,
+                            indexed_at=now_iso(), vector=vec))
+                report.added += 1
+        s.commit()
 
 
 def _caption_uncaptioned(store: Store, encoder, captioner, root: str, batch_size: int) -> int:
@@ -354,4 +446,5 @@ def _index_captions(store: Store, encoder, root: str, captions_file, on_error) -
     return len(pairs)
 
 
-__all__ = ["IndexReport", "IndexingError", "index_folder", "open_for_write"]
+__all__ = ["Embedded", "Embedder", "IndexReport", "IndexingError", "Todo", "embed_locally", "index_folder",
+           "open_for_write"]

@@ -107,7 +107,7 @@ class _Models:
 
 
 def create_app(index_dir: str | Path, *, encoder=None, captioner=None,
-               allowed_hosts: Iterable[str] | None = None) -> FastAPI:
+               allowed_hosts: Iterable[str] | None = None, db_url: str | None = None) -> FastAPI:
     """Build the web app over the index at ``index_dir``.
 
     Args:
@@ -118,6 +118,8 @@ def create_app(index_dir: str | Path, *, encoder=None, captioner=None,
             one, loaded on first use).
         allowed_hosts: if given, only requests whose ``Host`` header names one of
             these hosts (port ignored) are answered; others get 400.
+        db_url: SQLAlchemy URL of the database holding the index's tables; None:
+            ``$RETR_DB`` if set, else ``index_dir/retr.sqlite`` (as for ``retr index``).
 
     Returns:
         a :class:`fastapi.FastAPI` application (serve it with uvicorn).
@@ -126,7 +128,7 @@ def create_app(index_dir: str | Path, *, encoder=None, captioner=None,
         StoreError: no index there, or it is corrupt or of another format.
     """
     index_dir = Path(index_dir).resolve()
-    ix = Index(index_dir, encoder=encoder)
+    ix = Index(index_dir, encoder=encoder, db_url=db_url)
     models = _Models(ix, captioner)
     thumbs_dir = index_dir / "thumbs"
     hosts = None if allowed_hosts is None else {h.lower() for h in allowed_hosts}

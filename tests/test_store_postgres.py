@@ -11,6 +11,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from dataclasses import dataclass
 
 import numpy as np
@@ -242,6 +247,49 @@ def test_cli_with_db(backend, photos, tmp_path):
     assert "added 1" in p.stdout
     hits = json.loads(run_retr("search", "a rocket", "--index", idx, "--json", env={"RETR_DB": db}, check=0).stdout)
     assert [h["path"].rsplit("/", 1)[-1] for h in hits] == ["cat.jpg"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_serve_with_db(backend, photos, tmp_path):
+    """`retr serve --db URL` serves the index whose tables are in that database (and RETR_DB does too)."""
+    pytest.importorskip("fastapi")
+    idx = tmp_path / "idx"
+    db = backend.cli_url
+    run_retr("index", photos, "--index", idx, "--db", db, "--no-captions", check=0)
+    # without --db (and without RETR_DB) there is no index in that folder
+    env = {k: v for k, v in os.environ.items() if k not in ("RETR_DB", "RETR_INDEX")}
+    p = run_retr("serve", "--index", idx, "--port", _free_port(), env={"RETR_DB": ""})
+    assert p.returncode == 1 and "no index" in p.stderr and "Traceback" not in p.stderr
+    port = _free_port()
+    log = tmp_path / "serve.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "retrieval.cli", "serve", "--index", str(idx), "--db", db,
+                                 "--port", str(port)], stdout=out, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 90
+        while True:
+            assert proc.poll() is None, f"retr serve exited with {proc.returncode}:\n{log.read_text()}"
+            try:
+                with urllib.request.urlopen(url + "/api/status", timeout=5) as r:
+                    status = json.load(r)
+                break
+            except OSError:
+                assert time.time() < deadline, f"retr serve did not answer within 90 s:\n{log.read_text()}"
+                time.sleep(0.3)
+        assert status["photos"] == 3
+        with urllib.request.urlopen(url + "/api/search?q=a+rocket+on+the+launch+pad&k=3", timeout=60) as r:
+            hits = json.load(r)["hits"]
+        assert len(hits) == 3 and hits[0]["name"] == "rocket.jpg"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert "Traceback" not in log.read_text()
 
 
 def test_connection_failure_is_one_line_without_password(tmp_path):
