@@ -64,6 +64,10 @@ def index(
     max_megapixels: float = typer.Option(200.0, "--max-megapixels", min=0.01, help="Refuse larger images."),
     include_hidden: bool = typer.Option(False, "--include-hidden", help="Also index hidden files and folders."),
     exclude: List[str] = typer.Option([], "--exclude", help="Glob of names or relative paths to skip (repeatable)."),
+    index_type: Optional[str] = typer.Option(
+        None, "--index-type", help="Search structure: auto (flat below 50,000 photos, HNSW above), flat (exact), "
+        "hnsw or ivf (approximate, re-ranked exactly); recorded in the index, a change rebuilds it "
+        "[default: the recorded one, else auto]."),
     db: Optional[str] = DbOpt,
 ):
     """Embed every photo under PATH into the index (incremental: only new or changed files)."""
@@ -75,6 +79,10 @@ def index(
     from .store import StoreError
 
     idx = default_index_dir(index_dir)
+    from .ann import INDEX_TYPES
+
+    if index_type is not None and index_type not in INDEX_TYPES:
+        _fail(f"--index-type must be one of {', '.join(INDEX_TYPES)}, not {index_type!r}", 2)
     if not path.exists():
         _fail(f"{path}: no such file or folder")
     if captions is not None:
@@ -132,7 +140,7 @@ def index(
         rep = index_folder(path, idx, encoder=enc, captions_file=captions, captioner=cap, rebuild=rebuild,
                            batch_size=batch_size, workers=workers, max_megapixels=max_megapixels,
                            include_hidden=include_hidden, exclude=tuple(exclude), on_error=on_error, on_progress=on_progress,
-                           db_url=db)
+                           db_url=db, index_type=index_type)
     except KeyboardInterrupt:
         if progress:
             progress.stop()
@@ -162,8 +170,8 @@ def search(
     """Find photos (or captions, with --texts) by words or by another photo."""
     _setup_logging()
     from .encoder import EncoderError
+    from .reader import StoreError
     from .search import Index, QueryError
-    from .store import StoreError
 
     if k < 1:
         _fail(f"-k must be at least 1 (got {k})", 2)

@@ -16,8 +16,10 @@ from typing import Callable
 import numpy as np
 from sqlalchemy import delete, select
 
+from . import ann
 from .decode import DEFAULT_MAX_MEGAPIXELS, DecodeError, load_image
 from .files import content_hash, walk_images
+from .reader import faiss_is_current
 from .store import (DB_NAME, Photo, Store, StoreError, TextRow, drop_index_tables, now_iso, resolve_db_url,
                     sqlite_file)
 
@@ -113,6 +115,7 @@ def index_folder(
     on_error: Callable[[str, str], None] | None = None,
     on_progress: Callable[[int, int], None] | None = None,
     db_url: str | None = None,
+    index_type: str | None = None,
 ) -> IndexReport:
     """Index every image under ``root`` into the index at ``index_dir``.
 
@@ -139,6 +142,10 @@ def index_folder(
         db_url: SQLAlchemy URL of the database for the index's tables (one database
             holds one index); None: ``$RETR_DB`` if set, else ``index_dir/retr.sqlite``.
             The FAISS files are in ``index_dir`` either way.
+        index_type: the FAISS search structure, ``auto``, ``flat``, ``hnsw`` or ``ivf`` (see
+            :mod:`retrieval.ann`), recorded in the index; None keeps the recorded one (auto
+            for a new index). A change rebuilds the FAISS files from the database. They are
+            rewritten when photos or texts changed, or when they are missing or damaged.
 
     Returns:
         :class:`IndexReport`.
@@ -146,10 +153,13 @@ def index_folder(
     Raises:
         IndexingError: ``root`` does not exist, or another run holds the lock.
         StoreError: incompatible or corrupt index (message says how to rebuild).
+        IndexTypeError: ``index_type`` is not one of :data:`retrieval.ann.INDEX_TYPES`.
         KeyboardInterrupt: passed on after the finished batches are committed.
     """
     from filelock import FileLock, Timeout
 
+    if index_type is not None:
+        ann.check_type(index_type)
     root = os.path.abspath(root)
     if not os.path.exists(root):
         raise IndexingError(f"{root}: no such file or folder")
@@ -175,6 +185,12 @@ def index_folder(
 
             encoder = load_encoder()
         store = open_for_write(index_dir, encoder, rebuild, db_url=db_url)
+        was_clean = store.get_meta("dirty") == "0"
+        type_changed = index_type is not None and store.index_type() != index_type
+        if type_changed:
+            with store.session() as s:
+                store.set_meta(s, "index_type", index_type)
+                s.commit()
         if export_query_path:
             _export_fast_path(encoder)
         with store.session() as s:
@@ -275,8 +291,11 @@ def index_folder(
             report.generated += _caption_uncaptioned(store, encoder, captioner, root, batch_size)
         if captions_file is not None:
             report.captions = _index_captions(store, encoder, root, captions_file, on_error)
-        store.write_faiss("photos")
-        store.write_faiss("texts")
+        changed = (type_changed or not was_clean or report.added or report.updated or report.moved
+                   or report.removed or report.captions or report.generated)
+        for table in ("photos", "texts"):
+            if changed or not faiss_is_current(store, table):
+                store.write_faiss(table)
         with store.session() as s:
             store.set_meta(s, "dirty", "0")
             store.set_meta(s, "updated_at", now_iso())
