@@ -310,11 +310,33 @@ def main() -> None:
     ap.add_argument("--plot", default=str(ROOT / "docs" / "search_scaling.png"), help="PNG path ('' for none)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--_worker", nargs=3, metavar=("METHOD", "NPZ", "N"), help=argparse.SUPPRESS)
+    ap.add_argument("--scale", default="", help="comma list of sizes (e.g. 1000,10000,100000,1000000) for the "
+                    "retr-Index-at-scale section (realistic synthetic galleries in real index folders); '' skips it")
+    ap.add_argument("--scale-only", action="store_true", help="run only the --scale section")
+    ap.add_argument("--scale-types", default="flat,hnsw,ivf", help="index types measured at each --scale size "
+                    "(flat is skipped above 100k: 2 KB a photo in RAM)")
+    ap.add_argument("--features", default=str(ROOT / "cache" / "features"),
+                    help="cached backbone features of the Flickr8k photos (scripts/extract_features.py) used, with "
+                    "the dev photos, to fit the realistic gallery model")
+    ap.add_argument("--corpus", default=str(ROOT.parent / "shared" / "data" / "captions" / "corpus.tsv.gz"),
+                    help="captions corpus (TSV: source, image, caption) the scale section's queries are drawn from")
+    ap.add_argument("--scale-plot", default=str(ROOT / "docs" / "scaling_curves.png"))
     a = ap.parse_args()
     if a._worker:
         m, npz, n = a._worker
+        if m.startswith("scale-"):
+            import scale_bench
+
+            print(json.dumps(scale_bench.child(m[len("scale-"):], npz, int(n), a.seed)))
+            return
         print(json.dumps(worker(m, npz, int(n), a.seed, os.path.dirname(npz))))
         return
+    if a.scale:
+        import scale_bench
+
+        scale_bench.run(a, run_worker)
+        if a.scale_only:
+            return
 
     import faiss
 
