@@ -17,6 +17,7 @@ from typing import Iterator
 import numpy as np
 
 from . import ann
+from .blas import import_faiss
 
 TABLES = ("photos", "texts")
 #: The format and schema revision :class:`SqliteReader` understands (kept equal to store.py's).
@@ -169,7 +170,7 @@ def build_faiss(reader: Queries, table: str, kind: str | None = None):
 
 def write_faiss(reader: Queries, table: str) -> int:
     """Rebuild ``<table>.faiss`` from the database (atomic: temp file + rename); returns its vector count."""
-    import faiss
+    faiss = import_faiss()
 
     index = build_faiss(reader, table)
     path = reader.faiss_path(table)
@@ -193,7 +194,7 @@ def read_faiss(reader: Queries, table: str, rebuild: bool = True, check_dirty: b
     Returns:
         (faiss index, rebuilt: bool); with ``rebuild=False``, (None, True) instead of rebuilding.
     """
-    import faiss
+    faiss = import_faiss()
 
     path = reader.faiss_path(table)
     n = reader.count(table)
