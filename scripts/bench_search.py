@@ -320,6 +320,9 @@ def main() -> None:
                     "the dev photos, to fit the realistic gallery model")
     ap.add_argument("--corpus", default=str(ROOT.parent / "shared" / "data" / "captions" / "corpus.tsv.gz"),
                     help="captions corpus (TSV: source, image, caption) the scale section's queries are drawn from")
+    ap.add_argument("--cold", type=int, default=0, help="time a cold `retr search` on an index of this many photos "
+                    "(and variants without each speed-up), then exit")
+    ap.add_argument("--cold-runs", type=int, default=5)
     ap.add_argument("--scale-plot", default=str(ROOT / "docs" / "scaling_curves.png"))
     a = ap.parse_args()
     if a._worker:
@@ -330,6 +333,11 @@ def main() -> None:
             print(json.dumps(scale_bench.child(m[len("scale-"):], npz, int(n), a.seed)))
             return
         print(json.dumps(worker(m, npz, int(n), a.seed, os.path.dirname(npz))))
+        return
+    if a.cold:
+        import scale_bench
+
+        scale_bench.cold(a)
         return
     if a.scale:
         import scale_bench

@@ -379,3 +379,109 @@ def plot(path: Path, rows: list[dict]) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
     return f"plot written: {path}"
+
+
+# -- cold search -----------------------------------------------------------------------------------
+
+COLD_QUERY = "a dog on a beach"
+
+
+def cold(a) -> None:
+    """``retr search "a dog on a beach"`` in a new process on an index of --cold N photos: the default
+    path and, in the same run (interleaved), the same with one speed-up at a time undone."""
+    import subprocess
+    import tempfile
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from benchlib import load_line, machine_line
+
+    from retrieval import onnx_runtime
+    from retrieval.encoder import load_encoder
+
+    n = a.cold
+    print(f"command: python scripts/bench_search.py --cold {n} --cold-runs {a.cold_runs}")
+    print(machine_line())
+    print(f"at the start: {load_line()}")
+    enc = load_encoder()
+    if not onnx_runtime.has_export(enc.id):
+        enc.export_fast_path()
+    with tempfile.TemporaryDirectory(prefix="retr-bench-cold-") as t:
+        tmp = Path(t)
+        d = tmp / "index"
+        from retrieval.store import Store, now_iso
+
+        st = Store(d, create=True)
+        with st.session() as s:
+            st.set_meta(s, "encoder_id", enc.id)
+            st.set_meta(s, "encoder_spec", "default")
+            st.set_meta(s, "dim", str(enc.dim))
+            s.commit()
+        st.close()
+        import sqlite3
+
+        rng = np.random.default_rng(0)
+        v = rng.standard_normal((n, enc.dim), dtype=np.float32)
+        v /= np.linalg.norm(v, axis=1, keepdims=True)
+        con = sqlite3.connect(d / "retr.sqlite")
+        now = now_iso()
+        con.executemany("INSERT INTO photos (id, path, size, mtime, hash, width, height, indexed_at, vector) "
+                        "VALUES (?, ?, 1000000, 0.0, ?, 640, 480, ?, ?)",
+                        ((i + 1, f"/photos/{i:07d}.jpg", f"{i:064x}", now, v[i].tobytes()) for i in range(n)))
+        con.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('dirty', '0')")
+        con.commit()
+        con.close()
+        st = Store(d)
+        st.write_faiss("photos")
+        st.write_faiss("texts")
+        st.close()
+        opt = onnx_runtime.export_dir(enc.id) / (Path(onnx_runtime.MODEL_FILE).stem + ".opt.onnx")
+        empty = tmp / "empty-cache"
+        empty.mkdir()
+        py = sys.executable
+        args = ["search", COLD_QUERY, "--index", str(d), "-k", "10"]
+        typer_code = ("import sys; sys.argv = ['retr'] + sys.argv[1:]; from retrieval.commands import app; app()")
+        variants = [
+            ("interpreter start-up only: `python -c pass`", [py, "-c", "pass"], {}, None),
+            ("imports only: numpy, faiss, onnxruntime, tokenizers", [py, "-c", "import numpy, faiss, onnxruntime, "
+                                                                     "tokenizers"], {}, None),
+            ("**retr search (all of the below)**", [py, "-m", "retrieval.cli", *args], {}, None),
+            ("without the argv fast path (the Typer app parses: +Typer, Click, pydantic)",
+             [py, "-c", typer_code, *args], {}, None),
+            ("without the stdlib-sqlite3 reader (SQLAlchemy Store: `RETR_DB=sqlite:///...`)",
+             [py, "-m", "retrieval.cli", *args], {"RETR_DB": f"sqlite:///{d / 'retr.sqlite'}"}, None),
+            ("without the cached optimised ONNX graph (first search after an export: optimise + save)",
+             [py, "-m", "retrieval.cli", *args], {}, opt),
+            ("torch path (no ONNX export: sentence-transformers + torch)", [py, "-m", "retrieval.cli", *args],
+             {"RETR_CACHE": str(empty)}, None),
+        ]
+        times = {v[0]: [] for v in variants}
+        cpu = {v[0]: [] for v in variants}
+        loads = []
+        for r in range(a.cold_runs + 1):
+            for name, cmd, env, remove in variants:
+                if remove is not None and remove.exists():
+                    remove.unlink()
+                e = dict(os.environ)
+                e.update(env)
+                t0 = time.perf_counter()
+                p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=e, cwd=ROOT)
+                err = p.stderr.read()
+                _, status, ru = os.wait4(p.pid, 0)
+                w = time.perf_counter() - t0
+                if os.waitstatus_to_exitcode(status):
+                    sys.exit(f"{name} failed: {err[-2000:].decode(errors='replace')}")
+                if r:  # run 0 warms the file cache
+                    times[name].append(w)
+                    cpu[name].append(ru.ru_utime + ru.ru_stime)
+                loads.append(os.getloadavg()[0])
+    print(f"\nCold `retr search \"{COLD_QUERY}\" -k 10` in a new process, index of {n:,} photos (random unit vectors "
+          f"with the shipped encoder's id; flat FAISS); median of {a.cold_runs} runs, variants interleaved")
+    print("(CPU = user + system seconds of the child, all its threads: on a machine this busy the wall clock mostly "
+          "measures waiting for a core)")
+    print("| variant | median wall (s) | runs (s) | median CPU (s) | CPU vs retr search |\n|---|---|---|---|---|")
+    ref = statistics.median(cpu[variants[2][0]])
+    for name, *_ in variants:
+        med, c = statistics.median(times[name]), statistics.median(cpu[name])
+        print(f"| {name} | {med:.2f} | {', '.join(f'{x:.2f}' for x in times[name])} | {c:.2f} | {c - ref:+.2f} s |")
+    print(f"load average during the runs: median {statistics.median(loads):.1f}, max {max(loads):.1f}; "
+          f"at the end: {load_line()}")
