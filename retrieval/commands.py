@@ -57,7 +57,7 @@ def index(
     include_hidden: bool = typer.Option(False, "--include-hidden", help="Also index hidden files and folders."),
     exclude: List[str] = typer.Option([], "--exclude", help="Glob of names or relative paths to skip (repeatable)."),
     index_type: Optional[str] = typer.Option(
-        None, "--index-type", help="Search structure: auto (flat below 50,000 photos, HNSW above), flat (exact), "
+        None, "--index-type", help="Search structure: auto (flat below 20,000 photos, HNSW above), flat (exact), "
         "hnsw or ivf (approximate, re-ranked exactly); recorded in the index, a change rebuilds it "
         "[default: the recorded one, else auto]."),
     db: Optional[str] = DbOpt,

@@ -320,6 +320,8 @@ def main() -> None:
                     "the dev photos, to fit the realistic gallery model")
     ap.add_argument("--corpus", default=str(ROOT.parent / "shared" / "data" / "captions" / "corpus.tsv.gz"),
                     help="captions corpus (TSV: source, image, caption) the scale section's queries are drawn from")
+    ap.add_argument("--scale-from", default="", help="comma list of JSON files saved by --scale runs "
+                    "(BENCH_JSON=FILE): print their rows as one table and plot")
     ap.add_argument("--cold", type=int, default=0, help="time a cold `retr search` on an index of this many photos "
                     "(and variants without each speed-up), then exit")
     ap.add_argument("--cold-runs", type=int, default=5)
@@ -333,6 +335,13 @@ def main() -> None:
             print(json.dumps(scale_bench.child(m[len("scale-"):], npz, int(n), a.seed)))
             return
         print(json.dumps(worker(m, npz, int(n), a.seed, os.path.dirname(npz))))
+        return
+    if a.scale_from:
+        import scale_bench
+
+        rows = [r for f in a.scale_from.split(",") for r in json.loads(Path(f).read_text())]
+        print(f"command: python scripts/bench_search.py --scale-from {a.scale_from}  (rows of earlier --scale runs)")
+        scale_bench.report(rows, a.queries, a.scale_plot)
         return
     if a.cold:
         import scale_bench

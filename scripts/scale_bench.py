@@ -325,7 +325,17 @@ def run(a, run_worker) -> None:
                       flush=True)
             shutil.rmtree(d, ignore_errors=True)
 
-    print(f"\nretr `Index` at scale: REALISTIC SYNTHETIC galleries (see above), {a.queries} corpus-caption queries one at "
+    report(rows, a.queries, a.scale_plot)
+    if os.environ.get("BENCH_JSON"):
+        Path(os.environ["BENCH_JSON"]).write_text(json.dumps(rows, indent=1))
+    print(f"load average during the section: median {statistics.median(loads):.1f}, max {max(loads):.1f}; "
+          f"total {time.perf_counter() - t0:.0f} s; at the end: {load_line()}")
+
+
+def report(rows: list[dict], queries: int, plot_path: str | None) -> None:
+    """The scale table (markdown) and the PNG, from the rows of one or more runs (``BENCH_JSON`` files)."""
+    rows = sorted(rows, key=lambda r: (r["n"], not r["method"].startswith("numpy")))
+    print(f"\nretr `Index` at scale: REALISTIC SYNTHETIC galleries (see above), {queries} corpus-caption queries one at "
           f"a time, top-{K}; Recall@10 against the exact top-10; each step in its own process")
     print("| photos | method | FAISS build (s) [rclip: load] | build peak RSS (MB) | FAISS bytes/photo | "
           "DB bytes/photo | search RSS (MB) | search peak RSS (MB) | median ms/query (wall) | p95 ms (wall) | "
@@ -338,13 +348,8 @@ def run(a, run_worker) -> None:
               f"{r['lat']['p95_ms']:.2f} | {r['lat']['cpu_ms']:.2f} | {r['recall']:.3f} | "
               f"{ref[r['n']] / r['lat']['cpu_ms']:.1f}x | "
               f"{r['load']:.1f} |")
-    out = Path(a.scale_plot) if a.scale_plot else None
-    if out:
-        print(plot(out, rows))
-    if os.environ.get("BENCH_JSON"):
-        Path(os.environ["BENCH_JSON"]).write_text(json.dumps(rows, indent=1))
-    print(f"load average during the section: median {statistics.median(loads):.1f}, max {max(loads):.1f}; "
-          f"total {time.perf_counter() - t0:.0f} s; at the end: {load_line()}")
+    if plot_path:
+        print(plot(Path(plot_path), rows))
 
 
 def plot(path: Path, rows: list[dict]) -> str:
