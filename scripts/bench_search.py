@@ -322,6 +322,10 @@ def main() -> None:
                     help="captions corpus (TSV: source, image, caption) the scale section's queries are drawn from")
     ap.add_argument("--scale-from", default="", help="comma list of JSON files saved by --scale runs "
                     "(BENCH_JSON=FILE): print their rows as one table and plot")
+    ap.add_argument("--blas", action="store_true", help="compare OPENBLAS_CORETYPE kernels for batched flat search, "
+                    "then exit")
+    ap.add_argument("--blas-rounds", type=int, default=3)
+    ap.add_argument("--_blas_child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--cold", type=int, default=0, help="time a cold `retr search` on an index of this many photos "
                     "(and variants without each speed-up), then exit")
     ap.add_argument("--cold-runs", type=int, default=5)
@@ -335,6 +339,14 @@ def main() -> None:
             print(json.dumps(scale_bench.child(m[len("scale-"):], npz, int(n), a.seed)))
             return
         print(json.dumps(worker(m, npz, int(n), a.seed, os.path.dirname(npz))))
+        return
+    if a._blas_child or a.blas:
+        import scale_bench
+
+        if a._blas_child:
+            print(json.dumps(scale_bench.blas_child(10_000, 1_000)))
+        else:
+            scale_bench.blas(a)
         return
     if a.scale_from:
         import scale_bench

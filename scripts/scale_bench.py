@@ -490,3 +490,68 @@ def cold(a) -> None:
         print(f"| {name} | {med:.2f} | {', '.join(f'{x:.2f}' for x in times[name])} | {c:.2f} | {c - ref:+.2f} s |")
     print(f"load average during the runs: median {statistics.median(loads):.1f}, max {max(loads):.1f}; "
           f"at the end: {load_line()}")
+
+
+# -- OpenBLAS kernels ---------------------------------------------------------------------------------
+
+BLAS_CORETYPES = ("", "Haswell", "SkylakeX", "Zen", "Sandybridge")
+
+
+def blas_child(n: int, nq: int) -> dict:
+    """Flat FAISS search of nq random queries over n random vectors in one call (BLAS sgemm path), 1 thread."""
+    import faiss
+    from threadpoolctl import threadpool_info
+
+    faiss.omp_set_num_threads(1)
+    kern = [i.get("architecture") for i in threadpool_info() if "faiss" in i.get("filepath", "")]
+    rng = np.random.default_rng(0)
+    G = rng.standard_normal((n, 512), dtype=np.float32)
+    Q = rng.standard_normal((nq, 512), dtype=np.float32)
+    ix = faiss.IndexFlatIP(512)
+    ix.add(G)
+    ix.search(Q[:50], K)
+    ts = []
+    for _ in range(3):
+        t = time.perf_counter()
+        ix.search(Q, K)
+        ts.append(time.perf_counter() - t)
+    return {"kernel": ",".join(k for k in kern if k), "s": min(ts)}
+
+
+def blas(a) -> None:
+    """Each OPENBLAS_CORETYPE in its own child (set before faiss loads), rounds interleaved; and what
+    retrieval.blas picks on this CPU."""
+    import subprocess
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from benchlib import load_line, machine_line
+
+    from retrieval.blas import choose_coretype, cpu_flags
+
+    n, nq = 10_000, 1_000
+    print(f"command: python scripts/bench_search.py --blas --blas-rounds {a.blas_rounds}")
+    print(machine_line())
+    print(f"at the start: {load_line()}")
+    res = {ct: [] for ct in BLAS_CORETYPES}
+    kern = {}
+    for _ in range(a.blas_rounds):
+        for ct in BLAS_CORETYPES:
+            env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
+            if ct:
+                env["OPENBLAS_CORETYPE"] = ct
+            p = subprocess.run([sys.executable, str(Path(__file__).resolve().parent / "bench_search.py"),
+                                "--_blas_child"], capture_output=True, text=True, env=env, cwd=ROOT)
+            r = json.loads(p.stdout.strip().splitlines()[-1])
+            res[ct].append(r["s"] * 1000)
+            kern[ct] = r["kernel"]
+    base = statistics.median(res[""])
+    print(f"\nFAISS flat search, {nq} queries x {n} vectors (D=512) in one call, 1 OpenMP thread; best of 3 calls "
+          f"per child, median over {a.blas_rounds} interleaved rounds")
+    print("| OPENBLAS_CORETYPE | kernel (threadpoolctl) | ms | rounds (ms) | speed vs unset |\n|---|---|---|---|---|")
+    for ct in BLAS_CORETYPES:
+        m = statistics.median(res[ct])
+        print(f"| {ct or '(unset)'} | {kern[ct]} | {m:.0f} | {', '.join(f'{x:.0f}' for x in res[ct])} | "
+              f"{base / m:.2f}x |")
+    print(f"retrieval.blas picks {choose_coretype(cpu_flags())!r} on this CPU (avx512f/bw/dq/vl -> SkylakeX, "
+          f"avx2+fma -> Haswell)")
+    print(f"at the end: {load_line()}")
