@@ -41,7 +41,7 @@ def test_approximate_types_match_flat(tmp_path, kind):
     ix = Index(tmp_path)
     assert ann.kind_of(ix._index("photos")) == kind and not ix.rebuilt
     rng = np.random.default_rng(1)
-    queries = v[rng.choice(len(v), 50, replace=False)] + 0.3 * rng.standard_normal((50, v.shape[1])).astype(np.float32)
+    queries = v[rng.choice(len(v), 50, replace=False)] + 0.1 * rng.standard_normal((50, v.shape[1])).astype(np.float32)
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
     exact_top = np.argsort(-(queries @ v.T), axis=1)[:, :10] + 1  # row ids start at 1
     hits = [ix.search_vector(q, 10) for q in queries]
