@@ -362,13 +362,13 @@ def plot(path: Path, rows: list[dict]) -> str:
         return "matplotlib not installed: no plot"
     fig, axs = plt.subplots(1, 3, figsize=(15, 4.5))
     methods = list(dict.fromkeys(r["method"] for r in rows))
-    for m in methods:
+    for i, m in enumerate(methods):
         rs = [r for r in rows if r["method"] == m]
         ns = [r["n"] for r in rs]
-        axs[0].plot(ns, [r["lat"]["cpu_ms"] for r in rs], marker="o", label=m)
-        axs[1].plot(ns, [r["peak"] for r in rs], marker="o", label=m)
+        axs[0].plot(ns, [r["lat"]["cpu_ms"] for r in rs], marker="o", label=m, color=f"C{i}")
+        axs[1].plot(ns, [r["peak"] for r in rs], marker="o", label=m, color=f"C{i}")
         if not m.startswith("numpy"):
-            axs[2].plot(ns, [r["build_s"] for r in rs], marker="o", label=m)
+            axs[2].plot(ns, [r["build_s"] for r in rs], marker="o", label=m, color=f"C{i}")
     for ax, yl in zip(axs, ("median CPU ms per query (warm)", "peak RSS of the search process (MB)",
                             "FAISS build from stored vectors (s)")):
         ax.set_xscale("log")
