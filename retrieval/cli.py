@@ -1,34 +1,23 @@
-"""The ``retr`` command line: a thin layer over :mod:`retrieval`'s Python API."""
+"""The ``retr`` console entry point.
+
+``retr search ...`` with ordinary arguments is answered here without importing Typer, Click
+or pydantic (Typer 0.29 builds a pydantic TypeAdapter per parameter, ~0.5 s of a cold
+search); everything else, and any search argument list this small parser does not take
+as it is (``--help``, a typo, a missing value), goes to the Typer app in
+:mod:`retrieval.commands`, which gives its usual help and error messages.
+"""
 from __future__ import annotations
 
-import json
-import logging
 import os
-import signal
 import sys
-from pathlib import Path
-from typing import List, Optional
-
-import typer
-
-from .config import default_index_dir
-
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Offline image-text search: index photos, find them by words or by another photo, caption them.")
-
-IndexOpt = typer.Option(None, "--index", help="Index folder [default: $RETR_INDEX or ./index].")
-DbOpt = typer.Option(None, "--db", help="SQLAlchemy URL of the database for the index's tables, e.g. "
-                     "postgresql+psycopg://user:pw@host/db (one database holds one index; FAISS files stay in "
-                     "the index folder) [default: $RETR_DB, else INDEX/retr.sqlite].")
 
 
-def _err(msg: str) -> None:
-    typer.echo(f"retr: {msg}", err=True)
+def __getattr__(name):  # ``from retrieval.cli import app`` still works
+    if name.startswith("__"):
+        raise AttributeError(name)
+    from . import commands
 
-
-def _fail(msg: str, code: int = 1):
-    _err(msg)
-    raise typer.Exit(code)
+    return getattr(commands, name)
 
 
 def _plain(s: str) -> str:
@@ -37,381 +26,103 @@ def _plain(s: str) -> str:
 
 
 def _setup_logging() -> None:
+    import logging
+
     logging.basicConfig(level=logging.WARNING, format="retr: warning: %(message)s")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-def _sigterm_to_interrupt() -> None:
-    def handler(signum, frame):
-        raise KeyboardInterrupt
+def _echo(msg: str, err: bool = False) -> None:
+    stream = sys.stderr if err else sys.stdout
+    stream.write(msg + "\n")
+    stream.flush()
 
-    signal.signal(signal.SIGTERM, handler)
 
+def run_search(query: str, k: int = 10, as_text: bool = False, texts: bool = False, as_json: bool = False,
+               index_dir=None, db: str | None = None, echo=None) -> int:
+    """``retr search``: print the hits; returns the exit status (0, 1: no index/bad query, 2: bad -k).
 
-@app.command()
-def index(
-    path: Path = typer.Argument(..., help="Folder of photos (searched recursively) or one image file."),
-    index_dir: Optional[Path] = IndexOpt,
-    captions: Optional[Path] = typer.Option(None, "--captions", help="COCO-captions JSON; file_name relative to PATH."),
-    rebuild: bool = typer.Option(False, "--rebuild", help="Delete the index and embed everything again."),
-    no_captions: bool = typer.Option(False, "--no-captions", help="Do not generate a caption for each photo."),
-    encoder: Optional[str] = typer.Option(None, "--encoder", help="Encoder: a preset (fast, best), a checkpoint from `retr train`, or hf:PATH_OR_NAME for a Hugging Face CLIP/SigLIP [default: fast]."),
-    captioner: Optional[Path] = typer.Option(None, "--captioner", help="Captioner checkpoint [default: built-in]."),
-    batch_size: int = typer.Option(32, "--batch-size", min=1),
-    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Decoding threads (default 2); with "
-                                          "--ray local, the CPUs of the local cluster (default all)."),
-    max_megapixels: float = typer.Option(200.0, "--max-megapixels", min=0.01, help="Refuse larger images."),
-    include_hidden: bool = typer.Option(False, "--include-hidden", help="Also index hidden files and folders."),
-    exclude: List[str] = typer.Option([], "--exclude", help="Glob of names or relative paths to skip (repeatable)."),
-    db: Optional[str] = DbOpt,
-    ray: Optional[str] = typer.Option(None, "--ray", metavar="ADDRESS", help="Embed on a Ray cluster: 'local' "
-                                      "starts one on this machine, 'auto' joins the one `ray start` began here, "
-                                      "HOST:6379 or ray://HOST:10001 joins a remote one (photos at the same "
-                                      "paths on every node). Needs Ray: the 'ray' extra of retr."),
-    shards: Optional[Path] = typer.Option(None, "--shards", help="With --ray: folder for the vector shards, seen "
-                                          "by every node at the same path (default INDEX/shards)."),
-):
-    """Embed every photo under PATH into the index (incremental: only new or changed files)."""
+    ``echo(msg)`` writes a line to stdout (``echo(msg, err=True)`` to stderr).
+    """
+    import json
+
+    echo = echo or _echo
     _setup_logging()
-    _sigterm_to_interrupt()
-    from .captioner import CaptionerError, load_captioner
-    from .encoder import EncoderError, load_encoder
-    from .indexer import IndexingError, index_folder
-    from .store import StoreError
-
-    idx = default_index_dir(index_dir)
-    if not path.exists():
-        _fail(f"{path}: no such file or folder")
-    if shards is not None and ray is None:
-        _fail("--shards needs --ray ADDRESS", 2)
-    if ray is not None:
-        from .distributed import require_ray
-
-        try:
-            require_ray()
-        except IndexingError as e:
-            _fail(str(e))
-    if captions is not None:
-        from .coco import load_coco_captions
-
-        if not captions.is_file():
-            _fail(f"{captions}: captions file not found")
-        try:
-            load_coco_captions(captions)  # fail before the expensive work, not after
-        except (ValueError, OSError) as e:
-            _fail(str(e))
-    if idx.exists() and not idx.is_dir():
-        _fail(f"{idx}: --index must be a folder, and this is a file")
-    try:
-        enc = load_encoder(encoder)
-    except EncoderError as e:
-        _fail(str(e))
-    cap = None
-    if not no_captions:
-        try:
-            cap = load_captioner(captioner, enc.id)
-        except CaptionerError as e:
-            _err(f"warning: no captions generated ({e})")
-    from . import onnx_runtime
-
-    if hasattr(enc, "export_fast_path") and not onnx_runtime.has_export(enc.id):
-        _err(f"exporting the encoder to ONNX once for fast runs (~30 s) into {onnx_runtime.export_dir(enc.id)}")
-    tty = sys.stderr.isatty()
-    progress = None
-    state = {"last": -1}
-
-    def on_error(p, reason):
-        _err(f"skipped {p}: {reason}")
-
-    if tty:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-        progress = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                            TimeRemainingColumn(), transient=True, console=__import__("rich.console").console.Console(stderr=True))
-        task = progress.add_task("embedding", total=None)
-
-        def on_progress(done, total):
-            progress.update(task, completed=done, total=total)
-    else:
-        def on_progress(done, total):
-            step = max(1, total // 10) if total else 1
-            if done and (done == total or done // step != state["last"]):
-                state["last"] = done // step
-                if total:
-                    _err(f"embedded {done}/{total}")
-
-    try:
-        if progress:
-            progress.start()
-        common = dict(encoder=enc, captions_file=captions, captioner=cap, rebuild=rebuild, batch_size=batch_size,
-                      max_megapixels=max_megapixels, include_hidden=include_hidden, exclude=tuple(exclude),
-                      on_error=on_error, on_progress=on_progress, db_url=db)
-        if ray is None:
-            rep = index_folder(path, idx, workers=workers or 2, **common)
-        else:
-            from .distributed import index_folder_ray
-
-            def on_cluster(info):
-                _err(f"embedding on the Ray cluster {info['address']}: {info['nodes']} node(s), {info['cpus']} CPUs")
-
-            rep = index_folder_ray(path, idx, address=ray, num_cpus=workers if ray == "local" else None,
-                                   shards_dir=shards, on_cluster=on_cluster, **common)
-    except KeyboardInterrupt:
-        if progress:
-            progress.stop()
-        _fail("interrupted: photos embedded so far are saved; run the same command again to resume", 130)
-    except (IndexingError, StoreError, ValueError, OSError) as e:
-        if progress:
-            progress.stop()
-        _fail(str(e))
-    finally:
-        if progress:
-            progress.stop()
-    typer.echo(f"{rep.summary()}" + (f"; {rep.captions} captions indexed" if captions else "") + f" -> {idx}")
-    if rep.indexed == 0 and rep.failed > 0:
-        raise typer.Exit(1)
-
-
-@app.command()
-def search(
-    query: str = typer.Argument(..., help="Words, or the path of a photo (image -> image)."),
-    k: int = typer.Option(10, "-k", "--top", help="Number of results."),
-    as_text: bool = typer.Option(False, "--as-text", help="Treat QUERY as words even if a file has that name."),
-    texts: bool = typer.Option(False, "--texts", help="Search indexed captions instead of photos."),
-    as_json: bool = typer.Option(False, "--json", help="One JSON array on stdout."),
-    index_dir: Optional[Path] = IndexOpt,
-    db: Optional[str] = DbOpt,
-):
-    """Find photos (or captions, with --texts) by words or by another photo."""
-    _setup_logging()
+    from .config import default_index_dir
     from .encoder import EncoderError
+    from .reader import StoreError
     from .search import Index, QueryError
-    from .store import StoreError
+
+    def err(msg):
+        echo(f"retr: {msg}", err=True)
 
     if k < 1:
-        _fail(f"-k must be at least 1 (got {k})", 2)
+        err(f"-k must be at least 1 (got {k})")
+        return 2
     try:
         ix = Index(default_index_dir(index_dir), db_url=db)
         hits = ix.search(query, k=k, texts=texts, as_text=as_text)
     except (QueryError, StoreError, EncoderError) as e:
-        _fail(str(e))
+        err(str(e))
+        return 1
     if ix.rebuilt:
-        _err("warning: the vector index was out of date (an interrupted or running `retr index`) or damaged, "
-             "and was rebuilt in memory from the database; a finished `retr index` saves it")
+        err("warning: the vector index was out of date (an interrupted or running `retr index`) or damaged, "
+            "and was rebuilt in memory from the database; a finished `retr index` saves it")
     if not hits:
-        _err("no captions in this index (index with --captions, or without --no-captions)" if texts
-             else "the index has no photos")
+        err("no captions in this index (index with --captions, or without --no-captions)" if texts
+            else "the index has no photos")
     if as_json:
-        typer.echo(json.dumps([h.to_dict() for h in hits], ensure_ascii=False))
-        return
+        echo(json.dumps([h.to_dict() for h in hits], ensure_ascii=False))
+        return 0
     for h in hits:
         if texts:
-            typer.echo(f"{h.score:.3f}\t{_plain(h.text)}\t{_plain(h.path or '')}")
+            echo(f"{h.score:.3f}\t{_plain(h.text)}\t{_plain(h.path or '')}")
         else:
-            typer.echo(f"{h.score:.3f}\t{_plain(h.path)}")
+            echo(f"{h.score:.3f}\t{_plain(h.path)}")
+    return 0
 
 
-@app.command()
-def caption(
-    photos: List[Path] = typer.Argument(..., help="Image files."),
-    samples: int = typer.Option(0, "--samples", "-n", min=0, help="Draw N different captions per photo."),
-    beam: int = typer.Option(3, "--beam", min=1, help="Beam width for the best caption."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Make --samples reproducible."),
-    rerank: Optional[str] = typer.Option(None, "--rerank", help="With --samples: order them best first by "
-                                         "'consensus' (agreement with the other samples) or 'alignment' "
-                                         "(similarity to the photo)."),
-    best: bool = typer.Option(False, "--best", help="With --samples and --rerank: print only the top sample."),
-    as_json: bool = typer.Option(False, "--json", help="JSON lines: {path, captions}."),
-    encoder: Optional[str] = typer.Option(None, "--encoder", help="Encoder: a preset (fast, best), a `retr train` checkpoint or hf:PATH_OR_NAME [default: fast]."),
-    captioner: Optional[Path] = typer.Option(None, "--captioner", help="Captioner checkpoint [default: built-in]."),
-):
-    """Describe photos with the VAE captioner (beam search; --samples N for N different captions)."""
-    _setup_logging()
-    from .captioner import CaptionerError, load_captioner
-    from .captioner import rerank as rerank_captions
-    from .decode import DecodeError, load_image
-    from .encoder import EncoderError, load_encoder
+def _parse_search(argv: list[str]) -> dict | None:
+    """The options of ``retr search`` (see retrieval.commands.search) from argv, or None when
+    anything is unusual (then the Typer app parses them and reports errors its usual way)."""
+    import argparse
 
-    if rerank not in (None, "consensus", "alignment"):
-        _fail(f"--rerank must be consensus or alignment, not {rerank!r}", 2)
-    if (rerank or best) and not samples:
-        _fail("--rerank and --best need --samples N", 2)
+    if any(a in ("-h", "--help") for a in argv):
+        return None
+    class Parser(argparse.ArgumentParser):
+        def error(self, message):  # never print or exit: hand over to Typer
+            raise argparse.ArgumentError(None, message)
+
+    p = Parser(add_help=False, allow_abbrev=False, exit_on_error=False)
+    p.add_argument("query")
+    p.add_argument("-k", "--top", dest="k", type=int, default=10)
+    p.add_argument("--as-text", action="store_true")
+    p.add_argument("--texts", action="store_true")
+    p.add_argument("--json", dest="as_json", action="store_true")
+    p.add_argument("--index", dest="index_dir", default=None)
+    p.add_argument("--db", default=None)
     try:
-        enc = load_encoder(encoder)
-        cap = load_captioner(captioner, enc.id)
-    except (EncoderError, CaptionerError) as e:
-        _fail(str(e))
-    failed = 0
-    for p in photos:
-        try:
-            im = load_image(p)
-        except DecodeError as e:
-            _err(f"skipped {e.path}: {e.reason}")
-            failed += 1
-            continue
-        emb = enc.encode_images([im])[0]
-        caps = cap.sample(emb, samples, seed=seed) if samples else [cap.beam_search(emb, beam)]
-        if rerank:
-            order = rerank_captions(caps, enc.encode_texts(caps), emb, rerank)
-            caps = [caps[i] for i in order][: 1 if best else None]
-        if as_json:
-            typer.echo(json.dumps({"path": str(p), "captions": caps}, ensure_ascii=False))
-        elif len(photos) == 1 and not samples:
-            typer.echo(caps[0])
-        else:
-            for c in caps:
-                typer.echo(f"{p}\t{c}")
-    if failed:
-        raise typer.Exit(1)
-
-
-@app.command()
-def train(
-    captions: Path = typer.Argument(..., help="COCO-captions JSON of your photos."),
-    images: Path = typer.Option(..., "--images", help="Folder the file_name values are relative to."),
-    out: Path = typer.Option(Path("encoder.pt"), "--out", help="Where to write the encoder checkpoint."),
-    backbone: str = typer.Option("efficientnet-lite0", "--backbone", help="efficientnet-lite0, -lite1 or -lite2; "
-                                 "join several with + to concatenate their features (the best preset: "
-                                 "efficientnet-lite0+efficientnet-lite2)."),
-    epochs: int = typer.Option(80, "--epochs", min=1, help="Maximum epochs (early stopping on held-out photos)."),
-    loss: str = typer.Option("infonce", "--loss", help="infonce (CLIP), hinge (VSE++ hardest negative) or infonce+hinge."),
-    adversarial: float = typer.Option(0.0, "--adversarial", min=0.0, help="Weight of the adversarial modality loss (0: off)."),
-    seed: int = typer.Option(0, "--seed"),
-):
-    """Train alignment heads on your own captioned photos; use the result with `retr index --encoder OUT`."""
-    _setup_logging()
-    from .decode import DecodeError
-    from .training.align import AlignConfig
-    from .training.pipeline import train_encoder
-
-    if not captions.is_file():
-        _fail(f"{captions}: captions file not found")
-    try:
-        cfg = AlignConfig(max_epochs=epochs, seed=seed, loss=loss, adversarial=adversarial)
-        from .backbones import available_backbones
-
-        bad = [b for b in backbone.split("+") if b not in available_backbones()]
-        if bad:
-            raise ValueError(f"unknown backbone {bad[0]!r}; choose from {', '.join(available_backbones())}")
-    except ValueError as e:
-        _fail(str(e), 2)
-    try:
-        info = train_encoder(captions, images, out, backbone=backbone, cfg=cfg,
-                             progress=lambda e, m: _err(f"epoch {e}: held-out t2i R@1 {m['t2i@1']:.1f}, "
-                                                        f"i2t R@1 {m['i2t@1']:.1f}"))
-    except (ValueError, DecodeError, OSError) as e:
-        _fail(str(e))
-    hr = info.get("holdout_recall")
-    typer.echo(f"wrote {out}" + (f" (held-out R@1 t2i {hr['t2i'][1]:.1f}, i2t {hr['i2t'][1]:.1f})" if hr else ""))
-
-
-@app.command("train-captioner")
-def train_captioner_cmd(
-    captions: Path = typer.Argument(..., help="COCO-captions JSON of your photos."),
-    images: Path = typer.Option(..., "--images", help="Folder the file_name values are relative to."),
-    out: Path = typer.Option(Path("captioner.pt"), "--out", help="Where to write the captioner checkpoint."),
-    encoder: Optional[str] = typer.Option(None, "--encoder", help="Encoder whose embeddings it reads: a preset (fast, best) or a checkpoint [default: fast]."),
-    epochs: int = typer.Option(12, "--epochs", min=1),
-    min_count: int = typer.Option(5, "--min-count", min=1, help="Keep words seen at least this often."),
-    seed: int = typer.Option(0, "--seed"),
-):
-    """Train a VAE captioner on your own captioned photos; use it with `retr caption --captioner OUT`."""
-    _setup_logging()
-    from .decode import DecodeError
-    from .encoder import EncoderError, load_encoder
-    from .training.captioner import CaptionerConfig
-    from .training.pipeline import train_captioner_on_corpus
-
-    if not captions.is_file():
-        _fail(f"{captions}: captions file not found")
-    try:
-        info = train_captioner_on_corpus(
-            captions, images, out, encoder=load_encoder(encoder),
-            cfg=CaptionerConfig(max_epochs=epochs, min_count=min_count, seed=seed),
-            progress=lambda e, i: _err(f"epoch {e}: held-out cross-entropy {i['heldout_ce_per_token']:.3f}/token, "
-                                       f"KL {i['heldout_kl']:.2f}"))
-    except (ValueError, DecodeError, EncoderError, OSError) as e:
-        _fail(str(e))
-    typer.echo(f"wrote {out} (vocabulary {info['vocab_size']} words)")
-
-
-@app.command("eval")
-def eval_cmd(
-    captions: Path = typer.Argument(..., help="COCO-captions JSON."),
-    images: Path = typer.Option(..., "--images", help="Folder the file_name values are relative to."),
-    encoder: Optional[str] = typer.Option(None, "--encoder", help="Encoder: a preset (fast, best), a `retr train` checkpoint or hf:PATH_OR_NAME [default: fast]."),
-    folds: int = typer.Option(0, "--folds", min=0, help="K-fold cross-validation of training heads on this corpus."),
-    as_json: bool = typer.Option(False, "--json"),
-):
-    """Recall@1/5/10 text -> image and image -> text on a captioned photo set."""
-    _setup_logging()
-    from .decode import DecodeError
-    from .encoder import EncoderError, load_encoder
-    from .training.pipeline import evaluate
-
-    if not captions.is_file():
-        _fail(f"{captions}: captions file not found")
-    try:
-        res = evaluate(captions, images, encoder=load_encoder(encoder), folds=folds)
-    except (ValueError, DecodeError, EncoderError, OSError) as e:
-        _fail(str(e))
-    if as_json:
-        typer.echo(json.dumps(res))
-        return
-    typer.echo(f"{res['photos']} photos, {res['captions']} captions; encoder {res['encoder']}")
-    typer.echo("direction        R@1    R@5   R@10")
-    for d, name in (("t2i", "text -> image"), ("i2t", "image -> text")):
-        if folds:
-            m, sd = res["mean"][d], res["std"][d]
-            typer.echo(f"{name:14s} " + " ".join(f"{m[k]:5.1f}±{sd[k]:.1f}" for k in (1, 5, 10)))
-        else:
-            r = res["recall"][d]
-            typer.echo(f"{name:14s} " + " ".join(f"{r[k]:6.1f}" for k in (1, 5, 10)))
-
-
-@app.command()
-def serve(
-    index_dir: Optional[Path] = IndexOpt,
-    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; anything but loopback exposes your photos."),
-    port: int = typer.Option(8000, "--port", min=0, max=65535, help="TCP port."),
-    db: Optional[str] = DbOpt,
-):
-    """Serve a search page and a JSON API (OpenAPI at /openapi.json) over the index."""
-    _setup_logging()
-    import ipaddress
-
-    try:
-        import uvicorn
-
-        from .server import LOOPBACK_HOSTS, create_app
-    except ImportError as e:
-        _fail(f"retr serve needs fastapi, uvicorn and python-multipart ({e}); pip install 'retr'")
-    from .store import StoreError
-
-    idx = default_index_dir(index_dir)
-    try:
-        loopback = host == "localhost" or ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        loopback = False
-    try:
-        web = create_app(idx, allowed_hosts=(*LOOPBACK_HOSTS, host) if loopback else None, db_url=db)
-    except StoreError as e:
-        _fail(str(e))
-    if not loopback:
-        _err(f"warning: serving on {host}: anyone who can reach this machine can search and download your photos")
-    shown = f"[{host}]" if ":" in host else host
-    _err(f"serving {idx.resolve()} at http://{shown}:{port}/ (Ctrl-C to stop)")
-    try:
-        uvicorn.run(web, host=host.strip("[]"), port=port, log_level="warning", server_header=False)
-    except (OSError, SystemExit) as e:
-        _fail(f"cannot serve on {host}:{port} ({e})")
+        ns, rest = p.parse_known_args(argv)
+    except (argparse.ArgumentError, SystemExit):
+        return None
+    if rest:
+        return None
+    return vars(ns)
 
 
 def main() -> None:  # pragma: no cover
-    """Console entry point: the Typer app, with a closed or full stdout reported in one line."""
+    """Console entry point: fast ``retr search``, else the Typer app; a closed or full stdout reported in one line."""
     try:
+        args = _parse_search(sys.argv[2:]) if len(sys.argv) > 2 and sys.argv[1] == "search" else None
+        if args is not None:
+            code = run_search(**args)
+            if code:
+                sys.exit(code)
+            return
+        from .commands import app
+
         app()
     except BrokenPipeError:
         sys.stderr.close()

@@ -8,6 +8,7 @@ interrupted run keeps the photos it finished and the next run resumes.
 from __future__ import annotations
 
 import os
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,8 +17,10 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 from sqlalchemy import delete, select
 
+from . import ann
 from .decode import DEFAULT_MAX_MEGAPIXELS, DecodeError, load_image
 from .files import FileInfo, content_hash, walk_images
+from .reader import faiss_is_current
 from .store import (DB_NAME, Photo, Store, StoreError, TextRow, drop_index_tables, now_iso, resolve_db_url,
                     sqlite_file)
 
@@ -119,8 +122,22 @@ def embed_locally(todo: list[Todo], encoder, *, batch_size: int = 32, workers: i
         return Embedded(t, hash=h, width=w, height=hh), im
 
     with ThreadPoolExecutor(max(1, workers)) as pool:
-        batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
-        for decoded in pool.map(lambda b: [decode(t) for t in b], batches):
+        # Decoding runs ahead of the encoder by at most workers + 1 batches: memory stays
+        # bounded whatever the library size (Executor.map would decode every photo up front
+        # when decoding outpaces the encoder: +250 MB per 1,000 photos, measured).
+        batches = iter([todo[i : i + batch_size] for i in range(0, len(todo), batch_size)])
+        ahead: deque = deque()
+
+        def submit() -> None:
+            b = next(batches, None)
+            if b is not None:
+                ahead.append(pool.submit(lambda bb: [decode(t) for t in bb], b))
+
+        for _ in range(max(1, workers) + 1):
+            submit()
+        while ahead:
+            decoded = ahead.popleft().result()
+            submit()
             ok = [(e, im) for e, im in decoded if im is not None]
             if ok:
                 try:
@@ -199,6 +216,7 @@ def index_folder(
     db_url: str | None = None,
     embed: Embedder | None = None,
     defer_hashes: bool = False,
+    index_type: str | None = None,
 ) -> IndexReport:
     """Index every image under ``root`` into the index at ``index_dir``.
 
@@ -231,6 +249,10 @@ def index_folder(
         defer_hashes: leave hashing a new file to ``embed`` when no photo is gone (then no
             file can be a moved one), so that a first run reads each file once, where it
             is embedded. Changed files and possible moves are still hashed here.
+        index_type: the FAISS search structure, ``auto``, ``flat``, ``hnsw`` or ``ivf`` (see
+            :mod:`retrieval.ann`), recorded in the index; None keeps the recorded one (auto
+            for a new index). A change rebuilds the FAISS files from the database. They are
+            rewritten when photos or texts changed, or when they are missing or damaged.
 
     Returns:
         :class:`IndexReport`.
@@ -238,10 +260,13 @@ def index_folder(
     Raises:
         IndexingError: ``root`` does not exist, or another run holds the lock.
         StoreError: incompatible or corrupt index (message says how to rebuild).
+        IndexTypeError: ``index_type`` is not one of :data:`retrieval.ann.INDEX_TYPES`.
         KeyboardInterrupt: passed on after the finished batches are committed.
     """
     from filelock import FileLock, Timeout
 
+    if index_type is not None:
+        ann.check_type(index_type)
     root = os.path.abspath(root)
     if not os.path.exists(root):
         raise IndexingError(f"{root}: no such file or folder")
@@ -267,6 +292,12 @@ def index_folder(
 
             encoder = load_encoder()
         store = open_for_write(index_dir, encoder, rebuild, db_url=db_url)
+        was_clean = store.get_meta("dirty") == "0"
+        type_changed = index_type is not None and store.index_type() != index_type
+        if type_changed:
+            with store.session() as s:
+                store.set_meta(s, "index_type", index_type)
+                s.commit()
         if export_query_path:
             _export_fast_path(encoder)
         with store.session() as s:
@@ -338,8 +369,11 @@ def index_folder(
             report.generated += _caption_uncaptioned(store, encoder, captioner, root, batch_size)
         if captions_file is not None:
             report.captions = _index_captions(store, encoder, root, captions_file, on_error)
-        store.write_faiss("photos")
-        store.write_faiss("texts")
+        changed = (type_changed or not was_clean or report.added or report.updated or report.moved
+                   or report.removed or report.captions or report.generated)
+        for table in ("photos", "texts"):
+            if changed or not faiss_is_current(store, table):
+                store.write_faiss(table)
         with store.session() as s:
             store.set_meta(s, "dirty", "0")
             store.set_meta(s, "updated_at", now_iso())

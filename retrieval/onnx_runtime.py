@@ -125,14 +125,47 @@ def export_encoder(encoder) -> Path:
     return final
 
 
-def _session(path: Path, threads: int | None = None):
+def _session(path: Path, threads: int | None = None, cache_optimized: bool = False):
+    """An ONNX Runtime CPU session for ``path``.
+
+    ``cache_optimized``: the first session saves its graph-optimised model (level EXTENDED:
+    fusions that do not depend on the CPU) next to ``path`` as ``*.opt.onnx``; later sessions
+    load that with optimisation off, skipping the optimiser at start-up (``retr search`` in a
+    new process; see docs/bench.md). A cache that cannot be written or read is ignored.
+    """
     import onnxruntime as ort
 
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    if threads:
-        opts.intra_op_num_threads = threads
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    def options(level):
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        opts.graph_optimization_level = level
+        if threads:
+            opts.intra_op_num_threads = threads
+        return opts
+
+    providers = ["CPUExecutionProvider"]
+    if not cache_optimized:
+        return ort.InferenceSession(str(path), options(ort.GraphOptimizationLevel.ORT_ENABLE_ALL), providers=providers)
+    opt = path.with_name(path.stem + ".opt.onnx")
+    if opt.is_file() and opt.stat().st_mtime >= path.stat().st_mtime:
+        try:
+            return ort.InferenceSession(str(opt), options(ort.GraphOptimizationLevel.ORT_DISABLE_ALL),
+                                        providers=providers)
+        except Exception:  # noqa: BLE001 - a damaged cache: optimise again below
+            pass
+    o = options(ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED)
+    tmp = opt.with_name(f".{opt.name}.{os.getpid()}.tmp")
+    o.optimized_model_filepath = str(tmp)
+    try:
+        sess = ort.InferenceSession(str(path), o, providers=providers)
+    except Exception:  # noqa: BLE001 - e.g. a read-only cache folder: no cache, same session
+        return ort.InferenceSession(str(path), options(ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED),
+                                    providers=providers)
+    try:
+        os.replace(tmp, opt)
+    except OSError:
+        pass
+    return sess
 
 
 class OnnxImageEncoder:
@@ -182,7 +215,7 @@ class OnnxTextEncoder:
         self.tokenizer.enable_truncation(max_tokens)
         self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
         self.max_tokens = max_tokens
-        self.session = _session(folder / MODEL_FILE)
+        self.session = _session(folder / MODEL_FILE, cache_optimized=True)
 
     def encode_texts(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         """Strings -> (N, D) float32, L2-normalised; long texts truncated with a warning.

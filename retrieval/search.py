@@ -6,10 +6,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import select
 
+from . import ann
 from .files import is_image_name
-from .store import Photo, Store, StoreError, TextRow
+from .reader import StoreError, open_sqlite_reader, read_faiss
 
 
 class QueryError(ValueError):
@@ -45,6 +45,9 @@ class Index:
 
     The encoder that built the index is loaded lazily, only when a query needs
     embedding, and must be the same (name and version) as the index records.
+    An SQLite index is read for queries with the standard library's ``sqlite3``
+    (no SQLAlchemy import: a faster cold start); :attr:`store`, the full
+    SQLAlchemy :class:`retrieval.store.Store`, is opened on first use.
 
     Args:
         path: index folder.
@@ -57,22 +60,39 @@ class Index:
     """
 
     def __init__(self, path: str | Path, encoder=None, db_url: str | None = None):
-        self.store = Store(path, db_url=db_url)
         self.path = Path(path)
+        self._db_url = db_url
+        self._store = None
+        #: read-only queries: a stdlib-sqlite3 reader for the default SQLite file, else the Store
+        self.reader = None
+        if db_url is None and not os.environ.get("RETR_DB"):
+            self.reader = open_sqlite_reader(self.path)
+        if self.reader is None:
+            self.reader = self.store  # opens (and checks, migrates) the database; raises StoreError
         self._encoder = encoder
         self._faiss = {}
         self._text_encoder = None
         self.rebuilt = False
 
     @property
+    def store(self):
+        """The index's :class:`retrieval.store.Store` (SQLAlchemy; opened on first use)."""
+        if self._store is None:
+            from .store import Store
+
+            self._store = Store(self.path, db_url=self._db_url)
+        return self._store
+
+    @property
     def encoder(self):
         if self._encoder is None:
             from .encoder import load_encoder
 
-            spec = self.store.get_meta("encoder_spec")
+            spec = self.reader.get_meta("encoder_spec")
             self._encoder = load_encoder(spec or None)
-        want = self.store.get_meta("encoder_id")
+        want = self.reader.get_meta("encoder_id")
         if want and self._encoder.id != want:
+
             raise StoreError(f"index at {self.path} was built with encoder {want}, but {self._encoder.id} is "
                              f"loaded; rebuild with `retr index PHOTO_FOLDER --rebuild`")
         return self._encoder
@@ -84,7 +104,7 @@ class Index:
         if self._text_encoder is None:
             from . import onnx_runtime
 
-            want = self.store.get_meta("encoder_id")
+            want = self.reader.get_meta("encoder_id")
             if self._encoder is None and want and onnx_runtime.has_export(want):
                 try:
                     self._text_encoder = onnx_runtime.OnnxTextEncoder(onnx_runtime.export_dir(want))
@@ -95,11 +115,11 @@ class Index:
         return self._text_encoder
 
     def __len__(self) -> int:
-        return self.store.count("photos")
+        return self.reader.count("photos")
 
     def _index(self, table: str):
         if table not in self._faiss:
-            idx, rebuilt = self.store.read_faiss(table)
+            idx, rebuilt = read_faiss(self.reader, table)
             self.rebuilt |= rebuilt
             self._faiss[table] = idx
         return self._faiss[table]
@@ -162,23 +182,22 @@ class Index:
         return self.search_vector(vec, k, texts)
 
     def search_vector(self, vec: np.ndarray, k: int = 10, texts: bool = False) -> list[Hit]:
-        """Nearest neighbours of a (D,) float32 L2-normalised vector; see :meth:`search`."""
+        """Nearest neighbours of a (D,) float32 L2-normalised vector; see :meth:`search`.
+
+        Flat indexes are exact; HNSW and IVF indexes give ``max(100, 10*k)`` candidates that
+        are re-scored exactly with their float32 vectors read from the database
+        (:func:`retrieval.ann.candidates`, :func:`retrieval.ann.rerank`): scores are exact cosines.
+        """
         table = "texts" if texts else "photos"
         idx = self._index(table)
-        n = idx.ntotal
-        if n == 0:
-            return []
-        scores, ids = idx.search(np.ascontiguousarray(vec.reshape(1, -1), np.float32), min(k, n))
-        pairs = [(float(s), int(i)) for s, i in zip(scores[0], ids[0]) if i >= 0]
-        with self.store.session() as s:
-            id_list = [i for _, i in pairs]
-            if texts:
-                rows = {r.id: r for r in s.execute(
-                    select(TextRow.id, TextRow.text, TextRow.source, Photo.path)
-                    .join(Photo, Photo.id == TextRow.photo_id, isouter=True)
-                    .where(TextRow.id.in_(id_list))).all()}
-                return [Hit(sc, i, rows[i].path, rows[i].text, "text", rows[i].source) for sc, i in pairs if i in rows]
-            paths = dict(s.execute(select(Photo.id, Photo.path).where(Photo.id.in_(id_list))).all())
-            gen = dict(s.execute(select(TextRow.photo_id, TextRow.text).where(
-                TextRow.photo_id.in_(id_list), TextRow.source == "generated")).all())
-            return [Hit(sc, i, paths[i], gen.get(i)) for sc, i in pairs if i in paths]
+        q = np.ascontiguousarray(np.asarray(vec, np.float32).reshape(-1))
+        scores, ids, exact = ann.candidates(idx, q, k)
+        if not exact:
+            cid, cvec = self.reader.vectors_for(table, ids)
+            scores, ids = ann.rerank(q, cid, cvec, k)
+        pairs = [(float(sc), int(i)) for sc, i in zip(scores, ids)]
+        if texts:
+            rows = self.reader.text_rows([i for _, i in pairs])
+            return [Hit(sc, i, rows[i][2], rows[i][0], "text", rows[i][1]) for sc, i in pairs if i in rows]
+        rows = self.reader.photo_rows([i for _, i in pairs])
+        return [Hit(sc, i, rows[i][0], rows[i][1]) for sc, i in pairs if i in rows]

@@ -3,7 +3,9 @@
 Layout of an index folder::
 
     retr.sqlite     photos, texts (captions), their vectors, and meta (the embedded default)
-    photos.faiss    IndexIDMap(IndexFlatIP) over photo vectors, ids = photos.id
+    photos.faiss    FAISS IndexIDMap over photo vectors, ids = photos.id; its type (flat, HNSW, IVF)
+                    is chosen by ``retr index --index-type`` (meta ``index_type``, default auto:
+                    see :mod:`retrieval.ann`)
     texts.faiss     the same over text vectors, ids = texts.id
     .lock           held by a writer (filelock)
 
@@ -26,26 +28,25 @@ from pathlib import Path
 
 import numpy as np
 from sqlalchemy import (BigInteger, Float, ForeignKey, Integer, LargeBinary, MetaData, String, Table, Text,
-                        create_engine, delete, event, func, inspect, select, text)
+                        create_engine, delete, event, inspect, text)
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, InterfaceError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
+from . import reader
+from .reader import StoreError  # noqa: F401 - defined there (no SQLAlchemy import), exported here
+
 #: Bumped whenever the on-disk layout changes; older indexes must be rebuilt or migrated.
-FORMAT_VERSION = 1
+FORMAT_VERSION = reader.FORMAT_VERSION
 DB_NAME = "retr.sqlite"
 #: The Alembic head revision this retr's schema is at (``retrieval/migrations/versions``).
-SCHEMA_REVISION = "0001"
+SCHEMA_REVISION = reader.SCHEMA_REVISION
 #: The first revision: today's schema, the one indexes made before Alembic have (they are stamped at it).
 BASE_REVISION = "0001"
 #: Environment variable naming the database when no ``db_url`` is given.
 DB_ENV = "RETR_DB"
 REBUILD_HINT = "`retr index PHOTO_FOLDER --rebuild`"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
-
-
-class StoreError(Exception):
-    """The index cannot be opened or used; the message says what to do."""
 
 
 class Base(DeclarativeBase):
@@ -184,7 +185,7 @@ def head_revision() -> str:
     return ScriptDirectory.from_config(_alembic_config(None)).get_current_head()
 
 
-class Store:
+class Store(reader.Queries):
     """An index: its database (open or create it), its rows, and its FAISS files.
 
     Args:
@@ -308,11 +309,6 @@ class Store:
                 raise StoreError(f"{self.where}: index format {v.value}, this retr reads format "
                                  f"{FORMAT_VERSION}; rebuild it with {REBUILD_HINT}")
 
-    def get_meta(self, key: str) -> str | None:
-        with Session(self.engine) as s:
-            m = s.get(Meta, key)
-            return m.value if m else None
-
     def set_meta(self, s: Session, key: str, value: str) -> None:
         m = s.get(Meta, key)
         if m is None:
@@ -324,74 +320,48 @@ class Store:
         return Session(self.engine)
 
     # -- vectors ------------------------------------------------------------
-    def dim(self) -> int | None:
-        d = self.get_meta("dim")
-        return int(d) if d else None
+    def _rows(self, sql: str, params: tuple = ()) -> list[tuple]:
+        """Run read-only SQL with ``?`` placeholders (see :class:`retrieval.reader.Queries`)."""
+        parts = sql.split("?")
+        named = "".join(p + (f":p{i}" if i < len(parts) - 1 else "") for i, p in enumerate(parts))
+        with self.engine.connect() as c:
+            return [tuple(r) for r in c.execute(text(named), {f"p{i}": v for i, v in enumerate(params)}).all()]
 
     def load_vectors(self, table: str) -> tuple[np.ndarray, np.ndarray]:
-        """All ids and vectors of ``"photos"`` or ``"texts"``: ((N,) int64, (N, D) float32)."""
-        model = Photo if table == "photos" else TextRow
+        """All ids and vectors of ``"photos"`` or ``"texts"``: ((N,) int64, (N, D) float32).
+        Holds them all in memory: :meth:`iter_vectors` streams them."""
+        chunks = list(self.iter_vectors(table))
         dim = self.dim() or 0
-        with Session(self.engine) as s:
-            rows = s.execute(select(model.id, model.vector).order_by(model.id)).all()
-        ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
-        vecs = np.frombuffer(b"".join(r[1] for r in rows), np.float32).reshape(len(rows), dim) if rows else \
-            np.zeros((0, dim), np.float32)
-        return ids, vecs
+        if not chunks:
+            return np.zeros(0, np.int64), np.zeros((0, dim), np.float32)
+        return np.concatenate([c[0] for c in chunks]), np.concatenate([c[1] for c in chunks])
 
-    def faiss_path(self, table: str) -> Path:
-        return self.root / f"{table}.faiss"
+    def index_type(self) -> str:
+        """The FAISS index type this index records (``auto`` when none was chosen); see :mod:`retrieval.ann`."""
+        return self.get_meta("index_type") or "auto"
 
     def write_faiss(self, table: str) -> int:
-        """Rebuild ``<table>.faiss`` from the database (atomic: temp file + rename).
+        """Rebuild ``<table>.faiss`` from the database (atomic: temp file + rename), of the
+        type the index records (see :func:`retrieval.reader.write_faiss`).
 
         Returns:
             number of vectors written.
         """
-        import faiss
+        return reader.write_faiss(self, table)
 
-        index = self.build_faiss(table)
-        path = self.faiss_path(table)
-        tmp = path.with_name(path.name + ".tmp")
-        faiss.write_index(index, str(tmp))
-        os.replace(tmp, path)
-        return index.ntotal
-
-    def build_faiss(self, table: str):
-        """``IndexIDMap(IndexFlatIP)`` over all vectors of ``table`` in the database (ids = row ids)."""
-        import faiss
-
-        ids, vecs = self.load_vectors(table)
-        index = faiss.IndexIDMap(faiss.IndexFlatIP(vecs.shape[1] if vecs.size else (self.dim() or 1)))
-        if len(ids):
-            index.add_with_ids(vecs, ids)
-        return index
-
-    def count(self, table: str) -> int:
-        model = Photo if table == "photos" else TextRow
-        with Session(self.engine) as s:
-            return s.execute(select(func.count()).select_from(model)).scalar()
+    def build_faiss(self, table: str, kind: str | None = None):
+        """A FAISS ``IndexIDMap`` over all vectors of ``table`` (ids = row ids), of the recorded
+        type resolved for the table's size unless ``kind`` (flat, hnsw, ivf) is given."""
+        return reader.build_faiss(self, table, kind)
 
     def read_faiss(self, table: str):
         """Load ``<table>.faiss``; rebuilt in memory from the database when it is
-        missing, corrupt, or stale (an interrupted ``retr index``).
+        missing, corrupt, stale (an interrupted ``retr index``) or of another type.
 
         Returns:
             (faiss index, rebuilt: bool)
         """
-        import faiss
-
-        path = self.faiss_path(table)
-        n = self.count(table)
-        stale = self.get_meta("dirty") == "1"
-        if path.exists() and not stale:
-            try:
-                index = faiss.read_index(str(path))
-                if index.ntotal == n:
-                    return index, False
-            except RuntimeError:
-                pass
-        return self.build_faiss(table), True
+        return reader.read_faiss(self, table)
 
     def delete_photos(self, s: Session, ids) -> None:
         ids = list(ids)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -150,10 +151,17 @@ def main() -> None:
     ap.add_argument("--big", type=int, default=60, help="photos upscaled to 12 MP for row (e)")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--memory", default="", help="comma list of library sizes (e.g. 1000,3000: dev photos, then "
+                    "train photos) each indexed once by the CLI: peak RSS, photos/s, index bytes per photo")
+    ap.add_argument("--memory-only", action="store_true", help="run only the --memory section")
     ap.add_argument("--_child", nargs=2, metavar=("MODE", "LIST"), help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a._child:
         return child(a._child[0], a._child[1], a.runs, a.batch)
+    if a.memory:
+        memory_section(a)
+        if a.memory_only:
+            return
 
     f8 = Path(a.data).resolve() / "flickr8k"
     coco = json.loads((f8 / "captions_dev.json").read_text())
@@ -214,6 +222,45 @@ def main() -> None:
     print(line)
     print(fmt_row(f"`load_image(p, draft_size={DRAFT})`: JPEG draft mode (DCT scaling)", rows["draft"], fb)[0])
     print(f"\nat the end: {load_line()}")
+
+
+def memory_section(a) -> None:
+    """Peak RSS of `retr index` versus library size: does it grow with the number of photos?"""
+    f8 = Path(a.data).resolve() / "flickr8k"
+    names = []
+    for split in ("dev", "train"):
+        names += [f8 / "images" / im["file_name"] for im in json.loads((f8 / f"captions_{split}.json").read_text())["images"]]
+    sizes = [int(x) for x in a.memory.split(",") if x]
+    print(f"command: python scripts/bench_index.py --memory {a.memory}{' --memory-only' if a.memory_only else ''}")
+    print(machine_line())
+    print(f"at the start: {load_line()}")
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="retr-bench-mem-") as t:
+        tmp = Path(t)
+        w, _, _, _ = run_child([sys.executable, "-m", "retrieval.cli", "index", str(names[0]), "--index",
+                                str(tmp / "warm"), "--no-captions"])
+        for n in sizes:
+            photos = tmp / f"photos-{n}"
+            photos.mkdir()
+            for p in names[:n]:
+                os.symlink(p, photos / p.name)
+            idx = tmp / f"index-{n}"
+            la = os.getloadavg()[0]
+            w, m, out, _ = run_child([sys.executable, "-m", "retrieval.cli", "index", str(photos), "--index", str(idx),
+                                      "--no-captions"])
+            if f"added {n}," not in out:
+                sys.exit(f"unexpected CLI output: {out!r}")
+            files = {p.name: p.stat().st_size for p in idx.iterdir() if p.is_file()}
+            rows.append((n, w, m, files, la, os.getloadavg()[0]))
+            shutil.rmtree(photos)
+    print(f"\n`retr index FOLDER --no-captions` (new index, default settings) versus library size; one run each")
+    print("| photos | wall (s) | photos/s | peak RSS (MB) | index bytes/photo (all files) | retr.sqlite | "
+          "photos.faiss | load avg before / after |\n|---|---|---|---|---|---|---|---|")
+    for n, w, m, files, la, lb in rows:
+        db = sum(v for k, v in files.items() if k.startswith("retr.sqlite"))
+        print(f"| {n:,} | {w:.1f} | {n / w:.1f} | {m:.0f} | {sum(files.values()) / n:.0f} | {db / n:.0f} | "
+              f"{files.get('photos.faiss', 0) / n:.0f} | {la:.1f} / {lb:.1f} |")
+    print(f"at the end: {load_line()}\n")
 
 
 if __name__ == "__main__":

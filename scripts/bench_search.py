@@ -3,6 +3,15 @@
     python scripts/bench_search.py [--data ../shared/data] [--max 100000] [--queries 200]
     python scripts/bench_search.py --max 1000000      # adds the 1M gallery (HNSW build: long)
 
+Round-2 sections (issue #6; see scripts/scale_bench.py and docs/bench.md):
+
+    python scripts/bench_search.py --scale 1000,10000,30000,100000 --scale-only   # retr's Index at scale
+    python scripts/bench_search.py --scale-from A.json,B.json                      # one table + PNG from saved runs
+    python scripts/bench_search.py --cold 10000                                    # cold `retr search`, step by step
+    python scripts/bench_search.py --blas                                          # OPENBLAS_CORETYPE kernels
+
+The section below (round 1) uses a diagonal Gaussian mixture, an unrealistically hard gallery:
+
 Gallery: the 1,000 Flickr8k dev photos are indexed once with ``index_folder`` and their
 vectors read back (``Store.load_vectors("photos")``). Larger galleries are SYNTHETIC:
 vectors sampled from a diagonal Gaussian mixture (sklearn ``GaussianMixture``, --components)
@@ -310,11 +319,62 @@ def main() -> None:
     ap.add_argument("--plot", default=str(ROOT / "docs" / "search_scaling.png"), help="PNG path ('' for none)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--_worker", nargs=3, metavar=("METHOD", "NPZ", "N"), help=argparse.SUPPRESS)
+    ap.add_argument("--scale", default="", help="comma list of sizes (e.g. 1000,10000,100000,1000000) for the "
+                    "retr-Index-at-scale section (realistic synthetic galleries in real index folders); '' skips it")
+    ap.add_argument("--scale-only", action="store_true", help="run only the --scale section")
+    ap.add_argument("--scale-types", default="flat,hnsw,ivf", help="index types measured at each --scale size "
+                    "(flat is skipped above 100k: 2 KB a photo in RAM)")
+    ap.add_argument("--features", default=str(ROOT / "cache" / "features"),
+                    help="cached backbone features of the Flickr8k photos (scripts/extract_features.py) used, with "
+                    "the dev photos, to fit the realistic gallery model")
+    ap.add_argument("--corpus", default=str(ROOT.parent / "shared" / "data" / "captions" / "corpus.tsv.gz"),
+                    help="captions corpus (TSV: source, image, caption) the scale section's queries are drawn from")
+    ap.add_argument("--scale-from", default="", help="comma list of JSON files saved by --scale runs "
+                    "(BENCH_JSON=FILE): print their rows as one table and plot")
+    ap.add_argument("--blas", action="store_true", help="compare OPENBLAS_CORETYPE kernels for batched flat search, "
+                    "then exit")
+    ap.add_argument("--blas-rounds", type=int, default=3)
+    ap.add_argument("--_blas_child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--cold", type=int, default=0, help="time a cold `retr search` on an index of this many photos "
+                    "(and variants without each speed-up), then exit")
+    ap.add_argument("--cold-runs", type=int, default=5)
+    ap.add_argument("--scale-plot", default=str(ROOT / "docs" / "scaling_curves.png"))
     a = ap.parse_args()
     if a._worker:
         m, npz, n = a._worker
+        if m.startswith("scale-"):
+            import scale_bench
+
+            print(json.dumps(scale_bench.child(m[len("scale-"):], npz, int(n), a.seed)))
+            return
         print(json.dumps(worker(m, npz, int(n), a.seed, os.path.dirname(npz))))
         return
+    if a._blas_child or a.blas:
+        import scale_bench
+
+        if a._blas_child:
+            print(json.dumps(scale_bench.blas_child(10_000, 1_000)))
+        else:
+            scale_bench.blas(a)
+        return
+    if a.scale_from:
+        import scale_bench
+
+        rows = [r for f in a.scale_from.split(",") for r in json.loads(Path(f).read_text())]
+        print(f"command: python scripts/bench_search.py --scale-from {a.scale_from}  (rows of earlier --scale runs)")
+        scale_bench.report(rows, a.queries, a.scale_plot)
+        return
+    if a.cold:
+        import scale_bench
+
+        scale_bench.cold(a)
+        return
+    if a.scale:
+        import scale_bench
+
+        scale_bench.run(a, run_worker)
+        if a.scale_only:
+            return
 
     import faiss
 

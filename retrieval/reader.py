@@ -1,0 +1,236 @@
+"""Read-only queries on an index, shared by :class:`retrieval.store.Store` (SQLAlchemy, any
+database) and :class:`SqliteReader` (the standard library's ``sqlite3``, for the query path of
+an SQLite index: ``retr search`` in a new process then does not import SQLAlchemy, ~0.3 s).
+
+Also the FAISS file's life cycle (:func:`read_faiss`, :func:`build_faiss`, :func:`write_faiss`):
+the database is the source of truth for vectors; the FAISS file is derived from it and is
+rebuilt when missing, damaged, stale (an interrupted ``retr index``) or of another type than
+the index records (``retr index --index-type``, see :mod:`retrieval.ann`).
+"""
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from . import ann
+from .blas import import_faiss
+
+TABLES = ("photos", "texts")
+#: The format and schema revision :class:`SqliteReader` understands (kept equal to store.py's).
+FORMAT_VERSION = 1
+SCHEMA_REVISION = "0001"
+DB_NAME = "retr.sqlite"
+_IN_CHUNK = 500
+
+
+class StoreError(Exception):
+    """The index cannot be opened or used; the message says what to do (also :mod:`retrieval.store`'s)."""
+
+
+class Queries:
+    """The read queries, written once over :meth:`_rows` (SQL with ``?`` placeholders)."""
+
+    root: Path
+
+    def _rows(self, sql: str, params: tuple = ()) -> list[tuple]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def get_meta(self, key: str) -> str | None:
+        rows = self._rows("SELECT value FROM meta WHERE key = ?", (key,))
+        return rows[0][0] if rows else None
+
+    def dim(self) -> int | None:
+        d = self.get_meta("dim")
+        return int(d) if d else None
+
+    def count(self, table: str) -> int:
+        assert table in TABLES
+        return int(self._rows(f"SELECT count(*) FROM {table}")[0][0])
+
+    def faiss_path(self, table: str) -> Path:
+        return self.root / f"{table}.faiss"
+
+    def iter_vectors(self, table: str, chunk: int = ann.CHUNK) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """All (ids (m,) int64, vectors (m, D) float32) of ``table`` in id order, ``chunk`` rows at a time
+        (keyset pagination: memory is one chunk)."""
+        assert table in TABLES
+        dim = self.dim() or 0
+        last = -(2 ** 62)
+        while True:
+            rows = self._rows(f"SELECT id, vector FROM {table} WHERE id > ? ORDER BY id LIMIT ?", (last, chunk))
+            if not rows:
+                return
+            ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
+            vecs = np.frombuffer(b"".join(r[1] for r in rows), np.float32).reshape(len(rows), dim)
+            yield ids, vecs
+            last = int(ids[-1])
+            if len(rows) < chunk:
+                return
+
+    def vectors_for(self, table: str, ids) -> tuple[np.ndarray, np.ndarray]:
+        """(ids (m,) int64, vectors (m, D) float32) of the rows of ``table`` with these ids (missing ones left out)."""
+        assert table in TABLES
+        ids = [int(i) for i in ids]
+        dim = self.dim() or 0
+        rows = []
+        for b in range(0, len(ids), _IN_CHUNK):
+            part = ids[b : b + _IN_CHUNK]
+            rows += self._rows(f"SELECT id, vector FROM {table} WHERE id IN ({','.join('?' * len(part))})",
+                               tuple(part))
+        if not rows:
+            return np.zeros(0, np.int64), np.zeros((0, dim), np.float32)
+        return (np.fromiter((r[0] for r in rows), np.int64, len(rows)),
+                np.frombuffer(b"".join(r[1] for r in rows), np.float32).reshape(len(rows), dim))
+
+    def photo_rows(self, ids) -> dict[int, tuple[str, str | None]]:
+        """{photo id: (path, generated caption or None)} for these ids."""
+        ids = [int(i) for i in ids]
+        if not ids:
+            return {}
+        q = ",".join("?" * len(ids))
+        paths = dict(self._rows(f"SELECT id, path FROM photos WHERE id IN ({q})", tuple(ids)))
+        gen = dict(self._rows(f"SELECT photo_id, text FROM texts WHERE photo_id IN ({q}) AND source = 'generated'",
+                              tuple(ids)))
+        return {i: (p, gen.get(i)) for i, p in paths.items()}
+
+    def text_rows(self, ids) -> dict[int, tuple[str, str, str | None]]:
+        """{text id: (text, source, its photo's path or None)} for these ids."""
+        ids = [int(i) for i in ids]
+        if not ids:
+            return {}
+        q = ",".join("?" * len(ids))
+        return {i: (t, s, p) for i, t, s, p in self._rows(
+            f"SELECT texts.id, texts.text, texts.source, photos.path FROM texts LEFT OUTER JOIN photos "
+            f"ON photos.id = texts.photo_id WHERE texts.id IN ({q})", tuple(ids))}
+
+
+class SqliteReader(Queries):
+    """A read-only view of an SQLite index through the standard library's ``sqlite3``.
+
+    Use :func:`open_sqlite_reader`, which returns None when anything is unusual (the caller
+    then opens a :class:`retrieval.store.Store`, whose checks and messages apply).
+    """
+
+    def __init__(self, root: Path, db_path: Path, conn: sqlite3.Connection):
+        import threading
+
+        self.root, self.db_path, self.conn = Path(root), Path(db_path), conn
+        self.where = str(db_path)
+        self._lock = threading.Lock()  # one connection, shared by the threads of `retr serve`
+
+    def _rows(self, sql: str, params: tuple = ()) -> list[tuple]:
+        with self._lock:
+            return self.conn.execute(sql, params).fetchall()
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def open_sqlite_reader(root: str | Path, db_path: str | Path | None = None) -> SqliteReader | None:
+    """A :class:`SqliteReader` on ``db_path`` (default ``root/retr.sqlite``) when it is a retr index of
+    this format and schema revision; None otherwise (missing, corrupt, older or newer: the
+    full :class:`retrieval.store.Store` then migrates it or says what is wrong)."""
+    root = Path(root)
+    db_path = Path(db_path) if db_path is not None else root / DB_NAME
+    if not db_path.is_file():
+        return None
+    try:
+        conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, check_same_thread=False)
+    except sqlite3.Error:
+        return None
+    try:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if not {"photos", "texts", "meta", "alembic_version"} <= tables:
+            raise sqlite3.DatabaseError("incomplete")
+        fmt = conn.execute("SELECT value FROM meta WHERE key = 'format_version'").fetchone()
+        rev = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+        if fmt is None or fmt[0] != str(FORMAT_VERSION) or rev is None or rev[0] != SCHEMA_REVISION:
+            raise sqlite3.DatabaseError("other version")
+    except sqlite3.Error:
+        conn.close()
+        return None
+    return SqliteReader(root, db_path, conn)
+
+
+# -- the FAISS file ------------------------------------------------------------------------
+
+def wanted_type(reader: Queries, table: str, n: int | None = None) -> str:
+    """The concrete FAISS type ``table`` should have: the index's recorded ``index_type``
+    (default auto) resolved for its row count."""
+    return ann.resolve(reader.get_meta("index_type"), reader.count(table) if n is None else n)
+
+
+def build_faiss(reader: Queries, table: str, kind: str | None = None):
+    """A FAISS index over all vectors of ``table`` (ids = row ids), built from the database in
+    chunks (see :func:`retrieval.ann.build`); ``kind`` defaults to :func:`wanted_type`."""
+    n = reader.count(table)
+    kind = kind or wanted_type(reader, table, n)
+    return ann.build(kind, reader.dim() or 1, n, lambda: reader.iter_vectors(table))
+
+
+def write_faiss(reader: Queries, table: str) -> int:
+    """Rebuild ``<table>.faiss`` from the database (atomic: temp file + rename); returns its vector count.
+
+    Returns (and, when ``reader`` can write meta, i.e. a :class:`retrieval.store.Store`, records
+    in meta ``faiss_<table>``) the file's type, vector count, size and mtime, for
+    :func:`faiss_is_current`."""
+    faiss = import_faiss()
+
+    index = build_faiss(reader, table)
+    path = reader.faiss_path(table)
+    tmp = path.with_name(path.name + ".tmp")
+    faiss.write_index(index, str(tmp))
+    os.replace(tmp, path)
+    if hasattr(reader, "set_meta"):
+        with reader.session() as s:
+            reader.set_meta(s, f"faiss_{table}", _file_stamp(path, ann.kind_of(index), index.ntotal))
+            s.commit()
+    return index.ntotal
+
+
+def _file_stamp(path: Path, kind: str, n: int) -> str:
+    st = path.stat()
+    return f"{kind} {n} {st.st_size} {st.st_mtime_ns}"
+
+
+def faiss_is_current(reader: Queries, table: str) -> bool:
+    """True when ``<table>.faiss`` is the file the last :func:`write_faiss` wrote (same size and
+    mtime), for the database's row count and the wanted type, whatever the dirty mark says.
+    Reads no index data (an unchanged `retr index` of 1M photos does not load 0.8 GB to check);
+    an index without that record is loaded and checked instead."""
+    path = reader.faiss_path(table)
+    n = reader.count(table)
+    stamp = reader.get_meta(f"faiss_{table}")
+    if stamp is not None:
+        kind = wanted_type(reader, table, n)
+        return path.exists() and stamp == _file_stamp(path, kind, n)
+    return read_faiss(reader, table, rebuild=False, check_dirty=False)[0] is not None
+
+
+def read_faiss(reader: Queries, table: str, rebuild: bool = True, check_dirty: bool = True):
+    """Load ``<table>.faiss``; rebuilt in memory from the database when it is missing, damaged,
+    stale (the index is marked dirty by an interrupted or running ``retr index``, or its
+    vector count differs from the database's) or of another type than the index records.
+
+    Returns:
+        (faiss index, rebuilt: bool); with ``rebuild=False``, (None, True) instead of rebuilding.
+    """
+    faiss = import_faiss()
+
+    path = reader.faiss_path(table)
+    n = reader.count(table)
+    stale = check_dirty and reader.get_meta("dirty") == "1"
+    if path.exists() and not stale:
+        try:
+            index = faiss.read_index(str(path))
+            if index.ntotal == n and ann.kind_of(index) == wanted_type(reader, table, n):
+                return index, False
+        except RuntimeError:
+            pass
+    if not rebuild:
+        return None, True
+    return build_faiss(reader, table), True
