@@ -29,6 +29,7 @@ ap.add_argument("--cache", default="cache/features")
 ap.add_argument("--json", default=None, help="append each result as a JSON line here")
 ap.add_argument("--max-photos", type=int, default=None)
 ap.add_argument("--threads", type=int, default=1)
+ap.add_argument("--no-diversity", action="store_true", help="skip the latent samples (diversity, oracle)")
 a = ap.parse_args()
 torch.set_num_threads(a.threads)
 f8 = Path(a.data) / "flickr8k"
@@ -46,7 +47,7 @@ for spec in a.models:
         t0 = time.time()
         r = evaluate_captioner(f8 / "captions_dev.json", f8 / "images", encoder=enc, captioner=cap,
                                beam=int(beam), length_penalty=float(lp), rerank=None if rr == "none" else rr,
-                               cache_dir=a.cache, max_photos=a.max_photos, diversity_samples=j == 0)
+                               cache_dir=a.cache, max_photos=a.max_photos, diversity_samples=j == 0 and not a.no_diversity)
         dv = r.get("diversity")
         div = (f"{dv['Div-1']:.2f} | {dv['Div-2']:.2f} | {dv['mBLEU-4']:.2f} | {r['oracle_CIDEr']:.1f}" if dv
                else "| | |")
