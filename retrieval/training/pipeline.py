@@ -140,10 +140,11 @@ def train_captioner_on_corpus(captions: str | Path, images: str | Path, out: str
         ValueError: bad captions or corpus file. DecodeError: an unreadable photo.
     """
     from ..encoder import load_encoder
-    from .captioner import CaptionerConfig, load_text_corpus, save_captioner, train_captioner, train_two_stage
+    from .captioner import (CaptionerConfig, finetune_config, load_text_corpus, save_captioner, train_captioner,
+                            train_two_stage)
 
     encoder = encoder or load_encoder()
-    cfg = cfg or CaptionerConfig()
+    cfg = cfg or (finetune_config() if corpus else CaptionerConfig())
     coco = load_coco_captions(captions)
     texts = load_text_corpus(corpus)[0] if corpus else None
     cache = Path(cache_dir) if cache_dir else Path(str(out) + ".cache")
@@ -224,7 +225,7 @@ def evaluate_captioner(captions: str | Path, images: str | Path, *, encoder=None
     t = torch.from_numpy(np.asarray(txt, np.float32))
     ce_tot = kl_tot = 0.0
     n_tok = 0
-    g = torch.manual_seed(0)  # noqa: F841  (z ~ q is drawn with torch's global generator)
+    torch.manual_seed(0)  # z ~ q(z | caption, c) is drawn with torch's global generator: reproducible figures
     with torch.no_grad():
         for s in range(0, len(toks), 512):
             tb = toks[s : s + 512]
