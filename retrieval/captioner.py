@@ -108,15 +108,19 @@ class CaptionCVAE(nn.Module):
         o, h = self.gru(x, h)
         return self.out(self.drop(o)), h
 
-    def loss(self, tokens: torch.Tensor, c: torch.Tensor, t: torch.Tensor):
+    def loss(self, tokens: torch.Tensor, c: torch.Tensor, t: torch.Tensor, label_smoothing: float = 0.0):
         """Negative ELBO terms for a batch.
 
         Args:
             tokens: (B, T) int64, ``<bos> w1 .. wn <eos> <pad>..``.
-            c: (B, cond_dim) photo embeddings. t: (B, cond_dim) caption embeddings.
+            c: (B, cond_dim) condition: photo embeddings, or in text-only pre-training
+                the captions' own embeddings with Gaussian noise (CapDec, Nukrai et al. 2022).
+            t: (B, cond_dim) caption embeddings (seen by the recognition network only).
+            label_smoothing: mass spread over the vocabulary in the cross-entropy
+                (Szegedy et al. 2016); 0 = the exact likelihood.
 
         Returns:
-            (summed token cross-entropy / B, KL(q || p) / B, number of tokens) .
+            (summed token cross-entropy / B, KL(q || p) averaged over the batch, number of tokens).
         """
         mu_q, lv_q = self.recognition_params(c, t)
         mu_p, lv_p = self.prior_params(c)
@@ -124,7 +128,7 @@ class CaptionCVAE(nn.Module):
         logits, _ = self.step(tokens[:, :-1], torch.cat([c, z], -1), None)
         tgt = tokens[:, 1:]
         ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1), ignore_index=PAD,
-                             reduction="sum")
+                             reduction="sum", label_smoothing=label_smoothing)
         kl = 0.5 * (lv_p - lv_q + ((lv_q.exp() + (mu_q - mu_p) ** 2) / lv_p.exp()) - 1).sum(-1)
         b = tokens.shape[0]
         return ce / b, kl.mean(), int((tgt != PAD).sum())
@@ -165,8 +169,8 @@ class Captioner:
         return [self.vocab[i] for i in ids if i not in (PAD, BOS, EOS)]
 
     @torch.no_grad()
-    def beam_search(self, c: np.ndarray, beam: int = 3, length_penalty: float = 0.7) -> str:
-        """The most likely caption for one photo, decoding from the prior mean of z.
+    def beam_candidates(self, c: np.ndarray, beam: int = 3, length_penalty: float = 0.7) -> list[tuple[str, float]]:
+        """Beam search (width ``beam``) from the prior mean of z: the finished hypotheses, best first.
 
         Args:
             c: (D,) float32 aligned image embedding, L2-normalised.
@@ -174,7 +178,8 @@ class Captioner:
             length_penalty: scores are divided by length ** this (Wu et al. 2016).
 
         Returns:
-            a clean sentence. Deterministic for a given input.
+            up to ``beam`` (sentence, length-normalised log-probability) pairs, best first
+            (distinct sentences). Deterministic for a given input.
         """
         net = self.net
         ct = torch.from_numpy(np.asarray(c, np.float32)).reshape(1, -1)
@@ -208,8 +213,26 @@ class Captioner:
                 break
         if not finished:
             finished = [(b[0], b[1] / len(b[0]) ** length_penalty) for b in beams]
-        best = max(finished, key=lambda x: x[1])[0]
-        return detokenize(self._words(best))
+        out, seen = [], set()
+        for seq, score in sorted(finished, key=lambda x: -x[1]):
+            s = detokenize(self._words(seq))
+            if s not in seen:
+                seen.add(s)
+                out.append((s, float(score)))
+        return out
+
+    def beam_search(self, c: np.ndarray, beam: int = 3, length_penalty: float = 0.7) -> str:
+        """The most likely caption for one photo: the best of :meth:`beam_candidates`.
+
+        Args:
+            c: (D,) float32 aligned image embedding, L2-normalised.
+            beam: beam width (1 = greedy).
+            length_penalty: scores are divided by length ** this (Wu et al. 2016).
+
+        Returns:
+            a clean sentence. Deterministic for a given input.
+        """
+        return self.beam_candidates(c, beam, length_penalty)[0][0]
 
     @torch.no_grad()
     def sample(self, c: np.ndarray, n: int = 5, top_p: float = 0.9, temperature: float = 1.0,

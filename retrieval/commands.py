@@ -296,8 +296,16 @@ def train_captioner_cmd(
     epochs: int = typer.Option(12, "--epochs", min=1),
     min_count: int = typer.Option(5, "--min-count", min=1, help="Keep words seen at least this often."),
     seed: int = typer.Option(0, "--seed"),
+    corpus: Optional[Path] = typer.Option(
+        None, "--corpus", help="Captions without photos (.txt one a line, or .tsv[.gz] with a 'caption' column): "
+                               "pre-train on them first, text only (CapDec), then fine-tune on the photos."),
+    corpus_epochs: int = typer.Option(2, "--corpus-epochs", min=1, help="Epochs of the text-only stage."),
+    noise_std: float = typer.Option(0.045, "--noise-std", min=0.0,
+                                    help="Std of the noise on the text embedding standing in for the photo."),
 ):
-    """Train a VAE captioner on your own captioned photos; use it with `retr caption --captioner OUT`."""
+    """Train a VAE captioner on your own captioned photos; use it with `retr caption --captioner OUT`.
+
+    With --corpus, first a text-only stage on the corpus, then --epochs on the photos."""
     _setup_logging()
     from .decode import DecodeError
     from .encoder import EncoderError, load_encoder
@@ -306,15 +314,23 @@ def train_captioner_cmd(
 
     if not captions.is_file():
         _fail(f"{captions}: captions file not found")
+    if corpus is not None and not corpus.is_file():
+        _fail(f"{corpus}: corpus file not found")
     try:
         info = train_captioner_on_corpus(
             captions, images, out, encoder=load_encoder(encoder),
-            cfg=CaptionerConfig(max_epochs=epochs, min_count=min_count, seed=seed),
-            progress=lambda e, i: _err(f"epoch {e}: held-out cross-entropy {i['heldout_ce_per_token']:.3f}/token, "
-                                       f"KL {i['heldout_kl']:.2f}"))
+            cfg=CaptionerConfig(max_epochs=epochs, min_count=min_count, seed=seed,
+                                **({"lr": 1e-3, "anneal_epochs": 0.0} if corpus else {})),
+            corpus=corpus,
+            pretrain_cfg=CaptionerConfig(max_epochs=corpus_epochs, min_count=min_count, seed=seed,
+                                         noise_std=noise_std, anneal_epochs=0.5, holdout=0.02, patience=1),
+            progress=lambda e, i: _err(f"{'text-only ' if i.get('text_only') else ''}epoch {e}: held-out "
+                                       f"cross-entropy {i['heldout_ce_per_token']:.3f}/token, KL {i['heldout_kl']:.2f}"))
     except (ValueError, DecodeError, EncoderError, OSError) as e:
         _fail(str(e))
-    typer.echo(f"wrote {out} (vocabulary {info['vocab_size']} words)")
+    pre = info.get("pretrain")
+    typer.echo(f"wrote {out} (vocabulary {info['vocab_size']} words"
+               + (f"; text-only stage on {pre['train_captions']} captions" if pre else "") + ")")
 
 
 @app.command("eval")

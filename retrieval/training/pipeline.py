@@ -119,48 +119,79 @@ def evaluate(captions: str | Path, images: str | Path, *, encoder=None, folds: i
 
 
 def train_captioner_on_corpus(captions: str | Path, images: str | Path, out: str | Path, *, encoder=None,
-                              cfg=None, cache_dir: str | Path | None = None, progress=None) -> dict:
+                              cfg=None, cache_dir: str | Path | None = None, progress=None,
+                              corpus: str | Path | None = None, pretrain_cfg=None) -> dict:
     """Train a VAE captioner on a COCO-captions corpus, conditioned on ``encoder``'s
     aligned photo embeddings, and write a checkpoint usable as ``retr caption --captioner OUT``.
 
+    Args:
+        corpus: optional text-only captions (``.txt`` one a line, or ``.tsv[.gz]`` with a
+            ``caption`` column; see :func:`~retrieval.training.captioner.load_text_corpus`):
+            first pre-train on them without photos (CapDec, Nukrai et al. 2022), then
+            fine-tune on the photos (:func:`~retrieval.training.captioner.train_two_stage`).
+        cfg: (fine-tuning) hyper-parameters. pretrain_cfg: the text-only stage's.
+        progress: optional ``progress(epoch, info)`` (``info["text_only"]`` tells the stage).
+
     Returns:
-        info dict (held-out cross-entropy per token and KL, vocabulary size, seconds).
+        info dict (held-out cross-entropy per token and KL, vocabulary size, seconds;
+        the text-only stage's under ``"pretrain"``).
 
     Raises:
-        ValueError: bad captions file. DecodeError: an unreadable photo.
+        ValueError: bad captions or corpus file. DecodeError: an unreadable photo.
     """
     from ..encoder import load_encoder
-    from .captioner import CaptionerConfig, save_captioner, train_captioner
+    from .captioner import (CaptionerConfig, finetune_config, load_text_corpus, save_captioner, train_captioner,
+                            train_two_stage)
 
     encoder = encoder or load_encoder()
-    cfg = cfg or CaptionerConfig()
-    corpus = load_coco_captions(captions)
+    cfg = cfg or (finetune_config() if corpus else CaptionerConfig())
+    coco = load_coco_captions(captions)
+    texts = load_text_corpus(corpus)[0] if corpus else None
     cache = Path(cache_dir) if cache_dir else Path(str(out) + ".cache")
-    img = image_features(corpus, images, encoder.backbone_name, cache, flip=True)
-    txt = text_features(corpus.captions, encoder.text_name, cache)
+    img = image_features(coco, images, encoder.backbone_name, cache, flip=True)
+    txt = text_features(coco.captions, encoder.text_name, cache)
     cond = np.stack([encoder.project_images(v) for v in img])
-    net, vocab, info = train_captioner(cond, encoder.project_texts(txt), corpus.captions, corpus.caption_photo,
-                                       cfg, progress=progress)
+    temb = encoder.project_texts(txt)
+    if texts:
+        cemb = encoder.project_texts(text_features(texts, encoder.text_name, cache))
+        net, vocab, info = train_two_stage(cond, temb, coco.captions, coco.caption_photo, texts, cemb, cfg,
+                                           pretrain_cfg, progress=(lambda s, e, i: progress(e, i)) if progress else None)
+    else:
+        net, vocab, info = train_captioner(cond, temb, coco.captions, coco.caption_photo, cfg, progress=progress)
     save_captioner(net, vocab, out, encoder.id, cfg.max_len,
-                   card={"train_data": str(captions), "train_info": info, "config": cfg.__dict__})
+                   card={"train_data": str(captions) + (f" after text-only pre-training on {corpus}" if corpus else ""),
+                         "train_info": info, "config": cfg.__dict__})
     return info
 
 
 def evaluate_captioner(captions: str | Path, images: str | Path, *, encoder=None, captioner=None,
-                       n_samples: int = 5, beam: int = 3, max_photos: int | None = None,
-                       cache_dir: str | Path | None = None, meteor: bool = True) -> dict:
+                       n_samples: int = 5, beam: int = 3, length_penalty: float = 0.7, rerank: str | None = None,
+                       max_photos: int | None = None, cache_dir: str | Path | None = None,
+                       meteor: bool = True, diversity_samples: bool = True) -> dict:
     """Caption metrics on a captioned photo set (photos' captions as references).
 
     Beam search gives one caption a photo, scored with BLEU-1..4, METEOR, ROUGE-L and
     CIDEr; ``n_samples`` latent samples a photo give Div-1, Div-2, mBLEU-4 and the
-    oracle (best-of-n) CIDEr.
+    oracle (best-of-n) CIDEr. Also the negative-ELBO terms on these captions: token
+    cross-entropy (z from the recognition network) and KL(q(z | caption, c) || p(z | c)).
+
+    Args:
+        beam, length_penalty: beam search settings (see ``Captioner.beam_candidates``).
+        rerank: ``"alignment"``: of the beam's finished hypotheses keep the one the
+            alignment network scores closest to the photo (cosine of the aligned
+            embeddings); ``None``: the most likely one.
+        diversity_samples: ``False`` skips the sampled captions (diversity, oracle).
 
     Returns:
-        ``{"beam": {...}, "diversity": {...}, "oracle_CIDEr": float, "photos": n, "examples": [...]}``.
+        ``{"beam": {...}, "diversity": {...}, "oracle_CIDEr": float, "photos": n, "examples": [...],
+        "ce_per_token": float, "kl": float}``.
     """
+    import torch
+
     from ..caption_metrics import caption_scores, diversity
     from ..captioner import load_captioner
     from ..encoder import load_encoder
+    from .captioner import encode_captions
 
     encoder = encoder or load_encoder()
     captioner = captioner or load_captioner(None, encoder.id)
@@ -173,20 +204,52 @@ def evaluate_captioner(captions: str | Path, images: str | Path, *, encoder=None
     for c, p in zip(corpus.captions, corpus.caption_photo):
         refs[p].append(c)
     refs = {k: v for k, v in refs.items() if v}
-    hyps = {i: captioner.beam_search(emb[i], beam) for i in refs}
-    samples = {i: captioner.sample(emb[i], n_samples, seed=i) for i in refs}
-    out = {"beam": caption_scores(refs, hyps, meteor=meteor), "diversity": diversity(samples),
-           "photos": len(refs)}
-    # oracle: for each photo the sample with the best CIDEr against its references
-    from pycocoevalcap.cider.cider import Cider
+    if rerank == "alignment":
+        cands = {i: [s for s, _ in captioner.beam_candidates(emb[i], beam, length_penalty)] for i in refs}
+        flat = [s for i in refs for s in cands[i]]
+        temb = np.asarray(encoder.encode_texts(flat), np.float32)
+        hyps, k = {}, 0
+        for i in refs:
+            n = len(cands[i])
+            hyps[i] = cands[i][int(np.argmax(temb[k : k + n] @ emb[i]))]
+            k += n
+    elif rerank is None:
+        hyps = {i: captioner.beam_search(emb[i], beam, length_penalty) for i in refs}
+    else:
+        raise ValueError(f"unknown re-ranking {rerank!r}")
+    out = {"beam": caption_scores(refs, hyps, meteor=meteor), "photos": len(refs)}
+    # negative-ELBO terms on these (photo, caption) pairs
+    txt = encoder.project_texts(text_features(corpus.captions, encoder.text_name, cache_dir))
+    toks = torch.from_numpy(encode_captions(corpus.captions, captioner.vocab, captioner.max_len))
+    c = torch.from_numpy(emb[np.asarray(corpus.caption_photo)])
+    t = torch.from_numpy(np.asarray(txt, np.float32))
+    ce_tot = kl_tot = 0.0
+    n_tok = 0
+    torch.manual_seed(0)  # z ~ q(z | caption, c) is drawn with torch's global generator: reproducible figures
+    with torch.no_grad():
+        for s in range(0, len(toks), 512):
+            tb = toks[s : s + 512]
+            tb = tb[:, : int((tb != 0).sum(1).max())]
+            ce, kl, nt = captioner.net.loss(tb, c[s : s + 512], t[s : s + 512])
+            ce_tot += float(ce) * len(tb)
+            kl_tot += float(kl) * len(tb)
+            n_tok += nt
+    out["ce_per_token"] = ce_tot / max(n_tok, 1)
+    out["kl"] = kl_tot / max(len(toks), 1)
+    if diversity_samples:
+        samples = {i: captioner.sample(emb[i], n_samples, seed=i) for i in refs}
+        out["diversity"] = diversity(samples)
+        # oracle: for each photo the sample with the best CIDEr against its references
+        from pycocoevalcap.cider.cider import Cider
 
-    from ..caption_metrics import _simple_tok
+        from ..caption_metrics import _simple_tok
 
-    gts = {f"{i}#{j}": [_simple_tok(r) for r in refs[i]] for i in refs for j in range(n_samples)}
-    res = {f"{i}#{j}": [_simple_tok(samples[i][j])] for i in refs for j in range(n_samples)}
-    _, per = Cider().compute_score(gts, res)
-    per = dict(zip(gts.keys(), per))
-    out["oracle_CIDEr"] = 100 * float(np.mean([max(per[f"{i}#{j}"] for j in range(n_samples)) for i in refs]))
-    out["examples"] = [{"file": corpus.file_names[i], "beam": hyps[i], "samples": samples[i][:3],
+        gts = {f"{i}#{j}": [_simple_tok(r) for r in refs[i]] for i in refs for j in range(n_samples)}
+        res = {f"{i}#{j}": [_simple_tok(samples[i][j])] for i in refs for j in range(n_samples)}
+        _, per = Cider().compute_score(gts, res)
+        per = dict(zip(gts.keys(), per))
+        out["oracle_CIDEr"] = 100 * float(np.mean([max(per[f"{i}#{j}"] for j in range(n_samples)) for i in refs]))
+    out["examples"] = [{"file": corpus.file_names[i], "beam": hyps[i],
+                        "samples": samples[i][:3] if diversity_samples else [],
                         "reference": refs[i][0]} for i in list(refs)[:3]]
     return out
