@@ -122,6 +122,7 @@ def build(kind: str, dim: int, n: int, chunks: Callable[[], Iterable[tuple[np.nd
             inner = faiss.IndexIVFScalarQuantizer(quantizer, dim, ivf_nlist(n, len(sample)),
                                                   faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
             inner.nprobe = IVF_NPROBE
+            inner.cp.min_points_per_centroid = 1  # ivf_nlist sizes the cells; no FAISS warning on stderr
         else:
             raise IndexTypeError(f"cannot build index type {kind!r}")
         if len(sample):

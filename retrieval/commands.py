@@ -104,6 +104,8 @@ def index(
             _fail(str(e))
     if idx.exists() and not idx.is_dir():
         _fail(f"{idx}: --index must be a folder, and this is a file")
+    if encoder is None and idx.is_dir():
+        encoder = _recorded_encoder(idx, db)  # a later run (or --rebuild) keeps the index's encoder
     try:
         enc = load_encoder(encoder)
     except EncoderError as e:
@@ -172,6 +174,20 @@ def index(
     typer.echo(f"{rep.summary()}" + (f"; {rep.captions} captions indexed" if captions else "") + f" -> {idx}")
     if rep.indexed == 0 and rep.failed > 0:
         raise typer.Exit(1)
+
+
+def _recorded_encoder(idx: Path, db: Optional[str]) -> Optional[str]:
+    """The encoder spec an existing index records (None: no readable index there)."""
+    from .search import Index
+
+    try:
+        reader = Index(idx, db_url=db).reader
+        try:
+            return reader.get_meta("encoder_spec") or None
+        finally:
+            reader.close()
+    except Exception:  # noqa: BLE001 - no index, or a damaged one: indexing says what is wrong
+        return None
 
 
 @app.command()

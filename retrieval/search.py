@@ -156,7 +156,7 @@ class Index:
         text = str(query)
         if not text.strip():
             raise QueryError("empty query: give some words, or the path of a photo")
-        if is_image_name(text.strip()) and " " not in text.strip():
+        if not as_text and is_image_name(text.strip()) and " " not in text.strip():
             raise QueryError(f"{text.strip()}: no such image file")
         return self.text_encoder.encode_texts([text])[0], "text"
 

@@ -71,13 +71,19 @@ def test_ray_index_equals_local_index_and_is_incremental(library, tmp_path):
     _ray_or_skip()
     local, dist = tmp_path / "local", tmp_path / "ray"
     run_retr("index", library, "--index", local, "--no-captions", check=0)
-    p = run_retr("index", library, "--index", dist, "--no-captions", "--ray", "local", "--workers", "2", check=0)
+    p = run_retr("index", library, "--index", dist, "--no-captions", "--ray", "local", "--workers", "2",
+                 "--index-type", "ivf", check=0)
     assert "added 5, updated 0, moved 0, removed 0, unchanged 0, failed 1" in p.stdout, p.stdout + p.stderr
     assert "embedding on the Ray cluster local: 1 node(s), 2 CPUs" in p.stderr, p.stderr
     bad = [line for line in p.stderr.splitlines() if "broken.jpg" in line]
     assert len(bad) == 1 and bad[0].startswith(f"retr: skipped {library / 'broken.jpg'}: truncated"), p.stderr
     assert all(line.startswith("retr: ") for line in p.stderr.splitlines()), p.stderr  # Ray's own logs are quiet
     assert not (dist / "shards").exists()  # merged and deleted
+    from retrieval import ann
+    from retrieval.search import Index
+
+    ix = Index(dist)  # the shards were merged into an IVF index trained on a sample of the vectors
+    assert ix.reader.get_meta("index_type") == "ivf" and ann.kind_of(ix._index("photos")) == "ivf"
 
     # the same rows and vectors as a local run, and so the same search results
     a, b = _rows(local), _rows(dist)

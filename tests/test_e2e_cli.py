@@ -149,6 +149,12 @@ def test_plain_output_keeps_one_line_per_result_and_as_text(tmp_path):
     assert p.stdout.strip().endswith("h.jpg")  # the file `horses` is a photo of horses
     p = run_retr("search", "horses", "--index", idx, "-k", "1", "--as-text", "--json", cwd=d, check=0)
     assert len(json.loads(p.stdout)) == 1
+    # --as-text also takes a word that looks like an image name (existing or not) as words
+    for q in ("h.jpg", "dog.png"):
+        p = run_retr("search", q, "--index", idx, "-k", "1", "--as-text", "--json", cwd=d, check=0)
+        assert len(json.loads(p.stdout)) == 1
+    p = run_retr("search", "dog.png", "--index", idx, cwd=d)
+    assert p.returncode == 1 and "no such image file" in p.stderr
     p = run_retr("search", str(d), "--index", idx)
     assert p.returncode == 1 and "is a folder" in p.stderr
 

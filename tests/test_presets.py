@@ -32,3 +32,16 @@ def test_presets_are_distinct_encoders():
     fast, best = load_encoder("fast"), load_encoder("best")
     assert fast.id == load_encoder().id and fast.id != best.id
     assert best.backbone_name == "efficientnet-lite0+efficientnet-lite2" and best.dim == fast.dim == 512
+
+
+def test_later_runs_and_rebuild_keep_the_recorded_encoder(tmp_path, photo_dir):
+    from retrieval.search import Index
+
+    idx = tmp_path / "idx"
+    run_retr("index", photo_dir, "--index", idx, "--encoder", "best", "--no-captions", check=0)
+    (photo_dir / "cat.jpg").unlink()
+    p = run_retr("index", photo_dir, "--index", idx, "--no-captions", check=0)  # no --encoder: the recorded one
+    assert "removed 1" in p.stdout
+    run_retr("index", photo_dir, "--index", idx, "--no-captions", "--rebuild", check=0)
+    reader = Index(idx).reader
+    assert reader.get_meta("encoder_spec") == "best" and reader.count("photos") == 3
