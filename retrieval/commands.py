@@ -291,6 +291,8 @@ def train(
         bad = [b for b in backbone.split("+") if b not in available_backbones()]
         if bad:
             raise ValueError(f"unknown backbone {bad[0]!r}; choose from {', '.join(available_backbones())}")
+        if len(set(backbone.split("+"))) != len(backbone.split("+")):
+            raise ValueError(f"--backbone {backbone}: a backbone is named twice (its features would be repeated)")
     except ValueError as e:
         _fail(str(e), 2)
     try:
