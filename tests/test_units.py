@@ -61,3 +61,17 @@ def test_walk_finds_images_case_insensitively_and_skips_index(tmp_path):
         (tmp_path / n).write_bytes(b"x")
     got = sorted(f.path.rsplit("/", 1)[-1] for f in walk_images(tmp_path, skip_dirs=(tmp_path / "index",)))
     assert got == ["x.JPG", "y.png"]
+
+
+def test_text_corpus_errors_name_the_file(tmp_path):
+    import pytest
+
+    from retrieval.training.captioner import load_text_corpus
+
+    (tmp_path / "bin.txt").write_bytes(bytes(range(128, 256)))
+    (tmp_path / "c.tsv.gz").write_bytes(b"not gzip at all")
+    for name in ("bin.txt", "c.tsv.gz"):
+        with pytest.raises(ValueError, match=f"{name}: not a UTF-8 text corpus"):
+            load_text_corpus(tmp_path / name)
+    (tmp_path / "ok.txt").write_text("a dog runs\n\n a cat \n")
+    assert load_text_corpus(tmp_path / "ok.txt")[0] == ["a dog runs", "a cat"]

@@ -68,13 +68,17 @@ def load_text_corpus(path: str | Path, column: str = "caption") -> tuple[list[st
         else empty strings.
 
     Raises:
-        ValueError: a tsv without the column, or no caption at all.
+        ValueError: not gzip data where ``.gz`` says so, not UTF-8 text, a tsv without
+            the column, or no caption at all (each message names the file).
     """
     path = Path(path)
     raw = path.read_bytes()
-    if path.suffix == ".gz":
-        raw = gzip.decompress(raw)
-    text = raw.decode("utf-8")
+    try:
+        if path.suffix == ".gz":
+            raw = gzip.decompress(raw)
+        text = raw.decode("utf-8")
+    except (OSError, EOFError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: not a UTF-8 text corpus ({e.__class__.__name__}: {e})") from None
     name = path.name[:-3] if path.suffix == ".gz" else path.name
     caps, imgs = [], []
     if name.endswith(".tsv"):
