@@ -104,12 +104,16 @@ def index(
             _fail(str(e))
     if idx.exists() and not idx.is_dir():
         _fail(f"{idx}: --index must be a folder, and this is a file")
-    if encoder is None and idx.is_dir():
-        encoder = _recorded_encoder(idx, db)  # a later run (or --rebuild) keeps the index's encoder
+    recorded_spec, recorded_id = _recorded_encoder(idx, db) if idx.is_dir() else (None, None)
+    if encoder is None:
+        encoder = recorded_spec  # a later run (or --rebuild) keeps the index's encoder
     try:
         enc = load_encoder(encoder)
     except EncoderError as e:
         _fail(str(e))
+    if recorded_id and recorded_id != enc.id and not rebuild:  # refuse before any export or embedding
+        _fail(f"index at {idx} was built with encoder {recorded_id}, not {enc.id}; vectors of different "
+              f"encoders cannot be mixed: use `retr index PHOTO_FOLDER --rebuild`")
     cap = None
     if not no_captions:
         try:
@@ -176,18 +180,18 @@ def index(
         raise typer.Exit(1)
 
 
-def _recorded_encoder(idx: Path, db: Optional[str]) -> Optional[str]:
-    """The encoder spec an existing index records (None: no readable index there)."""
+def _recorded_encoder(idx: Path, db: Optional[str]) -> tuple[Optional[str], Optional[str]]:
+    """(encoder spec, encoder id) an existing index records ((None, None): no readable index there)."""
     from .search import Index
 
     try:
         reader = Index(idx, db_url=db).reader
         try:
-            return reader.get_meta("encoder_spec") or None
+            return reader.get_meta("encoder_spec") or None, reader.get_meta("encoder_id") or None
         finally:
             reader.close()
     except Exception:  # noqa: BLE001 - no index, or a damaged one: indexing says what is wrong
-        return None
+        return None, None
 
 
 @app.command()

@@ -153,7 +153,7 @@ def test_image_search(hf_index):
 
 
 def test_reindex_with_builtin_encoder_needs_rebuild(hf_index):
-    p = run_retr("index", DEMO, "--index", hf_index, "--no-captions")
+    p = run_retr("index", DEMO, "--index", hf_index, "--no-captions", "--encoder", "fast")
     assert p.returncode != 0
     msg = p.stderr.strip()
     assert "--rebuild" in msg and len(msg.splitlines()) == 1, msg

@@ -52,9 +52,11 @@ def test_train_then_index_with_own_encoder_and_eval_folds(tmp_path):
     # the index remembers its encoder: search needs no --encoder
     hits = json.loads(run_retr("search", "a tabby cat with green eyes", "--index", idx, "--json", check=0).stdout)
     assert len(hits) == 10
-    # and refuses the built-in one
-    p = run_retr("index", DEMO, "--index", idx, "--no-captions")
+    # and refuses the built-in one; a later run without --encoder keeps the recorded one
+    p = run_retr("index", DEMO, "--index", idx, "--no-captions", "--encoder", "fast")
     assert p.returncode == 1 and "--rebuild" in p.stderr
+    p = run_retr("index", DEMO, "--index", idx, "--no-captions", check=0)
+    assert "unchanged 11" in p.stdout
     res = json.loads(run_retr("eval", DEMO_CAPTIONS, "--images", DEMO, "--folds", "3", "--json", check=0).stdout)
     assert len(res["folds"]) == 3 and sum(f["test_photos"] for f in res["folds"]) == 11
     assert set(res["mean"]) == {"t2i", "i2t"}
