@@ -103,17 +103,7 @@ class Backbone:
     def _forward(self, x):
         torch = self._torch
         if self._traced is None:
-            net = self._net
-
-            class _Pooled(torch.nn.Module):
-                def __init__(self, n):
-                    super().__init__()
-                    self.n = n
-
-                def forward(self, t):
-                    return self.n.extract_features(t).mean(dim=(2, 3))
-
-            m = _Pooled(net).eval().to(memory_format=torch.channels_last)
+            m = self.pooled_module().to(memory_format=torch.channels_last)
             with torch.inference_mode():
                 ex = torch.zeros(2, 3, self.spec.image_size, self.spec.image_size).to(memory_format=torch.channels_last)
                 self._traced = torch.jit.freeze(torch.jit.trace(m, ex))

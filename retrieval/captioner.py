@@ -331,15 +331,18 @@ def load_captioner(weights: str | Path | None = None, encoder_id: str | None = N
     Raises:
         CaptionerError: missing/invalid weights, or trained for another encoder.
     """
+    cap = None
     if weights is None and encoder_id is not None:
-        for cand in sorted(WEIGHTS_DIR.glob("captioner-*.pt")):
+        for cand in sorted(WEIGHTS_DIR.glob("captioner-*.pt")):  # each shipped checkpoint is loaded once
             try:
-                if Captioner(cand).encoder_id == encoder_id:
-                    weights = cand
-                    break
+                c = Captioner(cand)
             except CaptionerError:
                 continue
-    cap = Captioner(weights)
+            if c.encoder_id == encoder_id:
+                cap = c
+                break
+    if cap is None:
+        cap = Captioner(weights)
     if encoder_id is not None and cap.encoder_id != encoder_id:
         raise CaptionerError(f"{cap.path}: captioner was trained on encoder {cap.encoder_id}, not {encoder_id}; "
                              f"train one with `retr train-captioner`")
