@@ -107,7 +107,7 @@ class Index:
             want = self.reader.get_meta("encoder_id")
             if self._encoder is None and want and onnx_runtime.has_export(want):
                 try:
-                    self._text_encoder = onnx_runtime.OnnxTextEncoder(onnx_runtime.export_dir(want))
+                    self._text_encoder = onnx_runtime.OnnxTextEncoder(onnx_runtime.export_dir(want), prepack=False)
                 except Exception:  # noqa: BLE001 - a damaged export: fall back to torch
                     self._text_encoder = self.encoder
             else:

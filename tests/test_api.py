@@ -99,3 +99,32 @@ def test_onnx_paths_match_torch_and_search_skips_torch(demo_index, encoder):
             "print(h[0].path); print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out[0].endswith("cat.jpg") and out[1] == "False"
+
+
+def test_query_session_cache_keeps_weights_external_and_matches_torch(encoder, tmp_path):
+    """The search path's session (cached optimised graph, weights in an external file that ONNX
+    Runtime memory-maps, no pre-packing) gives the torch embeddings within 1e-4 cosine, from the
+    first (optimise + save) and from a later (load the cache) session; a cache written before
+    external data (one .opt.onnx, no .data) is rebuilt."""
+    import shutil
+
+    from retrieval import load_encoder, onnx_runtime
+
+    if not onnx_runtime.has_export(encoder.id):
+        encoder.export_fast_path()
+    d = tmp_path / "export"
+    shutil.copytree(onnx_runtime.export_dir(encoder.id), d)
+    for f in d.glob("text_query.opt*"):
+        f.unlink()
+    qs = ["a dog on a beach", "Two children play in the snow with a red sled ."]
+    want = load_encoder(runtime="torch").encode_texts(qs)
+    first = onnx_runtime.OnnxTextEncoder(d, prepack=False).encode_texts(qs)
+    data = list(d.glob("text_query.opt.*.data"))
+    assert (d / "text_query.opt.onnx").is_file() and len(data) == 1
+    assert (d / "text_query.opt.onnx").stat().st_size < 1_000_000 < data[0].stat().st_size  # weights outside
+    second = onnx_runtime.OnnxTextEncoder(d, prepack=False).encode_texts(qs)
+    for got in (first, second):
+        assert np.all(np.abs((got * want).sum(1) - 1) < 1e-4)
+    data[0].unlink()  # an old-style cache: the graph alone
+    onnx_runtime.OnnxTextEncoder(d).encode_texts(qs)
+    assert len(list(d.glob("text_query.opt.*.data"))) == 1
