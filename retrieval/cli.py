@@ -112,6 +112,34 @@ def _parse_search(argv: list[str]) -> dict | None:
     return vars(ns)
 
 
+def _run_app(app) -> int:
+    """Run the Typer app; a usage error (missing argument, unknown option, bad value) is one
+    line on stderr naming the command and its ``--help``, not Typer's multi-line box. Returns
+    the exit status (2 for usage errors, as Click does)."""
+    try:  # Typer >= 0.20 vendors Click as typer._click; older Typer uses Click itself
+        from typer import _click as click
+    except ImportError:  # pragma: no cover
+        import click
+
+    try:
+        rv = app(prog_name="retr", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as e:  # `retr` or `retr index` alone: the help
+        e.show()
+        return 0
+    except click.exceptions.UsageError as e:
+        cmd = e.ctx.command_path if e.ctx is not None else "retr"
+        msg = " ".join(e.format_message().split())
+        sys.stderr.write(f"{cmd}: {msg} (see `{cmd} --help`)\n")
+        return e.exit_code
+    except click.exceptions.ClickException as e:
+        sys.stderr.write(f"retr: {' '.join(e.format_message().split())}\n")
+        return e.exit_code
+    except click.exceptions.Abort:
+        sys.stderr.write("retr: aborted\n")
+        return 1
+    return rv if isinstance(rv, int) else 0
+
+
 def main() -> None:  # pragma: no cover
     """Console entry point: fast ``retr search``, else the Typer app; a closed or full stdout reported in one line."""
     try:
@@ -125,7 +153,7 @@ def main() -> None:  # pragma: no cover
             os._exit(code)
         from .commands import app
 
-        app()
+        sys.exit(_run_app(app))
     except BrokenPipeError:
         sys.stderr.close()
         sys.exit(1)

@@ -172,3 +172,16 @@ def test_bad_inputs_fail_fast_in_one_line(tmp_path, photo_dir):
     afile.write_text("x")
     p = run_retr("index", photo_dir, "--index", afile)
     assert p.returncode == 1 and "must be a folder" in p.stderr
+
+
+def test_usage_errors_are_one_line_naming_the_command(tmp_path):
+    """A missing argument, an unknown option or a bad value: one line on stderr that names the
+    command and points at its --help (not Typer's multi-line box), exit status 2."""
+    cases = [(["index"], "Missing argument"), (["index", str(tmp_path), "--bogus"], "No such option: --bogus"),
+             (["search", "a cat", "-k", "many"], "'-k'"), (["caption"], "Missing argument")]
+    for args, want in cases:
+        p = run_retr(*args)
+        lines = p.stderr.strip().splitlines()
+        assert p.returncode == 2 and len(lines) == 1, (args, p.stderr)
+        assert lines[0].startswith(f"retr {args[0]}: ") and want in lines[0] and "--help" in lines[0], lines
+    assert "--captions" in run_retr("index", "--help", check=0).stdout
