@@ -124,6 +124,9 @@ def index(
 
     if hasattr(enc, "export_fast_path") and not onnx_runtime.has_export(enc.id):
         _err(f"exporting the encoder to ONNX once for fast runs (~30 s) into {onnx_runtime.export_dir(enc.id)}")
+    elif (hasattr(enc, "export_fast_path") and onnx_runtime.image_precision() == "int8"
+          and not (onnx_runtime.export_dir(enc.id) / onnx_runtime.IMAGE_INT8_FILE).is_file()):
+        _err("quantising the image model to int8 once (~20 s)")
     tty = sys.stderr.isatty()
     progress = None
     state = {"last": -1}
@@ -155,7 +158,7 @@ def index(
                       max_megapixels=max_megapixels, include_hidden=include_hidden, exclude=tuple(exclude),
                       on_error=on_error, on_progress=on_progress, db_url=db, index_type=index_type)
         if ray is None:
-            rep = index_folder(path, idx, workers=workers or 2, **common)
+            rep = index_folder(path, idx, workers=workers or 2, defer_hashes=True, **common)
         else:
             from .distributed import index_folder_ray
 
