@@ -23,7 +23,7 @@ In-process rows time one pass over the photos after the model is loaded and one 
 
 CLI rows run ``python -m retrieval.cli index FOLDER --index TMP`` into a fresh index each run
 (interpreter start-up, imports and model loading included): --no-captions on the dev photos
-(int8 default, and ``RETR_IMAGE_PRECISION=fp32``), with captions, one photo (the fixed cost),
+(float32, the default, and ``RETR_IMAGE_PRECISION=int8``), with captions, one photo (the fixed cost),
 and --no-captions on 12-megapixel JPEGs made for the benchmark (--big dev photos upscaled to
 4000x3000, quality 90). Decode-only rows time ``load_image`` on those 12-MP files with and
 without JPEG draft mode, and ``content_hash``.
@@ -179,6 +179,7 @@ def main() -> None:
     print(f"RETR_CACHE={os.environ.get('RETR_CACHE', '(unset: platform cache folder)')}")
     py, me = sys.executable, str(Path(__file__).resolve())
     env32 = dict(os.environ, RETR_IMAGE_PRECISION="fp32")
+    env8 = dict(os.environ, RETR_IMAGE_PRECISION="int8")
     with tempfile.TemporaryDirectory(prefix="retr-bench-") as t:
         tmp = Path(t)
         photos = tmp / "photos"
@@ -197,7 +198,7 @@ def main() -> None:
             lists[name].write_text("\n".join(str(p) for p in ps))
         # warm-up: makes the ONNX export and its int8 model if missing and warms the file cache
         w, *_ = run_child([py, "-m", "retrieval.cli", "index", str(src[0]), "--index", str(tmp / "warm"),
-                           "--no-captions"])
+                           "--no-captions"], env=env8)
         print(f"warm-up `retr index` of 1 photo (ONNX export and int8 model if missing): {w:.1f} s, not counted")
 
         def inproc(mode, lst):
@@ -225,25 +226,25 @@ def main() -> None:
             ("b", f"(b) torch, batches of {b}", n, inproc("torch_batched", "dev")),
             ("c0", f"(c0) `embed_locally`, ONNX fp32, embedding in the main thread (ORT default threads): before", n,
              inproc("onnx_fp32_main", "dev")),
-            ("c1", "(c1) `embed_locally`, ONNX fp32, embedding in the 2 workers (1 ORT thread each)", n,
+            ("c1", "(c1) `embed_locally`, ONNX fp32, embedding in the 2 workers (1 ORT thread each): **retr now**", n,
              inproc("onnx_fp32_workers", "dev")),
             ("c2", "(c2) `embed_locally`, ONNX int8, embedding in the main thread (ORT default threads)", n,
              inproc("onnx_int8_main", "dev")),
-            ("c3", "(c3) `embed_locally`, ONNX int8, embedding in the 2 workers: **retr now**", n,
+            ("c3", "(c3) `embed_locally`, ONNX int8, embedding in the 2 workers (`RETR_IMAGE_PRECISION=int8`)", n,
              inproc("onnx_int8_workers", "dev")),
             ("k0", f"(k0) generated captions of {nc} photos, one photo at a time (`caption_embeddings`): before", nc,
              inproc("caption_single", "cap")),
             ("k1", f"(k1) generated captions of {nc} photos, batched (`beam_search_batch`): retr now", nc,
              inproc("caption_batched", "cap")),
-            ("d", "(d) `retr index FOLDER --no-captions` (CLI, new process, start-up included)", n,
-             cli(photos, n, ["--no-captions"])),
-            ("d32", "(d32) the same with `RETR_IMAGE_PRECISION=fp32`", n, cli(photos, n, ["--no-captions"], env32)),
-            ("dc", "(dc) `retr index FOLDER` (with generated captions)", n, cli(photos, n)),
+            ("d", "(d) `retr index FOLDER --no-captions` (CLI, new process, start-up included; fp32)", n,
+             cli(photos, n, ["--no-captions"], env32)),
+            ("d8", "(d8) the same with `RETR_IMAGE_PRECISION=int8`", n, cli(photos, n, ["--no-captions"], env8)),
+            ("dc", "(dc) `retr index FOLDER` (with generated captions; fp32)", n, cli(photos, n, (), env32)),
             ("d1", "(d1) `retr index` of 1 photo (fixed cost: start-up, imports, models, index write)", 1,
              cli(one, 1, ["--no-captions"])),
-            ("e", f"(e) `retr index --no-captions` on {nb} 12-MP JPEGs (4000x3000, q90, {big_mb:.1f} MB each)", nb,
-             cli(tmp / "big", nb, ["--no-captions"])),
-            ("e32", "(e32) the same with `RETR_IMAGE_PRECISION=fp32`", nb, cli(tmp / "big", nb, ["--no-captions"], env32)),
+            ("e", f"(e) `retr index --no-captions` on {nb} 12-MP JPEGs (4000x3000, q90, {big_mb:.1f} MB each; fp32)", nb,
+             cli(tmp / "big", nb, ["--no-captions"], env32)),
+            ("e8", "(e8) the same with `RETR_IMAGE_PRECISION=int8`", nb, cli(tmp / "big", nb, ["--no-captions"], env8)),
             ("full", f"decode only, {nb} 12-MP JPEGs: `load_image(p)`, full decode", nb, inproc("decode_full", "big")),
             ("draft", f"decode only, 12-MP: `load_image(p, draft_size={DRAFT})`, JPEG draft mode", nb,
              inproc("decode_draft", "big")),

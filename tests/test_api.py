@@ -102,17 +102,23 @@ def test_onnx_paths_match_torch_and_search_skips_torch(demo_index, encoder):
     assert out[0].endswith("cat.jpg") and out[1] == "False"
 
 
-def test_int8_image_model_stays_close_to_fp32_and_finds_the_demo_photos(demo_index, encoder):
-    """Indexing made the int8 image model (calibrated on the shipped photos) and uses it by default;
-    its embeddings of photos it was not calibrated on stay close to float32 (cosine), and a
-    text search of the int8 index finds the photo it describes."""
+def test_int8_image_model_stays_close_to_fp32_and_finds_the_demo_photos(demo_index, encoder, tmp_path):
+    """``RETR_IMAGE_PRECISION=int8`` makes the int8 image model (calibrated on the shipped photos)
+    and indexes with it; its embeddings of photos it was not calibrated on stay close to float32
+    (cosine), and a text search of the int8 index finds the photo it describes."""
     from PIL import Image
 
-    from retrieval import Index, onnx_runtime
+    from conftest import run_retr
+    from retrieval import onnx_runtime
 
+    assert encoder._onnx()[0].precision == "fp32"  # the default
     d = onnx_runtime.export_dir(encoder.id)
-    assert (d / onnx_runtime.IMAGE_INT8_FILE).is_file()
-    assert encoder._onnx()[0].precision == "int8"
+    idx = tmp_path / "idx"
+    p = run_retr("index", DEMO, "--index", idx, "--no-captions", env={"RETR_IMAGE_PRECISION": "int8"}, check=0)
+    assert "added 11" in p.stdout and (d / onnx_runtime.IMAGE_INT8_FILE).is_file()
+    p = run_retr("search", "people flying kites on the beach", "--index", idx, "-k", "1",
+                 env={"RETR_IMAGE_PRECISION": "int8"}, check=0)
+    assert p.stdout.strip().endswith("kites_beach.jpg")
     q = onnx_runtime.OnnxImageEncoder(d, precision="int8")
     f = onnx_runtime.OnnxImageEncoder(d, precision="fp32")
     assert q.precision == "int8" and f.precision == "fp32"
@@ -124,8 +130,6 @@ def test_int8_image_model_stays_close_to_fp32_and_finds_the_demo_photos(demo_ind
     assert np.allclose(np.linalg.norm(a, axis=1), 1, atol=1e-4)
     assert cos.mean() > 0.98 and cos.min() > 0.85, (cos.mean(), cos.min())
     assert not np.allclose(a, b, atol=1e-4)  # really the quantised model
-    hits = Index(demo_index).search("people flying kites on the beach", k=1)
-    assert hits[0].path.endswith("kites_beach.jpg")
 
 
 def test_int8_falls_back_to_fp32_when_it_cannot_be_made(encoder, tmp_path, monkeypatch):
@@ -140,7 +144,9 @@ def test_int8_falls_back_to_fp32_when_it_cannot_be_made(encoder, tmp_path, monke
     monkeypatch.setattr(onnx_runtime, "CALIBRATION_DIR", tmp_path / "none")
     e = onnx_runtime.OnnxImageEncoder(d, precision="int8")
     assert e.precision == "fp32" and not (d / onnx_runtime.IMAGE_INT8_FILE).exists()
-    monkeypatch.setenv("RETR_IMAGE_PRECISION", "fp32")
+    monkeypatch.setenv("RETR_IMAGE_PRECISION", "int8")
+    assert onnx_runtime.image_precision() == "int8"
+    monkeypatch.delenv("RETR_IMAGE_PRECISION")
     assert onnx_runtime.image_precision() == "fp32"
 
 
@@ -163,7 +169,7 @@ def test_batched_beam_search_gives_the_captioners_own_captions(encoder):
     assert beam_search_batch(cap, v[:0]) == []
 
 
-def test_embedding_in_the_workers_gives_the_main_thread_vectors(encoder):
+def test_embedding_in_the_workers_gives_the_main_thread_vectors(demo_index, encoder):
     """``embed_locally`` gives the same vectors, order and failures whether the workers embed
     (ONNX Runtime, ``concurrent_images``) or the calling thread does."""
     import os
