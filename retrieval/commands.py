@@ -52,7 +52,7 @@ def index(
     encoder: Optional[str] = typer.Option(None, "--encoder", help="Encoder: a preset (fast, best), a checkpoint from `retr train`, or hf:PATH_OR_NAME for a Hugging Face CLIP/SigLIP [default: fast]."),
     captioner: Optional[Path] = typer.Option(None, "--captioner", help="Captioner checkpoint [default: built-in]."),
     batch_size: int = typer.Option(32, "--batch-size", min=1),
-    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Decoding threads (default 2); with "
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Threads that each hash, decode and embed a batch (default 2); with "
                                           "--ray local, the CPUs of the local cluster (default all)."),
     max_megapixels: float = typer.Option(200.0, "--max-megapixels", min=0.01, help="Refuse larger images."),
     include_hidden: bool = typer.Option(False, "--include-hidden", help="Also index hidden files and folders."),

@@ -249,7 +249,8 @@ def index_folder(
             indexed earlier without one) gets one, stored and indexed as a text.
         rebuild: delete the existing index files first.
         batch_size: photos per encoder batch (and per checkpoint commit).
-        workers: decoding threads running alongside the encoder.
+        workers: threads hashing and decoding (and, for an encoder with ``concurrent_images``,
+            embedding) batches; see :func:`embed_locally`.
         max_megapixels: larger images are refused (reported as failed).
         include_hidden: also index hidden files and folders.
         exclude: glob patterns of names or root-relative paths to leave out.
