@@ -52,7 +52,7 @@ def index(
     encoder: Optional[str] = typer.Option(None, "--encoder", help="Encoder: a preset (fast, best), a checkpoint from `retr train`, or hf:PATH_OR_NAME for a Hugging Face CLIP/SigLIP [default: fast]."),
     captioner: Optional[Path] = typer.Option(None, "--captioner", help="Captioner checkpoint [default: built-in]."),
     batch_size: int = typer.Option(32, "--batch-size", min=1),
-    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Decoding threads (default 2); with "
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Threads that each hash, decode and embed a batch (default 2); with "
                                           "--ray local, the CPUs of the local cluster (default all)."),
     max_megapixels: float = typer.Option(200.0, "--max-megapixels", min=0.01, help="Refuse larger images."),
     include_hidden: bool = typer.Option(False, "--include-hidden", help="Also index hidden files and folders."),
@@ -124,6 +124,9 @@ def index(
 
     if hasattr(enc, "export_fast_path") and not onnx_runtime.has_export(enc.id):
         _err(f"exporting the encoder to ONNX once for fast runs (~30 s) into {onnx_runtime.export_dir(enc.id)}")
+    elif (hasattr(enc, "export_fast_path") and onnx_runtime.image_precision() == "int8"
+          and not (onnx_runtime.export_dir(enc.id) / onnx_runtime.IMAGE_INT8_FILE).is_file()):
+        _err("quantising the image model to int8 once (~20 s)")
     tty = sys.stderr.isatty()
     progress = None
     state = {"last": -1}
@@ -155,7 +158,7 @@ def index(
                       max_megapixels=max_megapixels, include_hidden=include_hidden, exclude=tuple(exclude),
                       on_error=on_error, on_progress=on_progress, db_url=db, index_type=index_type)
         if ray is None:
-            rep = index_folder(path, idx, workers=workers or 2, **common)
+            rep = index_folder(path, idx, workers=workers or 2, defer_hashes=True, **common)
         else:
             from .distributed import index_folder_ray
 

@@ -160,6 +160,12 @@ class AlignedEncoder:
             self._ort = (onnx_runtime.OnnxImageEncoder(d), onnx_runtime.OnnxTextEncoder(d))
         return self._ort
 
+    @property
+    def concurrent_images(self) -> bool:
+        """True when :meth:`encode_images` runs on ONNX Runtime, one thread per call, and may be
+        called from several threads at once (the indexer's workers then each embed a batch)."""
+        return self._onnx() is not None
+
     def encode_images(self, images: list) -> np.ndarray:
         """RGB PIL images -> (N, D) float32, L2-normalised."""
         if not images:

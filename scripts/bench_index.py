@@ -2,29 +2,41 @@
 
     python scripts/bench_index.py [--data ../shared/data] [-n 300] [--runs 3] [--big 60]
 
-Rows (photos/s, median of --runs; each row runs in its own child process, whose peak RSS
-is read with os.wait4):
+Every row runs in its own child process, once per round; the rounds interleave all rows
+(row 1, row 2, ..., row 1, row 2, ...) so that a change in the machine's load hits every row
+alike. Each row reports the median over --runs of photos/s (wall clock) and of CPU seconds per
+photo (user + system of the child, all its threads; for in-process rows only the timed loop).
+Ratios are against (a), the obvious torch loop.
 
-  (a) the obvious way: torch path (``load_encoder(runtime="torch")``), ``load_image`` then
-      ``encode_images([im])`` per photo;
-  (b) torch path, batches of 32;
-  (c) retr's path: ONNX Runtime (``load_encoder()`` once the export exists), batches of 32,
-      decoded with ``draft_size=(320, 320)`` as the indexer does;
-  (d) the real CLI end to end, ``python -m retrieval.cli index FOLDER --index TMP --no-captions``
-      into a fresh index each run (interpreter start-up, imports and model loading included);
-  (e) the same CLI on 12-megapixel JPEGs made for the benchmark (N --big dev photos upscaled to
-      4000x3000, quality 90), plus decode-only photos/s for those files with and without
-      JPEG draft mode (``load_image(p, draft_size=(320, 320))``).
+In-process rows time one pass over the photos after the model is loaded and one warm-up batch:
 
-(a)-(c) time only the decode+embed loop, after loading the model and a warm-up batch.
-The ONNX export (``$RETR_CACHE``, made once by the first ``retr index``) is done by a
-warm-up CLI run before any timing.
+  (a) torch path (``load_encoder(runtime="torch")``): ``load_image`` then ``encode_images([im])``
+      per photo, the obvious loop;
+  (b) torch path, batches of --batch;
+  (c*) the indexer's own step, ``retrieval.indexer.embed_locally`` (content hash, decode with JPEG
+      draft mode, resize, embed) with 2 workers, for the ONNX Runtime image model in float32
+      and int8, with the embedding either in the main thread (ONNX Runtime's default threads:
+      how retr indexed before) or in the workers (one ONNX Runtime thread each: retr now);
+  (k*) the generated caption of --caption-n photos from their vectors: the captioner's
+      one-photo beam search (``Captioner.caption_embeddings``) versus the indexer's batched one
+      (``retrieval.indexer.beam_search_batch``, same captions).
+
+CLI rows run ``python -m retrieval.cli index FOLDER --index TMP`` into a fresh index each run
+(interpreter start-up, imports and model loading included): --no-captions on the dev photos
+(float32, the default, and ``RETR_IMAGE_PRECISION=int8``), with captions, one photo (the fixed cost),
+and --no-captions on 12-megapixel JPEGs made for the benchmark (--big dev photos upscaled to
+4000x3000, quality 90). Decode-only rows time ``load_image`` on those 12-MP files with and
+without JPEG draft mode, and ``content_hash``.
+
+The ONNX export and its int8 model (``$RETR_CACHE``, made once by the first ``retr index``)
+are made by a warm-up CLI run before any timing.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -42,8 +54,8 @@ from benchlib import load_line, machine_line  # noqa: E402
 DRAFT = (320, 320)
 
 
-def run_child(cmd: list[str], env: dict | None = None) -> tuple[float, float, str, str]:
-    """Run ``cmd``; returns (wall seconds, peak RSS of the child in MB, stdout, stderr)."""
+def run_child(cmd: list[str], env: dict | None = None) -> tuple[float, float, str, str, float]:
+    """Run ``cmd``; returns (wall seconds, peak RSS of the child in MB, stdout, stderr, CPU seconds)."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t = time.perf_counter()
         p = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=ROOT)
@@ -55,70 +67,217 @@ def run_child(cmd: list[str], env: dict | None = None) -> tuple[float, float, st
         so, se = out.read().decode(errors="replace"), err.read().decode(errors="replace")
     if p.returncode:
         sys.exit(f"failed ({p.returncode}): {' '.join(cmd)}\n{se[-3000:]}")
-    return wall, ru.ru_maxrss / 1024, so, se  # Linux: ru_maxrss in KiB
+    return wall, ru.ru_maxrss / 1024, so, se, ru.ru_utime + ru.ru_stime  # Linux: ru_maxrss in KiB
 
 
-# -- child side: one mode, --runs timed passes over the photos ------------------------------
+def _cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
-def child(mode: str, list_file: str, runs: int, batch: int) -> None:
+
+# -- child side: one mode, one timed pass over the photos ------------------------------------
+
+def child(mode: str, list_file: str, batch: int) -> None:
+    """Print ``{"wall": s, "cpu": s}`` of one timed pass of ``mode`` over the listed photos."""
     paths = Path(list_file).read_text().split("\n")
     from retrieval.decode import load_image
 
-    if mode in ("decode_full", "decode_draft"):
+    if mode in ("decode_full", "decode_draft", "hash"):
+        from retrieval.files import content_hash
+
         draft = DRAFT if mode == "decode_draft" else None
-        load_image(paths[0], draft_size=draft)
-        times = []
-        for _ in range(runs):
-            t = time.perf_counter()
-            for p in paths:
-                load_image(p, draft_size=draft)
-            times.append(time.perf_counter() - t)
-        print(json.dumps({"times": times, "runtime": "-"}))
+        fn = (lambda p: content_hash(p)) if mode == "hash" else (lambda p: load_image(p, draft_size=draft))
+        fn(paths[0])
+        c, t = _cpu(), time.perf_counter()
+        for p in paths:
+            fn(p)
+        print(json.dumps({"wall": time.perf_counter() - t, "cpu": _cpu() - c}))
         return
 
     from retrieval.encoder import load_encoder
 
     enc = load_encoder(runtime="torch" if mode.startswith("torch") else "auto")
-    runtime = "onnxruntime" if enc._onnx() is not None else "torch"
-    if mode == "onnx_batched" and runtime != "onnxruntime":
-        sys.exit("no ONNX export found (the warm-up `retr index` should have made it)")
-    draft = DRAFT if mode == "onnx_batched" else None
-    enc.encode_images([load_image(p, draft_size=draft) for p in paths[:2]])  # warm-up: trace / session init
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
+    if mode.startswith("caption"):
+        from retrieval.captioner import load_captioner
+        from retrieval.indexer import beam_search_batch
+
+        cap = load_captioner(None, enc.id)
+        vecs = enc.encode_images([load_image(p, draft_size=DRAFT) for p in paths])
+        fn = cap.caption_embeddings if mode == "caption_single" else (lambda v: beam_search_batch(cap, v))
+        fn(vecs[:2])
+        c, t = _cpu(), time.perf_counter()
+        fn(vecs)
+        print(json.dumps({"wall": time.perf_counter() - t, "cpu": _cpu() - c}))
+        return
+    if mode.startswith("torch"):
+        enc.encode_images([load_image(p) for p in paths[:2]])  # warm-up
+        c, t = _cpu(), time.perf_counter()
         if mode == "torch_single":
             for p in paths:
                 enc.encode_images([load_image(p)])
         else:
             for i in range(0, len(paths), batch):
-                enc.encode_images([load_image(p, draft_size=draft) for p in paths[i : i + batch]])
-        times.append(time.perf_counter() - t)
-    print(json.dumps({"times": times, "runtime": runtime}))
+                enc.encode_images([load_image(p) for p in paths[i : i + batch]])
+        print(json.dumps({"wall": time.perf_counter() - t, "cpu": _cpu() - c}))
+        return
+
+    # onnx_<fp32|int8>_<main|workers>: the indexer's embed_locally with that image model
+    from retrieval import onnx_runtime
+    from retrieval.files import FileInfo
+    from retrieval.indexer import Todo, embed_locally
+
+    _, precision, where = mode.split("_")
+    if not onnx_runtime.has_export(enc.id):
+        sys.exit("no ONNX export found (the warm-up `retr index` should have made it)")
+    img = onnx_runtime.OnnxImageEncoder(onnx_runtime.export_dir(enc.id), precision=precision,
+                                        threads=None if where == "main" else 1)
+    assert img.precision == precision, img.precision
+
+    class Enc:  # the image model alone; concurrent_images selects where embed_locally embeds
+        concurrent_images = where == "workers"
+        encode_images = staticmethod(img.encode_images)
+
+    todo = [Todo(FileInfo(p, os.path.getsize(p), os.path.getmtime(p))) for p in paths]
+    for _ in embed_locally(todo[:2], Enc(), batch_size=batch, workers=2):  # warm-up
+        pass
+    c, t = _cpu(), time.perf_counter()
+    n = sum(sum(e.vector is not None for e in b) for b in embed_locally(todo, Enc(), batch_size=batch, workers=2))
+    assert n == len(paths), n
+    print(json.dumps({"wall": time.perf_counter() - t, "cpu": _cpu() - c}))
 
 
 # -- parent side ---------------------------------------------------------------------------
 
-def in_process_row(mode: str, paths: list[Path], runs: int, batch: int, tmp: Path) -> dict:
-    lst = tmp / f"{mode}.txt"
-    lst.write_text("\n".join(str(p) for p in paths))
-    _, rss, out, _ = run_child([sys.executable, str(Path(__file__).resolve()), "--_child", mode, str(lst),
-                                "--runs", str(runs), "--batch", str(batch)])
-    r = json.loads(out.strip().splitlines()[-1])
-    return {"times": r["times"], "rss": rss, "n": len(paths), "runtime": r["runtime"]}
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"), help="folder holding flickr8k/")
+    ap.add_argument("-n", type=int, default=300, help="dev photos for the dev-photo rows")
+    ap.add_argument("--big", type=int, default=60, help="photos upscaled to 12 MP for the 12-MP rows")
+    ap.add_argument("--caption-n", type=int, default=128, help="photos for the (k) captioning rows")
+    ap.add_argument("--runs", type=int, default=3, help="rounds (every row once per round)")
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--memory", default="", help="comma list of library sizes (e.g. 1000,3000: dev photos, then "
+                    "train photos) each indexed once by the CLI: peak RSS, photos/s, index bytes per photo")
+    ap.add_argument("--memory-only", action="store_true", help="run only the --memory section")
+    ap.add_argument("--_child", nargs=2, metavar=("MODE", "LIST"), help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a._child:
+        return child(a._child[0], a._child[1], a.batch)
+    if a.memory:
+        memory_section(a)
+        if a.memory_only:
+            return
 
+    f8 = Path(a.data).resolve() / "flickr8k"
+    coco = json.loads((f8 / "captions_dev.json").read_text())
+    names = [im["file_name"] for im in coco["images"]]
+    src = [f8 / "images" / n for n in names[: a.n]]
+    print(f"command: python scripts/bench_index.py -n {a.n} --big {a.big} --caption-n {a.caption_n} "
+          f"--runs {a.runs} --batch {a.batch}")
+    print(machine_line())
+    print(f"at the start: {load_line()}")
+    print(f"RETR_CACHE={os.environ.get('RETR_CACHE', '(unset: platform cache folder)')}")
+    py, me = sys.executable, str(Path(__file__).resolve())
+    env32 = dict(os.environ, RETR_IMAGE_PRECISION="fp32")
+    env8 = dict(os.environ, RETR_IMAGE_PRECISION="int8")
+    with tempfile.TemporaryDirectory(prefix="retr-bench-") as t:
+        tmp = Path(t)
+        photos = tmp / "photos"
+        photos.mkdir()
+        for p in src:
+            os.symlink(p, photos / p.name)
+        one = tmp / "one"
+        one.mkdir()
+        os.symlink(src[0], one / src[0].name)
+        big_src = src[: a.big] if a.big <= len(src) else [f8 / "images" / n for n in names[: a.big]]
+        big = make_big(big_src, tmp / "big")
+        big_mb = sum(p.stat().st_size for p in big) / len(big) / 1e6
+        lists = {}
+        for name, ps in (("dev", src), ("big", big), ("cap", src[: a.caption_n])):
+            lists[name] = tmp / f"{name}.txt"
+            lists[name].write_text("\n".join(str(p) for p in ps))
+        # warm-up: makes the ONNX export and its int8 model if missing and warms the file cache
+        w, *_ = run_child([py, "-m", "retrieval.cli", "index", str(src[0]), "--index", str(tmp / "warm"),
+                           "--no-captions"], env=env8)
+        print(f"warm-up `retr index` of 1 photo (ONNX export and int8 model if missing): {w:.1f} s, not counted")
 
-def cli_row(folder: Path, n: int, runs: int, tmp: Path, name: str) -> dict:
-    times, rss = [], []
-    for i in range(runs):
-        idx = tmp / f"index-{name}-{i}"
-        w, m, out, _ = run_child([sys.executable, "-m", "retrieval.cli", "index", str(folder), "--index", str(idx),
-                                  "--no-captions"])
-        if f"added {n}," not in out:
-            sys.exit(f"unexpected CLI output: {out!r}")
-        times.append(w)
-        rss.append(m)
-    return {"times": times, "rss": max(rss), "n": n, "runtime": "onnxruntime"}
+        def inproc(mode, lst):
+            def run(i):
+                _, rss, out, _, _ = run_child([py, me, "--_child", mode, str(lists[lst]), "--batch", str(a.batch)])
+                r = json.loads(out.strip().splitlines()[-1])
+                return r["wall"], r["cpu"], rss
+            return run
+
+        def cli(folder, n, extra=(), env=None):
+            def run(i):
+                idx = tmp / f"index-{time.monotonic_ns()}"
+                wall, rss, out, _, c = run_child([py, "-m", "retrieval.cli", "index", str(folder), "--index", str(idx),
+                                                  *extra], env=env)
+                if f"added {n}," not in out:
+                    sys.exit(f"unexpected CLI output: {out!r}")
+                shutil.rmtree(idx)
+                return wall, c, rss
+            return run
+
+        n, nb, nc = len(src), len(big), min(a.caption_n, len(src))
+        b = a.batch
+        rows = [  # (key, label, photos, runner)
+            ("a", "(a) torch, one photo at a time (`load_image` + `encode_images([im])`)", n, inproc("torch_single", "dev")),
+            ("b", f"(b) torch, batches of {b}", n, inproc("torch_batched", "dev")),
+            ("c0", f"(c0) `embed_locally`, ONNX fp32, embedding in the main thread (ORT default threads): before", n,
+             inproc("onnx_fp32_main", "dev")),
+            ("c1", "(c1) `embed_locally`, ONNX fp32, embedding in the 2 workers (1 ORT thread each): **retr now**", n,
+             inproc("onnx_fp32_workers", "dev")),
+            ("c2", "(c2) `embed_locally`, ONNX int8, embedding in the main thread (ORT default threads)", n,
+             inproc("onnx_int8_main", "dev")),
+            ("c3", "(c3) `embed_locally`, ONNX int8, embedding in the 2 workers (`RETR_IMAGE_PRECISION=int8`)", n,
+             inproc("onnx_int8_workers", "dev")),
+            ("k0", f"(k0) generated captions of {nc} photos, one photo at a time (`caption_embeddings`): before", nc,
+             inproc("caption_single", "cap")),
+            ("k1", f"(k1) generated captions of {nc} photos, batched (`beam_search_batch`): retr now", nc,
+             inproc("caption_batched", "cap")),
+            ("d", "(d) `retr index FOLDER --no-captions` (CLI, new process, start-up included; fp32)", n,
+             cli(photos, n, ["--no-captions"], env32)),
+            ("d8", "(d8) the same with `RETR_IMAGE_PRECISION=int8`", n, cli(photos, n, ["--no-captions"], env8)),
+            ("dc", "(dc) `retr index FOLDER` (with generated captions; fp32)", n, cli(photos, n, (), env32)),
+            ("d1", "(d1) `retr index` of 1 photo (fixed cost: start-up, imports, models, index write)", 1,
+             cli(one, 1, ["--no-captions"])),
+            ("e", f"(e) `retr index --no-captions` on {nb} 12-MP JPEGs (4000x3000, q90, {big_mb:.1f} MB each; fp32)", nb,
+             cli(tmp / "big", nb, ["--no-captions"], env32)),
+            ("e8", "(e8) the same with `RETR_IMAGE_PRECISION=int8`", nb, cli(tmp / "big", nb, ["--no-captions"], env8)),
+            ("full", f"decode only, {nb} 12-MP JPEGs: `load_image(p)`, full decode", nb, inproc("decode_full", "big")),
+            ("draft", f"decode only, 12-MP: `load_image(p, draft_size={DRAFT})`, JPEG draft mode", nb,
+             inproc("decode_draft", "big")),
+            ("hash", "content hash only, 12-MP (`content_hash`, BLAKE2b of the file)", nb, inproc("hash", "big")),
+        ]
+        res = {k: [] for k, *_ in rows}
+        loads = []
+        for i in range(a.runs):
+            for k, label, cnt, run in rows:
+                loads.append(os.getloadavg()[0])
+                res[k].append(run(i))
+                print(f"round {i + 1}/{a.runs}: {k} {cnt / res[k][-1][0]:.1f} photos/s", file=sys.stderr, flush=True)
+
+    print(f"\nIndexing throughput: {n} Flickr8k dev photos (~256x341 JPEGs), {nb} 12-MP JPEGs; median of {a.runs} "
+          f"rounds, rows interleaved; CPU = user + system s of the process (all threads) per photo")
+    print("| path | photos/s (wall) | CPU ms/photo | runs (s) | vs (a), wall | vs (a), CPU | peak RSS (MB) |")
+    print("|---|---|---|---|---|---|---|")
+    base = None
+    for k, label, cnt, _ in rows:
+        walls = [r[0] for r in res[k]]
+        cpus = [r[1] for r in res[k]]
+        rate, cpp = cnt / statistics.median(walls), statistics.median(cpus) / cnt * 1e3
+        if base is None:
+            base = (rate, cpp)
+        ratio = f"{rate / base[0]:.2f}x" if k not in ("full", "draft", "hash", "d1") else "-"
+        cratio = f"{base[1] / cpp:.2f}x" if k not in ("full", "draft", "hash", "d1") else "-"
+        print(f"| {label} | {rate:.1f} | {cpp:.2f} | {', '.join(f'{x:.2f}' for x in walls)} | {ratio} | {cratio} | "
+              f"{max(r[2] for r in res[k]):.0f} |")
+    d1 = statistics.median(r[0] for r in res["d1"])
+    dw = statistics.median(r[0] for r in res["d"])
+    print(f"\n(d) without the fixed cost of (d1): {n} photos in {dw - d1:.2f} s = {n / max(dw - d1, 1e-9):.1f} photos/s")
+    print(f"load average (1 min) during the rows: median {statistics.median(loads):.1f}, max {max(loads):.1f}")
+    print(f"at the end: {load_line()}")
 
 
 def make_big(src: list[Path], dst: Path) -> list[Path]:
@@ -137,93 +296,6 @@ def make_big(src: list[Path], dst: Path) -> list[Path]:
     return out
 
 
-def fmt_row(label: str, r: dict, base: float | None, base_name: str = "(a)") -> str:
-    rate = r["n"] / statistics.median(r["times"])
-    runs = ", ".join(f"{t:.2f}" for t in r["times"])
-    ratio = "1.0x" if not base else (f"{rate / base:.1f}x" if rate >= base else f"{rate / base:.2f}x")
-    return f"| {label} | {rate:.1f} | {runs} | {ratio} | {r['rss']:.0f} |", rate
-
-
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"), help="folder holding flickr8k/")
-    ap.add_argument("-n", type=int, default=300, help="dev photos for rows (a)-(d)")
-    ap.add_argument("--big", type=int, default=60, help="photos upscaled to 12 MP for row (e)")
-    ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--memory", default="", help="comma list of library sizes (e.g. 1000,3000: dev photos, then "
-                    "train photos) each indexed once by the CLI: peak RSS, photos/s, index bytes per photo")
-    ap.add_argument("--memory-only", action="store_true", help="run only the --memory section")
-    ap.add_argument("--_child", nargs=2, metavar=("MODE", "LIST"), help=argparse.SUPPRESS)
-    a = ap.parse_args()
-    if a._child:
-        return child(a._child[0], a._child[1], a.runs, a.batch)
-    if a.memory:
-        memory_section(a)
-        if a.memory_only:
-            return
-
-    f8 = Path(a.data).resolve() / "flickr8k"
-    coco = json.loads((f8 / "captions_dev.json").read_text())
-    names = [im["file_name"] for im in coco["images"]]
-    src = [f8 / "images" / n for n in names[: a.n]]
-    print(f"command: python scripts/bench_index.py -n {a.n} --big {a.big} --runs {a.runs} --batch {a.batch}")
-    print(machine_line())
-    print(f"at the start: {load_line()}")
-    print(f"RETR_CACHE={os.environ.get('RETR_CACHE', '(unset: platform cache folder)')}")
-    with tempfile.TemporaryDirectory(prefix="retr-bench-") as t:
-        tmp = Path(t)
-        photos = tmp / "photos"
-        photos.mkdir()
-        for p in src:
-            os.symlink(p, photos / p.name)
-        # warm-up: makes the ONNX export if missing (once per machine) and warms the file cache
-        w, _, _, _ = run_child([sys.executable, "-m", "retrieval.cli", "index", str(src[0]), "--index",
-                                str(tmp / "warm"), "--no-captions"])
-        print(f"warm-up `retr index` of 1 photo (ONNX export if missing): {w:.1f} s, not counted")
-
-        rows = {}
-        rows["a"] = in_process_row("torch_single", src, a.runs, a.batch, tmp)
-        rows["b"] = in_process_row("torch_batched", src, a.runs, a.batch, tmp)
-        rows["c"] = in_process_row("onnx_batched", src, a.runs, a.batch, tmp)
-        rows["d"] = cli_row(photos, len(src), a.runs, tmp, "small")
-        one = tmp / "one"
-        one.mkdir()
-        os.symlink(src[0], one / src[0].name)
-        rows["d1"] = cli_row(one, 1, a.runs, tmp, "one")
-
-        big = make_big(src[: a.big] if a.big <= len(src) else [f8 / "images" / n for n in names[: a.big]],
-                       tmp / "big")
-        big_mb = sum(p.stat().st_size for p in big) / len(big) / 1e6
-        rows["e"] = cli_row(tmp / "big", len(big), a.runs, tmp, "big")
-        rows["full"] = in_process_row("decode_full", big, a.runs, a.batch, tmp)
-        rows["draft"] = in_process_row("decode_draft", big, a.runs, a.batch, tmp)
-
-    n = len(src)
-    print(f"\nIndexing throughput, {n} Flickr8k dev photos (~256 px JPEGs); photos/s = median of {a.runs} runs")
-    print("| path | photos/s | runs (s) | vs (a) | peak RSS (MB) |\n|---|---|---|---|---|")
-    line, base = fmt_row("(a) torch, one photo at a time (`load_image` + `encode_images([im])`)", rows["a"], None)
-    print(line)
-    print(fmt_row(f"(b) torch, batches of {a.batch}", rows["b"], base)[0])
-    print(fmt_row(f"(c) retr's path: ONNX Runtime, batches of {a.batch}", rows["c"], base)[0])
-    print(fmt_row("(d) `retr index FOLDER --no-captions` (CLI, new process, start-up included)", rows["d"], base)[0])
-    print(fmt_row(f"(e) the same CLI on {len(big)} 12-MP JPEGs (4000x3000, q90, {big_mb:.1f} MB each)",
-                  rows["e"], base)[0])
-    d1 = statistics.median(rows["d1"]["times"])
-    print(f"\nfixed cost of one CLI run (start-up, imports, model loading, index write), `retr index` of 1 photo: "
-          f"median {d1:.2f} s ({', '.join(f'{x:.2f}' for x in rows['d1']['times'])}); peak RSS {rows['d1']['rss']:.0f} MB")
-    print(f"(a)-(c) time the decode+embed loop only (model loaded, one warm-up batch); "
-          f"(c) runs on {rows['c']['runtime']}, (a)/(b) on {rows['a']['runtime']}")
-
-    print(f"\nDecode only, the {len(big)} 12-MP JPEGs (made for this benchmark by upscaling real photos); "
-          f"photos/s = median of {a.runs} runs")
-    print("| decode | photos/s | runs (s) | vs full decode | peak RSS (MB) |\n|---|---|---|---|---|")
-    line, fb = fmt_row("`load_image(p)`: full 12-MP decode", rows["full"], None)
-    print(line)
-    print(fmt_row(f"`load_image(p, draft_size={DRAFT})`: JPEG draft mode (DCT scaling)", rows["draft"], fb)[0])
-    print(f"\nat the end: {load_line()}")
-
-
 def memory_section(a) -> None:
     """Peak RSS of `retr index` versus library size: does it grow with the number of photos?"""
     f8 = Path(a.data).resolve() / "flickr8k"
@@ -237,7 +309,7 @@ def memory_section(a) -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="retr-bench-mem-") as t:
         tmp = Path(t)
-        w, _, _, _ = run_child([sys.executable, "-m", "retrieval.cli", "index", str(names[0]), "--index",
+        w, *_ = run_child([sys.executable, "-m", "retrieval.cli", "index", str(names[0]), "--index",
                                 str(tmp / "warm"), "--no-captions"])
         for n in sizes:
             photos = tmp / f"photos-{n}"
@@ -246,7 +318,7 @@ def memory_section(a) -> None:
                 os.symlink(p, photos / p.name)
             idx = tmp / f"index-{n}"
             la = os.getloadavg()[0]
-            w, m, out, _ = run_child([sys.executable, "-m", "retrieval.cli", "index", str(photos), "--index", str(idx),
+            w, m, out, _, _ = run_child([sys.executable, "-m", "retrieval.cli", "index", str(photos), "--index", str(idx),
                                       "--no-captions"])
             if f"added {n}," not in out:
                 sys.exit(f"unexpected CLI output: {out!r}")

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import ConstantEncoder, DEMO, DEMO_CAPTIONS
+from conftest import ConstantEncoder, DEMO, DEMO_CAPTIONS, SHARED
 
 
 def test_each_demo_caption_finds_its_photo_in_top5(demo_index):
@@ -93,12 +93,104 @@ def test_onnx_paths_match_torch_and_search_skips_torch(demo_index, encoder):
     a, b = encoder.encode_texts(qs), torch_enc.encode_texts(qs)
     assert a.shape == b.shape and np.all(np.abs((a * b).sum(1) - 1) < 1e-4)
     ims = [Image.open(DEMO / n).convert("RGB") for n in ("cat.jpg", "horses.jpg", "rocket.jpg")]
-    a, b = encoder.encode_images(ims), torch_enc.encode_images(ims)
+    fp32 = onnx_runtime.OnnxImageEncoder(onnx_runtime.export_dir(encoder.id), precision="fp32")
+    a, b = fp32.encode_images(ims), torch_enc.encode_images(ims)
     assert a.shape == b.shape and np.all(np.abs((a * b).sum(1) - 1) < 1e-4)
     code = (f"import sys; from retrieval import Index; h = Index({str(demo_index)!r}).search('a tabby cat with green eyes', k=1); "
             "print(h[0].path); print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out[0].endswith("cat.jpg") and out[1] == "False"
+
+
+def test_int8_image_model_stays_close_to_fp32_and_finds_the_demo_photos(demo_index, encoder, tmp_path):
+    """``RETR_IMAGE_PRECISION=int8`` makes the int8 image model (calibrated on the shipped photos)
+    and indexes with it; its embeddings of photos it was not calibrated on stay close to float32
+    (cosine), and a text search of the int8 index finds the photo it describes."""
+    from PIL import Image
+
+    from conftest import run_retr
+    from retrieval import onnx_runtime
+
+    assert encoder._onnx()[0].precision == "fp32"  # the default
+    d = onnx_runtime.export_dir(encoder.id)
+    idx = tmp_path / "idx"
+    p = run_retr("index", DEMO, "--index", idx, "--no-captions", env={"RETR_IMAGE_PRECISION": "int8"}, check=0)
+    assert "added 11" in p.stdout and (d / onnx_runtime.IMAGE_INT8_FILE).is_file()
+    p = run_retr("search", "people flying kites on the beach", "--index", idx, "-k", "1",
+                 env={"RETR_IMAGE_PRECISION": "int8"}, check=0)
+    assert p.stdout.strip().endswith("kites_beach.jpg")
+    q = onnx_runtime.OnnxImageEncoder(d, precision="int8")
+    f = onnx_runtime.OnnxImageEncoder(d, precision="fp32")
+    assert q.precision == "int8" and f.precision == "fp32"
+    f8 = SHARED / "flickr8k" / "images"
+    paths = sorted(f8.glob("*.jpg"))[:48] if f8.is_dir() else sorted(DEMO.glob("*.jpg"))
+    ims = [Image.open(p).convert("RGB") for p in paths]
+    a, b = q.encode_images(ims), f.encode_images(ims)
+    cos = (a * b).sum(1)
+    assert np.allclose(np.linalg.norm(a, axis=1), 1, atol=1e-4)
+    assert cos.mean() > 0.98 and cos.min() > 0.85, (cos.mean(), cos.min())
+    assert not np.allclose(a, b, atol=1e-4)  # really the quantised model
+
+
+def test_int8_falls_back_to_fp32_when_it_cannot_be_made(encoder, tmp_path, monkeypatch):
+    """An export whose int8 model cannot be made (no calibration photos) embeds in float32, as before."""
+    import shutil
+
+    from retrieval import onnx_runtime
+
+    d = tmp_path / "export"
+    shutil.copytree(onnx_runtime.export_dir(encoder.id), d)
+    (d / onnx_runtime.IMAGE_INT8_FILE).unlink(missing_ok=True)
+    monkeypatch.setattr(onnx_runtime, "CALIBRATION_DIR", tmp_path / "none")
+    e = onnx_runtime.OnnxImageEncoder(d, precision="int8")
+    assert e.precision == "fp32" and not (d / onnx_runtime.IMAGE_INT8_FILE).exists()
+    monkeypatch.setenv("RETR_IMAGE_PRECISION", "int8")
+    assert onnx_runtime.image_precision() == "int8"
+    monkeypatch.delenv("RETR_IMAGE_PRECISION")
+    assert onnx_runtime.image_precision() == "fp32"
+
+
+def test_batched_beam_search_gives_the_captioners_own_captions(encoder):
+    """The indexer's batched beam search stores exactly what `retr caption` (``beam_search``)
+    says for each photo: demo photos and shared dev photos, in batches of uneven sizes."""
+    from PIL import Image
+
+    from retrieval.captioner import load_captioner
+    from retrieval.indexer import beam_search_batch
+
+    cap = load_captioner(None, encoder.id)
+    f8 = SHARED / "flickr8k" / "images"
+    paths = sorted(DEMO.glob("*.jpg")) + (sorted(f8.glob("*.jpg"))[:53] if f8.is_dir() else [])
+    v = encoder.encode_images([Image.open(p).convert("RGB") for p in paths])
+    want = [cap.beam_search(e) for e in v]
+    assert beam_search_batch(cap, v) == want
+    assert beam_search_batch(cap, v[:5]) + beam_search_batch(cap, v[5:]) == want
+    assert beam_search_batch(cap, v[:1], beam=1) == [cap.beam_search(v[0], 1)]
+    assert beam_search_batch(cap, v[:0]) == []
+
+
+def test_embedding_in_the_workers_gives_the_main_thread_vectors(demo_index, encoder):
+    """``embed_locally`` gives the same vectors, order and failures whether the workers embed
+    (ONNX Runtime, ``concurrent_images``) or the calling thread does."""
+    import os
+
+    from retrieval.files import FileInfo
+    from retrieval.indexer import Todo, embed_locally
+
+    assert encoder.concurrent_images
+    files = sorted(DEMO.glob("*.jpg")) + [DEMO.parent / "captions.json"]
+    todo = [Todo(FileInfo(str(p), os.path.getsize(p), os.path.getmtime(p))) for p in files]
+
+    class MainThread:
+        concurrent_images = False
+        encode_images = staticmethod(encoder.encode_images)
+
+    got = [e for b in embed_locally(todo, encoder, batch_size=3, workers=2) for e in b]
+    ref = [e for b in embed_locally(todo, MainThread(), batch_size=3, workers=2) for e in b]
+    assert [e.todo.file.path for e in got] == [str(p) for p in files]
+    assert [e.error is None for e in got] == [e.error is None for e in ref] == [True] * 11 + [False]
+    assert all(np.allclose(a.vector, b.vector, atol=1e-6) for a, b in zip(got[:11], ref[:11]))
+    assert got[0].hash == ref[0].hash and got[0].width == ref[0].width
 
 
 def test_query_session_cache_keeps_weights_external_and_matches_torch(encoder, tmp_path):
