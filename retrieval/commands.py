@@ -299,6 +299,11 @@ def train(
             raise ValueError(f"--backbone {backbone}: a backbone is named twice (its features would be repeated)")
     except ValueError as e:
         _fail(str(e), 2)
+    from .backbones import missing_weights
+
+    why = missing_weights(backbone)
+    if why:
+        _fail(f"--backbone {backbone} {why}")
     try:
         info = train_encoder(captions, images, out, backbone=backbone, cfg=cfg,
                              progress=lambda e, m: _err(f"epoch {e}: held-out t2i R@1 {m['t2i@1']:.1f}, "
