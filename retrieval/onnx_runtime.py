@@ -329,7 +329,8 @@ class OnnxImageEncoder:
         outs = []
         for i in range(0, len(images), batch_size):
             batch = images[i : i + batch_size]
-            feeds = {n: preprocess(batch, s) for n, s in zip(self.input_names, self.image_sizes)}
+            pixels = {s: preprocess(batch, s) for s in set(self.image_sizes)}  # backbones of one size share
+            feeds = {n: pixels[s] for n, s in zip(self.input_names, self.image_sizes)}
             outs.append(self.session.run(None, feeds)[0])
         return np.concatenate(outs).astype(np.float32)
 

@@ -13,6 +13,11 @@ backbone features (minutes per backbone); each row then takes 2-5 minutes on a q
 ``--from-checkpoint ROW=PATH`` fills a row from a checkpoint that
 ``scripts/train_default_encoder.py`` trained with that row's backbone and settings
 (same function, seed 0), instead of training it a second time: the shipped presets.
+
+Rows named ``BASE+flip-tta`` (see ``TTA``) need no training of their own: they are the
+model of row BASE, evaluated with flip test-time augmentation (each dev photo embedded
+as it is and mirrored, the two unit embeddings averaged and renormalised); they are
+written whenever BASE is trained or filled from a checkpoint.
 """
 import argparse
 import json
@@ -27,6 +32,8 @@ from retrieval.training.align import AlignConfig, embed_features, train_alignmen
 from retrieval.training.features import image_features, text_features
 
 L0, L1, L2 = "efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2"
+MN = "mobilenet-v2"
+L02M = f"{L0}+{L2}+{MN}"
 #: name -> (backbone, AlignConfig overrides, what it tests)
 ROWS = {
     "linear-infonce": (L0, dict(hidden=0), "linear heads, symmetric InfoNCE (CLIP)"),
@@ -41,7 +48,40 @@ ROWS = {
     "lite0+lite2-infonce+hinge": (f"{L0}+{L2}", dict(loss="infonce+hinge"), "concat + InfoNCE + hinge"),
     "lite0+lite2-infonce+adv": (f"{L0}+{L2}", dict(adversarial=0.1), "concat + InfoNCE + adversarial"),
     "lite0+lite1+lite2-mlp-infonce": (f"{L0}+{L1}+{L2}", {}, "Lite0 + Lite1 + Lite2 concatenated"),
+    "mnv2-mlp-infonce": (MN, {}, "MobileNetV2 alone (Sandler et al. 2018; ImageNet mean/std inside its module)"),
+    "lite0+mnv2-mlp-infonce": (f"{L0}+{MN}", {}, "Lite0 + MobileNetV2 concatenated"),
+    "lite0+lite2+mnv2-mlp-infonce": (L02M, {}, "Lite0 + Lite2 + MobileNetV2 concatenated, input dropout 0.5"),
+    "lite0+lite2+mnv2-dropout0.7": (L02M, dict(dropout=0.7), "Lite0 + Lite2 + MobileNetV2, input dropout 0.7"),
+    "lite0+lite2+mnv2-dropout0.8": (L02M, dict(dropout=0.8), "Lite0 + Lite2 + MobileNetV2, input dropout 0.8"),
 }
+#: flip test-time augmentation rows: evaluation-only variants of a trained row
+TTA = {f"{base}+flip-tta": base for base in ("lite0+lite2-mlp-infonce", "lite0+lite2+mnv2-mlp-infonce",
+                                            "lite0+lite2+mnv2-dropout0.7", "lite0+lite2+mnv2-dropout0.8")}
+ROWS = {k: v for name, row in ROWS.items()  # each flip-TTA row right after its base row in the table
+        for k, v in [(name, row)] + [(t, (row[0], row[1], "the row above, flip test-time augmentation (dev photo "
+                                          "and its mirror image, embeddings averaged)")) for t, b in TTA.items() if b == name]}
+
+
+
+def dev_records(name, seed, bb, over, di_views, dt, caption_photo, extra):
+    """The row's record and, when ``name`` has a flip-TTA row, that row's record.
+
+    ``di_views``: (2, N, D) unit embeddings of the dev photos as they are and mirrored.
+    """
+    import numpy as np
+
+    out = []
+    views = {name: di_views[0]}
+    for tta, base in TTA.items():
+        if base == name:
+            m = di_views.mean(0)
+            views[tta] = m / np.linalg.norm(m, axis=1, keepdims=True)
+    for row, di in views.items():
+        r = recall_at_k(di, dt, caption_photo)
+        out.append({"row": row, "seed": seed, "backbone": bb, "config": over, "t2i": r["t2i"], "i2t": r["i2t"],
+                    "gap": round(modality_gap(di, dt), 4), **extra})
+    return out
+
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--data", default="../shared/data")
@@ -59,7 +99,19 @@ ttxt = text_features(train.captions, "all-MiniLM-L6-v2", a.cache)
 dtxt = text_features(dev.captions, "all-MiniLM-L6-v2", a.cache)
 log = Path(a.out + ".jsonl")
 done = {(r["row"], r["seed"]) for r in map(json.loads, log.read_text().splitlines())} if log.exists() else set()
-names = list(ROWS) if a.rows == "all" else a.rows.split(",")
+names = [n for n in ROWS if n not in TTA] if a.rows == "all" else a.rows.split(",")
+bad = [n for n in names if n not in ROWS or n in TTA]
+if bad:
+    raise SystemExit(f"unknown or evaluation-only row {bad[0]!r} (flip-TTA rows come with their base row)")
+
+
+def write(rec):
+    print(json.dumps(rec), flush=True)
+    with log.open("a") as f:
+        f.write(json.dumps(rec) + "\n")
+    done.add((rec["row"], rec["seed"]))
+
+
 for spec in a.from_checkpoint:
     import torch
 
@@ -72,15 +124,14 @@ for spec in a.from_checkpoint:
     cfg = ck["align_config"]
     assert enc.backbone_name == bb and all(cfg[k] == v for k, v in over.items()) and cfg["seed"] == 0, spec
     dimg = image_features(dev, f8 / "images", bb, a.cache, flip=True)
-    di, dt = enc.project_images(dimg[0]), enc.project_texts(dtxt)
-    r = recall_at_k(di, dt, dev.caption_photo)
-    rec = {"row": name, "seed": 0, "backbone": bb, "config": over, "t2i": r["t2i"], "i2t": r["i2t"],
-           "gap": round(modality_gap(di, dt), 4), "epoch": ck["train_info"]["epoch"],
-           "seconds": ck["train_info"]["seconds"], "load": None, "checkpoint": Path(path).name}
-    print(json.dumps(rec), flush=True)
-    with log.open("a") as f:
-        f.write(json.dumps(rec) + "\n")
-    done.add((name, 0))
+    import numpy as np
+
+    di_views, dt = np.stack([enc.project_images(v) for v in dimg]), enc.project_texts(dtxt)
+    for rec in dev_records(name, 0, bb, over, di_views, dt, dev.caption_photo,
+                           {"epoch": ck["train_info"]["epoch"], "seconds": ck["train_info"]["seconds"],
+                            "load": None, "checkpoint": Path(path).name}):
+        if (rec["row"], 0) not in done:  # a row already measured (e.g. by training it here) is kept
+            write(rec)
 for name in names if not a.from_checkpoint else []:
     bb, over, _ = ROWS[name]
     for seed in map(int, a.seeds.split(",")):
@@ -91,14 +142,14 @@ for name in names if not a.from_checkpoint else []:
         cfg = AlignConfig(seed=seed, **over)
         t = time.time()
         model, info = train_alignment(timg, ttxt, train.caption_photo, cfg)
-        di, dt = embed_features(model, dimg[0], dtxt)
-        r = recall_at_k(di, dt, dev.caption_photo)
-        rec = {"row": name, "seed": seed, "backbone": bb, "config": over, "t2i": r["t2i"], "i2t": r["i2t"],
-               "gap": round(modality_gap(di, dt), 4), "epoch": info["epoch"], "seconds": round(time.time() - t),
-               "load": round(os.getloadavg()[0], 1)}
-        print(json.dumps(rec), flush=True)
-        with log.open("a") as f:
-            f.write(json.dumps(rec) + "\n")
+        import numpy as np
+
+        di_views = np.stack([embed_features(model, v)[0] for v in dimg])
+        dt = embed_features(model, None, dtxt)[1]
+        for rec in dev_records(name, seed, bb, over, di_views, dt, dev.caption_photo,
+                               {"epoch": info["epoch"], "seconds": round(time.time() - t),
+                                "load": round(os.getloadavg()[0], 1)}):
+            write(rec)
 
 recs = [json.loads(x) for x in log.read_text().splitlines()]
 lines = ["# Alignment ablation (Flickr8k dev, 1K protocol)", "",

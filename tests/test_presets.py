@@ -31,7 +31,7 @@ def test_presets_are_distinct_encoders():
 
     fast, best = load_encoder("fast"), load_encoder("best")
     assert fast.id == load_encoder().id and fast.id != best.id
-    assert best.backbone_name == "efficientnet-lite0+efficientnet-lite2" and best.dim == fast.dim == 512
+    assert best.backbone_name == "efficientnet-lite0+efficientnet-lite2+mobilenet-v2" and best.dim == fast.dim == 512
 
 
 def test_later_runs_and_rebuild_keep_the_recorded_encoder(tmp_path, photo_dir):
