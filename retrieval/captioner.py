@@ -23,6 +23,17 @@ from .encoder import WEIGHTS_DIR
 
 #: The shipped captioner checkpoint.
 DEFAULT_CAPTIONER = WEIGHTS_DIR / "captioner-default.pt"
+#: Captions of the photos the shipped captioner was trained on, with those photos' aligned
+#: embeddings: the neighbours' captions that re-rank the beam. Data (Flickr8k train captions),
+#: so not in git: ``python scripts/build_caption_bank.py`` writes it; used when present.
+DEFAULT_BANK = WEIGHTS_DIR / "caption-bank-default.npz"
+#: Default decodings, chosen on Flickr8k dev (docs/captioner_decoding.md): with a caption bank,
+#: beam ``RERANK_BEAM`` re-ranked by CIDEr-D against the captions of the ``CAPTION_NEIGHBOURS``
+#: nearest bank photos; without one, beam ``CAPTION_BEAM`` (length penalty power 0.7).
+RERANK_BEAM, CAPTION_NEIGHBOURS, CAPTION_BEAM = 8, 15, 5
+#: The caption ``retr index`` stores for every photo stays the cheap one: beam 3, no re-ranking
+#: (24 ms a photo on one core, already more than the rest of indexing; the re-ranked default costs ~65 ms).
+INDEX_BEAM = 3
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
 SPECIALS = ["<pad>", "<bos>", "<eos>", "<unk>"]
 _WORD = re.compile(r"[a-z]+(?:'[a-z]+)?|[0-9]+")
@@ -164,22 +175,28 @@ class Captioner:
             raise CaptionerError(f"{path}: not a retr captioner checkpoint ({e.__class__.__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''})") from None
         self.net.eval()
         self.path = path
+        #: :class:`CaptionBank` for neighbour re-ranking (:meth:`caption`); set by :func:`load_captioner`.
+        self.bank: CaptionBank | None = None
 
     def _words(self, ids) -> list[str]:
         return [self.vocab[i] for i in ids if i not in (PAD, BOS, EOS)]
 
     @torch.no_grad()
-    def beam_candidates(self, c: np.ndarray, beam: int = 3, length_penalty: float = 0.7) -> list[tuple[str, float]]:
-        """Beam search (width ``beam``) from the prior mean of z: the finished hypotheses, best first.
+    def beam_hypotheses(self, c: np.ndarray, beam: int = 3) -> list[tuple[list[int], float]]:
+        """Beam search (width ``beam``) from the prior mean of z: the finished hypotheses, raw.
+
+        The search keeps the ``beam`` best partial hypotheses by summed log-probability and
+        stops once ``beam`` hypotheses have ended with ``<eos>`` (or after ``max_len`` words).
+        Pruning uses the raw sum, so any length normalisation only re-orders this list
+        (see :func:`length_normalise`).
 
         Args:
             c: (D,) float32 aligned image embedding, L2-normalised.
             beam: beam width (1 = greedy).
-            length_penalty: scores are divided by length ** this (Wu et al. 2016).
 
         Returns:
-            up to ``beam`` (sentence, length-normalised log-probability) pairs, best first
-            (distinct sentences). Deterministic for a given input.
+            (token ids without ``<bos>``/``<eos>``, summed log-probability including ``<eos>``)
+            pairs, in the order they finished. Deterministic for a given input.
         """
         net = self.net
         ct = torch.from_numpy(np.asarray(c, np.float32)).reshape(1, -1)
@@ -204,7 +221,7 @@ class Captioner:
             beams = []
             for seq, score, bi in cand:
                 if seq[-1] == EOS:
-                    finished.append((seq, score / (len(seq) - 1) ** length_penalty))
+                    finished.append((seq[1:-1], score))
                 else:
                     beams.append((seq, score, h[:, bi : bi + 1]))
                 if len(beams) == beam:
@@ -212,27 +229,76 @@ class Captioner:
             if len(finished) >= beam or not beams:
                 break
         if not finished:
-            finished = [(b[0], b[1] / len(b[0]) ** length_penalty) for b in beams]
+            finished = [(b[0][1:], b[1]) for b in beams]
+        return finished
+
+    @torch.no_grad()
+    def beam_candidates(self, c: np.ndarray, beam: int = 3, length_penalty: float = 0.7,
+                        lp_form: str = "power") -> list[tuple[str, float]]:
+        """Beam search (width ``beam``) from the prior mean of z: the finished hypotheses, best first.
+
+        Args:
+            c: (D,) float32 aligned image embedding, L2-normalised.
+            beam: beam width (1 = greedy).
+            length_penalty, lp_form: length normalisation of the summed log-probability
+                (:func:`length_normalise`; ``length_penalty=0``: none).
+
+        Returns:
+            the ``n``-best list: (sentence, length-normalised log-probability) pairs, best first,
+            distinct sentences (usually ``beam`` of them, sometimes one or two more).
+            Deterministic for a given input.
+        """
+        hyps = [(seq, length_normalise(score, len(seq) + 1, length_penalty, lp_form))
+                for seq, score in self.beam_hypotheses(c, beam)]
         out, seen = [], set()
-        for seq, score in sorted(finished, key=lambda x: -x[1]):
+        for seq, score in sorted(hyps, key=lambda x: -x[1]):
             s = detokenize(self._words(seq))
             if s not in seen:
                 seen.add(s)
                 out.append((s, float(score)))
         return out
 
-    def beam_search(self, c: np.ndarray, beam: int = 3, length_penalty: float = 0.7) -> str:
+    def beam_search(self, c: np.ndarray, beam: int = 3, length_penalty: float = 0.7, lp_form: str = "power") -> str:
         """The most likely caption for one photo: the best of :meth:`beam_candidates`.
 
         Args:
             c: (D,) float32 aligned image embedding, L2-normalised.
             beam: beam width (1 = greedy).
-            length_penalty: scores are divided by length ** this (Wu et al. 2016).
+            length_penalty, lp_form: see :func:`length_normalise`.
 
         Returns:
             a clean sentence. Deterministic for a given input.
         """
-        return self.beam_candidates(c, beam, length_penalty)[0][0]
+        return self.beam_candidates(c, beam, length_penalty, lp_form)[0][0]
+
+    @torch.no_grad()
+    def log_likelihood(self, c: np.ndarray, captions: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Score given captions of one photo under the decoder with z at the prior mean.
+
+        The same model as :meth:`beam_hypotheses` (teacher forcing, no dropout): a beam
+        hypothesis gets back its beam score. Out-of-vocabulary words count as ``<unk>``.
+
+        Args:
+            c: (D,) float32 aligned image embedding. captions: N sentences.
+
+        Returns:
+            (N,) float64 summed log p(words, <eos> | c, z = mean of p(z | c)) and
+            (N,) int64 number of scored tokens (words + ``<eos>``).
+        """
+        if not captions:
+            return np.zeros(0), np.zeros(0, np.int64)
+        idx = {w: i for i, w in enumerate(self.vocab)}
+        seqs = [[idx.get(w, UNK) for w in tokenize(s)][: self.max_len] for s in captions]
+        T = max(len(q) for q in seqs) + 2
+        toks = torch.full((len(seqs), T), PAD, dtype=torch.long)
+        for j, q in enumerate(seqs):
+            toks[j, : len(q) + 2] = torch.tensor([BOS] + q + [EOS])
+        ct = torch.from_numpy(np.asarray(c, np.float32)).reshape(1, -1).expand(len(seqs), -1)
+        mu, _ = self.net.prior_params(ct)
+        logits, _ = self.net.step(toks[:, :-1], torch.cat([ct, mu], -1), None)
+        lp = F.log_softmax(logits, -1).gather(2, toks[:, 1:, None])[..., 0]
+        mask = toks[:, 1:] != PAD
+        return (lp * mask).sum(1).double().numpy(), mask.sum(1).numpy().astype(np.int64)
 
     @torch.no_grad()
     def sample(self, c: np.ndarray, n: int = 5, top_p: float = 0.9, temperature: float = 1.0,
@@ -281,9 +347,192 @@ class Captioner:
             tok = nxt
         return [detokenize(self._words(o)) for o in out]
 
-    def caption_embeddings(self, embs: np.ndarray, beam: int = 3) -> list[str]:
-        """Best caption of each row of (N, D) float32 aligned image embeddings."""
-        return [self.beam_search(e, beam) for e in np.asarray(embs, np.float32)]
+    def caption(self, c: np.ndarray, beam: int | None = None, rerank: str | None = "auto",
+                neighbours: int = CAPTION_NEIGHBOURS, length_penalty: float = 0.7, lp_form: str = "power",
+                text_encoder=None) -> str:
+        """The single best caption of one photo: beam search, then re-ranking of its n-best list.
+
+        Args:
+            c: (D,) float32 aligned image embedding, L2-normalised.
+            beam: beam width (``None``: ``RERANK_BEAM`` when re-ranking, else ``CAPTION_BEAM``);
+                length_penalty, lp_form: the beam's length normalisation (:func:`length_normalise`).
+            rerank: ``"neighbours"``: the candidate with the highest CIDEr-D against the captions of
+                the ``neighbours`` nearest photos of :attr:`bank` (consensus re-ranking, Devlin et
+                al. 2015); ``"mbr"``: the candidate with the highest mean CIDEr-D against the other
+                candidates (minimum Bayes risk, Kumar & Byrne 2004); ``"alignment"``: the candidate
+                whose aligned text embedding is closest to ``c`` (needs ``text_encoder``, an
+                encoder with ``encode_texts``); ``None`` / ``"none"``: the beam's best;
+                ``"auto"``: ``"neighbours"`` when a bank is loaded, else ``None``.
+
+        Returns:
+            a clean sentence. Deterministic for a given input.
+
+        Raises:
+            ValueError: unknown ``rerank``, ``neighbours`` without a bank, ``alignment`` without an encoder.
+        """
+        if rerank == "auto":
+            rerank = "neighbours" if self.bank is not None else None
+        if beam is None:
+            beam = CAPTION_BEAM if rerank in (None, "none") else RERANK_BEAM
+        cands = [s for s, _ in self.beam_candidates(c, beam, length_penalty, lp_form)]
+        if rerank in (None, "none") or len(cands) == 1:
+            if rerank not in (None, "none", "neighbours", "mbr", "alignment"):
+                raise ValueError(f"unknown re-ranking {rerank!r}")
+            return cands[0]
+        if rerank == "neighbours":
+            if self.bank is None:
+                raise ValueError("neighbour re-ranking needs a caption bank made with this captioner's encoder "
+                                 "(python scripts/build_caption_bank.py)")
+            score = cider_against(cands, self.bank.neighbour_captions(c, neighbours), *self.bank.document_frequencies())
+        elif rerank == "mbr":
+            score = consensus_cider(cands)
+        elif rerank == "alignment":
+            if text_encoder is None:
+                raise ValueError("alignment re-ranking needs the encoder")
+            score = np.asarray(text_encoder.encode_texts(cands), np.float32) @ np.asarray(c, np.float32)
+        else:
+            raise ValueError(f"unknown re-ranking {rerank!r}: use neighbours, mbr, alignment or none")
+        return cands[int(np.argmax(score))]  # ties: the beam's order
+
+    def caption_embeddings(self, embs: np.ndarray, beam: int = INDEX_BEAM, rerank: str | None = None) -> list[str]:
+        """The caption ``retr index`` stores for each row of (N, D) float32 aligned image embeddings:
+        :meth:`caption` with beam ``INDEX_BEAM`` and no re-ranking by default (the cheap decoding)."""
+        return [self.caption(e, beam, rerank) for e in np.asarray(embs, np.float32)]
+
+
+def length_normalise(logp_sum: float, length: int, length_penalty: float = 0.7, form: str = "power") -> float:
+    """Length-normalised beam score, so long captions are not out-scored by short ones.
+
+    ``power``: logp / length ** a (the form this project shipped first);
+    ``gnmt``: logp / ((5 + length) / 6) ** a, the length penalty of Wu et al. 2016 (GNMT, eq. 14).
+    ``a = 0`` gives the raw summed log-probability in both forms.
+
+    Args:
+        logp_sum: summed log-probability of the words and ``<eos>``.
+        length: number of scored tokens (words + ``<eos>``).
+        length_penalty: the exponent a.
+        form: ``"power"`` or ``"gnmt"``.
+
+    Raises:
+        ValueError: unknown form.
+    """
+    if form == "power":
+        return logp_sum / max(length, 1) ** length_penalty
+    if form == "gnmt":
+        return logp_sum / ((5 + length) / 6) ** length_penalty
+    raise ValueError(f"unknown length penalty form {form!r}: use power or gnmt")
+
+
+def _ngram_counts(words: list[str], n: int = 4) -> list[dict]:
+    out = []
+    for k in range(1, n + 1):
+        d: dict = {}
+        for i in range(len(words) - k + 1):
+            g = tuple(words[i : i + k])
+            d[g] = d.get(g, 0) + 1
+        out.append(d)
+    return out
+
+
+def document_frequencies(pools: list[list[str]], n: int = 4) -> tuple[dict, int]:
+    """n-gram document frequencies over several photos' candidate lists (a photo = a document),
+    as CIDEr computes them over the reference sets (Vedantam et al. 2015).
+
+    Returns:
+        ({n-gram tuple: number of pools containing it}, number of pools).
+    """
+    df: dict = {}
+    for pool in pools:
+        seen = set()
+        for s in pool:
+            for d in _ngram_counts(tokenize(s), n):
+                seen.update(d)
+        for g in seen:
+            df[g] = df.get(g, 0) + 1
+    return df, len(pools)
+
+
+def _cider_vectors(captions: list[str], df: dict | None, n_docs: int | None):
+    """tf-idf n-gram vectors (n = 1..4), their norms and lengths, as pycocoevalcap's CIDEr-D."""
+    logn = np.log(float(n_docs)) if df is not None and n_docs else 0.0
+    out = []
+    for s in captions:
+        words = tokenize(s)
+        vs, norms = [], []
+        for d in _ngram_counts(words):
+            if df is None:
+                v = {g: float(c) for g, c in d.items()}
+            else:
+                v = {g: c * (logn - np.log(max(1.0, float(df.get(g, 0.0))))) for g, c in d.items()}
+            vs.append(v)
+            norms.append(float(np.sqrt(sum(x * x for x in v.values()))))
+        out.append((vs, norms, len(words)))
+    return out
+
+
+def _cider_pair(h, r, sigma: float) -> float:
+    """CIDEr-D of one hypothesis vector against one reference vector (x 10)."""
+    (vh, nh, lh), (vr, nr, lr) = h, r
+    val = 0.0
+    for k in range(len(vh)):
+        rk = vr[k]
+        x = sum(min(w, rk[g]) * rk[g] for g, w in vh[k].items() if g in rk)
+        if nh[k] > 0 and nr[k] > 0:
+            x /= nh[k] * nr[k]
+        val += x
+    return val / len(vh) * np.exp(-((lh - lr) ** 2) / (2 * sigma ** 2)) * 10
+
+
+def cider_against(captions: list[str], references: list[str], df: dict | None = None, n_docs: int | None = None,
+                  sigma: float = 6.0) -> np.ndarray:
+    """Mean CIDEr-D of each caption against one shared list of references (Vedantam et al. 2015).
+
+    With the captions of the photo's nearest neighbours as references this is consensus
+    re-ranking as Devlin et al. 2015 do it (there with retrieved captions as candidates).
+
+    Args:
+        captions: N candidate sentences. references: M sentences.
+        df, n_docs: n-gram document frequencies (:func:`document_frequencies`); ``None``: weights 1.
+        sigma: CIDEr-D's length tolerance (words).
+
+    Returns:
+        (N,) float64 (0 where there are no references).
+    """
+    if not references:
+        return np.zeros(len(captions))
+    hv = _cider_vectors(captions, df, n_docs)
+    rv = _cider_vectors(references, df, n_docs)
+    return np.array([np.mean([_cider_pair(h, r, sigma) for r in rv]) for h in hv])
+
+
+def consensus_cider(captions: list[str], df: dict | None = None, n_docs: int | None = None,
+                    sigma: float = 6.0) -> np.ndarray:
+    """Consensus score of each candidate: its mean CIDEr-D against the *other* candidates as references.
+
+    The expected gain of a minimum Bayes risk (MBR) decision (Kumar & Byrne 2004) with the
+    candidates standing in for samples of the model's distribution; the argmax is the
+    consensus caption (Devlin et al. 2015, with the candidates in place of the captions of
+    nearest-neighbour photos). CIDEr-D as pycocoevalcap computes it (Vedantam et al. 2015):
+    per n = 1..4, tf-idf vectors of n-gram counts, clipped cosine
+    sum_g min(h_g, r_g) r_g / (|h| |r|), times exp(-(len_h - len_r)^2 / (2 sigma^2)),
+    averaged over n, times 10.
+
+    Args:
+        captions: N candidate sentences (duplicates count as agreeing candidates).
+        df, n_docs: n-gram document frequencies and the number of documents
+            (:func:`document_frequencies`); ``None``: every n-gram weighs 1 (one photo alone
+            gives no document frequencies).
+        sigma: CIDEr-D's length tolerance (words).
+
+    Returns:
+        (N,) float64 scores (0 for N < 2).
+    """
+    n = len(captions)
+    if n < 2:
+        return np.zeros(n)
+    v = _cider_vectors(captions, df, n_docs)
+    sim = np.array([[_cider_pair(v[i], v[j], sigma) if i != j else 0.0 for j in range(n)] for i in range(n)])
+    return sim.sum(1) / (n - 1)
 
 
 def rerank(captions: list[str], text_embs: np.ndarray, photo_emb: np.ndarray | None = None,
@@ -319,7 +568,66 @@ def rerank(captions: list[str], text_embs: np.ndarray, photo_emb: np.ndarray | N
     return [int(i) for i in np.argsort(-score, kind="stable")]
 
 
-def load_captioner(weights: str | Path | None = None, encoder_id: str | None = None) -> Captioner:
+class CaptionBank:
+    """Captions of known photos and those photos' aligned embeddings (the photos themselves are not kept).
+
+    Used to re-rank a beam's n-best list by agreement with the captions of the photo's nearest
+    neighbours (consensus re-ranking, Devlin et al. 2015 "Language models for image captioning:
+    the quirks and what works", there with retrieved captions as candidates).
+
+    Args:
+        path: ``.npz`` written by :meth:`save`.
+
+    Attributes:
+        emb: (P, D) float16 L2-normalised aligned image embeddings of the bank's photos.
+        captions: C strings; ``photo``: (C,) int32 row of ``emb`` each caption belongs to.
+        encoder_id: the encoder of ``emb``.
+
+    Raises:
+        CaptionerError: missing or invalid file.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        try:
+            z = np.load(self.path, allow_pickle=False)
+            self.emb = z["emb"]
+            self.photo = z["photo"].astype(np.int64)
+            self.captions: list[str] = str(z["captions"]).split("\n")
+            self.encoder_id = str(z["encoder_id"])
+        except Exception as e:  # noqa: BLE001
+            raise CaptionerError(f"{self.path}: not a retr caption bank ({e.__class__.__name__})") from None
+        if len(self.captions) != len(self.photo):
+            raise CaptionerError(f"{self.path}: {len(self.captions)} captions but {len(self.photo)} photo ids")
+        self._by_photo: list[list[str]] = [[] for _ in range(len(self.emb))]
+        for s, p in zip(self.captions, self.photo):
+            self._by_photo[p].append(s)
+        self._df = None
+
+    @staticmethod
+    def save(path: str | Path, emb: np.ndarray, captions: list[str], caption_photo, encoder_id: str) -> None:
+        """Write a bank: emb (P, D) aligned photo embeddings, C captions and their (C,) photo rows."""
+        if any("\n" in c for c in captions):
+            raise ValueError("captions must be single lines")
+        np.savez_compressed(path, emb=np.asarray(emb, np.float16), captions=np.array("\n".join(captions)),
+                            photo=np.asarray(caption_photo, np.int32), encoder_id=np.array(encoder_id))
+
+    def neighbour_captions(self, c: np.ndarray, k: int = CAPTION_NEIGHBOURS) -> list[str]:
+        """Captions of the ``k`` bank photos nearest (cosine) to the (D,) float32 embedding ``c``."""
+        sim = self.emb.astype(np.float32) @ np.asarray(c, np.float32)
+        k = min(k, len(sim))
+        nn = np.argpartition(-sim, k - 1)[:k]
+        return [s for j in nn[np.argsort(-sim[nn], kind="stable")] for s in self._by_photo[j]]
+
+    def document_frequencies(self) -> tuple[dict, int]:
+        """n-gram document frequencies over the bank's photos (computed once)."""
+        if self._df is None:
+            self._df = document_frequencies(self._by_photo)
+        return self._df
+
+
+def load_captioner(weights: str | Path | None = None, encoder_id: str | None = None,
+                   bank: str | Path | None = None) -> Captioner:
     """Load a captioner and check it was trained on ``encoder_id``'s embeddings.
 
     Args:
@@ -327,9 +635,12 @@ def load_captioner(weights: str | Path | None = None, encoder_id: str | None = N
             (``captioner-default.pt`` for the default encoder, ``captioner-best.pt``
             for the ``best`` preset), else ``captioner-default.pt``.
         encoder_id: the encoder whose image embeddings it will decode.
+        bank: a :class:`CaptionBank` file (default: the shipped one); attached as ``cap.bank``
+            only when made with the captioner's encoder, so :meth:`Captioner.caption`
+            re-ranks by neighbours' captions only where that is meaningful.
 
     Raises:
-        CaptionerError: missing/invalid weights, or trained for another encoder.
+        CaptionerError: missing/invalid weights or bank, or trained for another encoder.
     """
     cap = None
     if weights is None and encoder_id is not None:
@@ -346,4 +657,10 @@ def load_captioner(weights: str | Path | None = None, encoder_id: str | None = N
     if encoder_id is not None and cap.encoder_id != encoder_id:
         raise CaptionerError(f"{cap.path}: captioner was trained on encoder {cap.encoder_id}, not {encoder_id}; "
                              f"train one with `retr train-captioner`")
+    if bank is None and DEFAULT_BANK.is_file():
+        bank = DEFAULT_BANK
+    if bank:
+        b = CaptionBank(bank)
+        if b.encoder_id == cap.encoder_id:  # the bank's photo embeddings live in the captioner's encoder space
+            cap.bank = b
     return cap

@@ -220,27 +220,39 @@ def search(
 def caption(
     photos: List[Path] = typer.Argument(..., help="Image files."),
     samples: int = typer.Option(0, "--samples", "-n", min=0, help="Draw N different captions per photo."),
-    beam: int = typer.Option(3, "--beam", min=1, help="Beam width for the best caption."),
+    beam: Optional[int] = typer.Option(None, "--beam", min=1, help="Beam width for the best caption "
+                                       "[default: 8 with neighbour re-ranking, else 5]."),
+    length_penalty: float = typer.Option(0.7, "--length-penalty", help="Beam score = log-probability / "
+                                         "length ** this (0: none)."),
+    lp_form: str = typer.Option("power", "--lp-form", help="Length normalisation: 'power' (length ** a) or "
+                                "'gnmt' (((5 + length) / 6) ** a, Wu et al. 2016)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Make --samples reproducible."),
-    rerank: Optional[str] = typer.Option(None, "--rerank", help="With --samples: order them best first by "
-                                         "'consensus' (agreement with the other samples) or 'alignment' "
-                                         "(similarity to the photo)."),
+    rerank: Optional[str] = typer.Option(None, "--rerank", help="Best caption: re-rank the beam's n-best list by "
+                                         "'neighbours' (CIDEr-D against the captions of the nearest photos of "
+                                         "the caption bank; the default when a bank is installed), 'mbr' "
+                                         "(consensus among the candidates), 'alignment' (similarity to the "
+                                         "photo) or 'none' (the beam's best). With --samples: order them by "
+                                         "'consensus' (agreement with the other samples) or 'alignment'."),
     best: bool = typer.Option(False, "--best", help="With --samples and --rerank: print only the top sample."),
     as_json: bool = typer.Option(False, "--json", help="JSON lines: {path, captions}."),
     encoder: Optional[str] = typer.Option(None, "--encoder", help="Encoder: a preset (fast, best), a `retr train` checkpoint or hf:PATH_OR_NAME [default: fast]."),
     captioner: Optional[Path] = typer.Option(None, "--captioner", help="Captioner checkpoint [default: built-in]."),
 ):
-    """Describe photos with the VAE captioner (beam search; --samples N for N different captions)."""
+    """Describe photos with the VAE captioner (beam search, re-ranked; --samples N for N different captions)."""
     _setup_logging()
     from .captioner import CaptionerError, load_captioner
     from .captioner import rerank as rerank_captions
     from .decode import DecodeError, load_image
     from .encoder import EncoderError, load_encoder
 
-    if rerank not in (None, "consensus", "alignment"):
-        _fail(f"--rerank must be consensus or alignment, not {rerank!r}", 2)
-    if (rerank or best) and not samples:
-        _fail("--rerank and --best need --samples N", 2)
+    if samples and rerank not in (None, "consensus", "alignment"):
+        _fail(f"--rerank with --samples must be consensus or alignment, not {rerank!r}", 2)
+    if not samples and rerank not in (None, "neighbours", "mbr", "alignment", "none"):
+        _fail(f"--rerank must be neighbours, mbr, alignment or none, not {rerank!r}", 2)
+    if lp_form not in ("power", "gnmt"):
+        _fail(f"--lp-form must be power or gnmt, not {lp_form!r}", 2)
+    if best and not (samples and rerank):
+        _fail("--best needs --samples N and --rerank", 2)
     try:
         enc = load_encoder(encoder)
         cap = load_captioner(captioner, enc.id)
@@ -255,8 +267,15 @@ def caption(
             failed += 1
             continue
         emb = enc.encode_images([im])[0]
-        caps = cap.sample(emb, samples, seed=seed) if samples else [cap.beam_search(emb, beam)]
-        if rerank:
+        if not samples:
+            try:
+                caps = [cap.caption(emb, beam, rerank or "auto", length_penalty=length_penalty, lp_form=lp_form,
+                                    text_encoder=enc)]
+            except ValueError as e:
+                _fail(str(e))
+        else:
+            caps = cap.sample(emb, samples, seed=seed)
+        if rerank and samples:
             order = rerank_captions(caps, enc.encode_texts(caps), emb, rerank)
             caps = [caps[i] for i in order][: 1 if best else None]
         if as_json:

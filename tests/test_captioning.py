@@ -128,3 +128,114 @@ def test_train_captioner_with_text_corpus(tmp_path):
     bad = run_retr("train-captioner", DEMO_CAPTIONS, "--images", DEMO, "--corpus", tmp_path / "nope.txt",
                    "--out", tmp_path / "x.pt")
     assert bad.returncode != 0 and "nope.txt" in bad.stderr
+
+
+def test_length_penalty_changes_the_choice():
+    from retrieval.captioner import length_normalise
+
+    short, long = (-3.0, 3), (-4.0, 8)  # (summed log-probability, tokens incl. <eos>)
+    # no penalty: the short caption has the higher raw log-probability
+    assert length_normalise(*short, 0.0) > length_normalise(*long, 0.0)
+    assert length_normalise(*short, 0.0, "gnmt") == -3.0
+    # power 0.7: -3 / 3^0.7 = -1.389 < -4 / 8^0.7 = -0.933; GNMT 1.0: -3 / (8/6) = -2.25 < -4 / (13/6) = -1.846
+    assert length_normalise(*short, 0.7) == pytest.approx(-3 / 3 ** 0.7)
+    assert length_normalise(*long, 1.0, "gnmt") == pytest.approx(-4 / (13 / 6))
+    for form, a in (("power", 0.7), ("gnmt", 1.0)):
+        assert length_normalise(*long, a, form) > length_normalise(*short, a, form)
+    with pytest.raises(ValueError):
+        length_normalise(-1.0, 2, 1.0, "nope")
+
+
+def test_mbr_picks_the_candidate_the_others_agree_with():
+    from retrieval.captioner import consensus_cider, document_frequencies
+
+    cands = ["a dog runs on the grass", "a red car parked on a street", "a dog runs in the grass",
+             "a dog is running on the grass", "two people sit on a bench"]
+    s = consensus_cider(cands)
+    assert int(np.argmax(s)) == 0  # shares "a dog runs" with one and "on the grass" with another
+    assert max(s[1], s[4]) < s[0] / 2  # the outliers share only "a" and "on" with the others
+    assert np.all(consensus_cider(["only one"]) == 0)
+    # with document frequencies an n-gram every photo's list has ("a dog") weighs nothing:
+    # the choice turns on the rarer words ("runs", "grass"), still candidate 0
+    df, n = document_frequencies([cands, ["a dog sits", "a dog sleeps"], ["a dog barks"]])
+    assert df[("a", "dog")] == 3 and df[("grass",)] == 1 and n == 3
+    assert int(np.argmax(consensus_cider(cands, df, n))) == 0
+
+
+def test_beam_scores_match_the_likelihood_and_decoding_is_deterministic():
+    from retrieval.captioner import Captioner, detokenize, length_normalise
+
+    cap = Captioner()
+    rng = np.random.default_rng(3)
+    c = rng.standard_normal(cap.net.config["cond_dim"]).astype(np.float32)
+    c /= np.linalg.norm(c)
+    hyps = cap.beam_hypotheses(c, 5)
+    sents = [detokenize(cap._words(q)) for q, _ in hyps]
+    ll, n = cap.log_likelihood(c, sents)
+    assert np.allclose(ll, [s for _, s in hyps], atol=1e-3)  # the beam's scores are the model's log-likelihoods
+    assert list(n) == [len(q) + 1 for q, _ in hyps]
+    cands = cap.beam_candidates(c, 5, 1.0, "gnmt")
+    assert [s for s, _ in cands] == sorted({s for s, _ in cands}, key=lambda s: -dict(cands)[s])
+    best = max(zip(sents, ll, n), key=lambda x: length_normalise(x[1], x[2], 1.0, "gnmt"))
+    assert cands[0][0] == best[0]
+    e = np.stack([c, -c])
+    assert cap.caption_embeddings(e) == cap.caption_embeddings(e)  # the default decoding is deterministic
+
+
+def test_cider_against_matches_pycocoevalcap():
+    from pycocoevalcap.cider.cider import Cider
+
+    from retrieval.captioner import cider_against, document_frequencies
+
+    refs = {0: ["a dog runs on the grass", "a brown dog running in a field"],
+            1: ["a man rides a bike down a street", "a cyclist on a city road"],
+            2: ["two children play in the snow", "kids playing in snow"]}
+    hyps = {0: "a dog running on the grass", 1: "a man riding a bike", 2: "a dog in the snow"}
+    _, per = Cider().compute_score({k: v for k, v in refs.items()}, {k: [h] for k, h in hyps.items()})
+    df, n = document_frequencies(list(refs.values()))
+    mine = [float(cider_against([hyps[k]], refs[k], df, n)[0]) for k in refs]
+    assert np.allclose(mine, per, atol=1e-6)
+
+
+def test_caption_bank_neighbour_reranking(tmp_path):
+    from retrieval.captioner import CaptionBank, Captioner
+
+    cap = Captioner()
+    rng = np.random.default_rng(5)
+    d = cap.net.config["cond_dim"]
+    c = rng.standard_normal(d).astype(np.float32)
+    c /= np.linalg.norm(c)
+    cands = [s for s, _ in cap.beam_candidates(c, 5)]
+    assert len(cands) >= 3
+    # bank: photo 0 is the photo itself, described by the beam's *third* candidate; two unrelated photos
+    others = rng.standard_normal((2, d)).astype(np.float32)
+    emb = np.concatenate([c[None], others / np.linalg.norm(others, axis=1, keepdims=True)])
+    caps = [cands[2], "a red car parked on a street", "two children play in the snow"]
+    CaptionBank.save(tmp_path / "bank.npz", emb, caps, [0, 1, 2], cap.encoder_id)
+    bank = CaptionBank(tmp_path / "bank.npz")
+    assert bank.captions == caps and bank.neighbour_captions(c, 1) == [cands[2]]
+    assert cap.caption(c, 5, "none") == cands[0]
+    with pytest.raises(ValueError, match="bank"):
+        cap.caption(c, 5, "neighbours")
+    cap.bank = bank
+    assert cap.caption(c, 5, "neighbours", neighbours=1) == cands[2]  # the neighbours' caption wins
+    assert cap.caption(c, 5) == cands[2]  # "auto" re-ranks when a bank is loaded
+    with pytest.raises(ValueError):
+        cap.caption(c, 5, "nope")
+
+
+def test_caption_cli_decoding_options(encoder):
+    from retrieval.captioner import Captioner
+    from retrieval.decode import load_image
+
+    p = run_retr("caption", DEMO / "horses.jpg", "--rerank", "nope", check=2)
+    assert "--rerank" in p.stderr
+    run_retr("caption", DEMO / "horses.jpg", "--best", check=2)
+    # the old default decoding stays reachable: beam 3, length penalty power 0.7, no re-ranking
+    old = run_retr("caption", DEMO / "horses.jpg", "--beam", "3", "--rerank", "none", check=0).stdout.strip()
+    emb = encoder.encode_images([load_image(DEMO / "horses.jpg")])[0]
+    cap = Captioner()
+    assert old == cap.beam_search(emb, 3, 0.7)
+    raw = run_retr("caption", DEMO / "horses.jpg", "--beam", "3", "--rerank", "none", "--lp-form", "gnmt",
+                   "--length-penalty", "0", check=0).stdout.strip()
+    assert raw == cap.beam_search(emb, 3, 0.0, "gnmt")

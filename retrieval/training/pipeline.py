@@ -179,7 +179,9 @@ def evaluate_captioner(captions: str | Path, images: str | Path, *, encoder=None
         beam, length_penalty: beam search settings (see ``Captioner.beam_candidates``).
         rerank: ``"alignment"``: of the beam's finished hypotheses keep the one the
             alignment network scores closest to the photo (cosine of the aligned
-            embeddings); ``None``: the most likely one.
+            embeddings); ``"neighbours"``, ``"mbr"``, ``"auto"``: as ``Captioner.caption``
+            (``"auto"``: the default decoding of ``retr caption``); ``None``: the most likely one.
+        beam: ``None`` only with a ``Captioner.caption`` re-ranking (its default width).
         diversity_samples: ``False`` skips the sampled captions (diversity, oracle).
 
     Returns:
@@ -215,6 +217,8 @@ def evaluate_captioner(captions: str | Path, images: str | Path, *, encoder=None
             k += n
     elif rerank is None:
         hyps = {i: captioner.beam_search(emb[i], beam, length_penalty) for i in refs}
+    elif rerank in ("neighbours", "mbr", "auto"):
+        hyps = {i: captioner.caption(emb[i], beam, rerank, length_penalty=length_penalty) for i in refs}
     else:
         raise ValueError(f"unknown re-ranking {rerank!r}")
     out = {"beam": caption_scores(refs, hyps, meteor=meteor), "photos": len(refs)}
