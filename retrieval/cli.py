@@ -36,6 +36,8 @@ def _setup_logging() -> None:
 
 def _echo(msg: str, err: bool = False) -> None:
     stream = sys.stderr if err else sys.stdout
+    if stream is None:  # started with that stream closed (`>&-`): nothing to write to
+        return
     stream.write(msg + "\n")
     stream.flush()
 
@@ -116,6 +118,8 @@ def _run_app(app) -> int:
     """Run the Typer app; a usage error (missing argument, unknown option, bad value) is one
     line on stderr naming the command and its ``--help``, not Typer's multi-line box. Returns
     the exit status (2 for usage errors, as Click does)."""
+    from typer import Abort
+
     try:  # Typer >= 0.20 vendors Click as typer._click; older Typer uses Click itself
         from typer import _click as click
     except ImportError:  # pragma: no cover
@@ -134,14 +138,17 @@ def _run_app(app) -> int:
     except click.exceptions.ClickException as e:
         sys.stderr.write(f"retr: {' '.join(e.format_message().split())}\n")
         return e.exit_code
-    except click.exceptions.Abort:
+    except Abort:  # typer.Abort (Typer's own; its vendored Click has none)
         sys.stderr.write("retr: aborted\n")
         return 1
     return rv if isinstance(rv, int) else 0
 
 
 def main() -> None:  # pragma: no cover
-    """Console entry point: fast ``retr search``, else the Typer app; a closed or full stdout reported in one line."""
+    """Console entry point: fast ``retr search``, else the Typer app. A closed or full stdout,
+    Ctrl-C and any unexpected error end in one line on stderr (``RETR_DEBUG=1``: the traceback)."""
+    if sys.stdout is None:  # started with stdout closed (`>&-`)
+        sys.stdout = open(os.devnull, "w")
     try:
         args = _parse_search(sys.argv[2:]) if len(sys.argv) > 2 and sys.argv[1] == "search" else None
         if args is not None:
@@ -157,11 +164,33 @@ def main() -> None:  # pragma: no cover
     except BrokenPipeError:
         sys.stderr.close()
         sys.exit(1)
+    except KeyboardInterrupt:
+        sys.stderr.write("retr: interrupted\n")
+        sys.exit(130)
     except OSError as e:
         if e.errno in (28, 32):  # ENOSPC, EPIPE on stdout
             sys.stderr.write(f"retr: cannot write output ({e.strerror})\n")
             sys.exit(1)
-        raise
+        _unexpected(e)
+    except Exception as e:  # noqa: BLE001 - one line, not a traceback
+        _unexpected(e)
+
+
+def _unexpected(e: BaseException) -> None:
+    """An error no command turned into a message: one line naming it (``RETR_DEBUG=1`` re-raises)."""
+    if os.environ.get("RETR_DEBUG"):
+        raise e
+    msg = " ".join(str(e).split())[:300]
+    hint = ""
+    import traceback
+
+    in_export = any(f.filename.endswith("onnx_runtime.py") for f in traceback.extract_tb(e.__traceback__))
+    if in_export or type(e).__module__.startswith("onnxruntime"):
+        from .onnx_runtime import cache_root
+
+        hint = f"; the ONNX export may be damaged: delete {cache_root() / 'onnx'} and run again"
+    sys.stderr.write(f"retr: error: {type(e).__name__}: {msg}{hint} (RETR_DEBUG=1 shows the traceback)\n")
+    sys.exit(1)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -257,6 +257,9 @@ def _session(path: Path, threads: int | None = None, cache_optimized: bool = Fal
                                         providers=providers)
         except Exception:  # noqa: BLE001 - a damaged cache: optimise again below
             pass
+    if not os.access(path.parent, os.W_OK):  # a read-only cache: optimise in memory, save nothing
+        return ort.InferenceSession(str(path), options(ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED),
+                                    providers=providers)
     o = options(ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED)
     tmp = opt.with_name(f".{opt.name}.{os.getpid()}.tmp")
     data = f"{path.stem}.opt.{os.getpid()}.data"  # per process: concurrent writers never share a file

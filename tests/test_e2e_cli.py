@@ -185,3 +185,33 @@ def test_usage_errors_are_one_line_naming_the_command(tmp_path):
         assert p.returncode == 2 and len(lines) == 1, (args, p.stderr)
         assert lines[0].startswith(f"retr {args[0]}: ") and want in lines[0] and "--help" in lines[0], lines
     assert "--captions" in run_retr("index", "--help", check=0).stdout
+
+
+def test_unwritable_output_and_damaged_export_are_one_line(demo_index, encoder, tmp_path):
+    """stdout on a full disk, stdout closed, and a damaged ONNX export in the cache: one line
+    each on stderr, never a traceback."""
+    import os
+    import subprocess
+    import sys
+
+    from retrieval import onnx_runtime
+
+    with open("/dev/full", "w") as full:
+        p = subprocess.run([sys.executable, "-m", "retrieval.cli", "caption", str(DEMO / "cat.jpg")],
+                           stdout=full, stderr=subprocess.PIPE, text=True, timeout=600)
+    assert p.returncode == 1 and p.stderr.strip() == "retr: cannot write output (No space left on device)", p.stderr
+    p = subprocess.run(f"{sys.executable} -m retrieval.cli search 'a cat' --index {demo_index} >&-", shell=True,
+                       stderr=subprocess.PIPE, text=True, timeout=600)
+    assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr
+    cache = tmp_path / "cache"
+    src = onnx_runtime.export_dir(encoder.id)
+    dst = cache / src.relative_to(onnx_runtime.cache_root())
+    dst.mkdir(parents=True)
+    for f in src.iterdir():
+        (dst / f.name).symlink_to(f)
+    (dst / "tokenizer.json").unlink()
+    (dst / "tokenizer.json").write_text('{"version": "1.0", "trunc')
+    p = run_retr("search", "a cat", "--index", demo_index, env={"RETR_CACHE": str(cache)})
+    lines = p.stderr.strip().splitlines()
+    assert p.returncode == 1 and len(lines) == 1 and "ONNX export may be damaged" in lines[0], p.stderr
+    assert os.fspath(cache) in lines[0]
