@@ -247,10 +247,16 @@ def caption(
 
     if samples and rerank not in (None, "consensus", "alignment"):
         _fail(f"--rerank with --samples must be consensus or alignment, not {rerank!r}", 2)
+    if not samples and rerank == "consensus":
+        _fail("--rerank consensus re-ranks latent samples: add --samples N (or use --rerank mbr for the beam)", 2)
     if not samples and rerank not in (None, "neighbours", "mbr", "alignment", "none"):
         _fail(f"--rerank must be neighbours, mbr, alignment or none, not {rerank!r}", 2)
     if lp_form not in ("power", "gnmt"):
         _fail(f"--lp-form must be power or gnmt, not {lp_form!r}", 2)
+    import math
+
+    if not math.isfinite(length_penalty):
+        _fail(f"--length-penalty must be a finite number, not {length_penalty}", 2)
     if best and not (samples and rerank):
         _fail("--best needs --samples N and --rerank", 2)
     try:
