@@ -25,8 +25,9 @@ from .store import (DB_NAME, Photo, Store, StoreError, TextRow, drop_index_table
                     sqlite_file)
 
 
-#: photos captioned together by :func:`beam_search_batch` at index time (and per commit): the
-#: batched beam search costs 22 CPU ms a photo in groups of 32, 10 in 128, 6 in 512 (2 cores)
+#: photos captioned together by :meth:`retrieval.captioner.Captioner.beam_search_batch` at index
+#: time (and per commit): the batched beam search costs 22 CPU ms a photo in groups of 32, 10 in
+#: 128, 6 in 512 (2 cores)
 CAPTION_BATCH = 512
 
 
@@ -433,88 +434,6 @@ def _store_embedded(store: Store, batch: list[Embedded], report: IndexReport,
         s.commit()
 
 
-def beam_search_batch(captioner, embs: np.ndarray, beam: int = 3, length_penalty: float = 0.7) -> list[str]:
-    """``captioner.beam_search(e, beam, length_penalty)`` for every row of ``embs``, all photos at once.
-
-    The same search as :meth:`retrieval.captioner.Captioner.beam_candidates` (same candidate
-    order, same stopping rule, same best sentence), but each decoder step runs the GRU once
-    over the live beams of every photo in the batch instead of once per photo: on 2 CPU cores
-    about 10x less CPU per photo at index time (docs/bench.md). A captioner without the
-    CVAE's ``net.prior_params`` / ``net.step`` falls back to ``caption_embeddings``.
-
-    Args:
-        captioner: a :class:`retrieval.captioner.Captioner`.
-        embs: (N, D) float32 aligned image embeddings, L2-normalised.
-        beam: beam width (1 = greedy).
-        length_penalty: finished scores are divided by length ** this.
-
-    Returns:
-        N sentences, in the order of ``embs``; each equals ``captioner.beam_search(embs[i])``
-        up to float rounding of the batched matrix products (tested on the demo photos).
-    """
-    net = getattr(captioner, "net", None)
-    if not (hasattr(net, "prior_params") and hasattr(net, "step") and hasattr(captioner, "max_len")):
-        return captioner.caption_embeddings(embs)
-    import torch
-    import torch.nn.functional as F
-
-    from .captioner import BOS, EOS, PAD, UNK, detokenize
-
-    embs = np.asarray(embs, np.float32)
-    n = len(embs)
-    if n == 0:
-        return []
-    with torch.no_grad():
-        ct = torch.from_numpy(np.ascontiguousarray(embs))
-        mu, _ = net.prior_params(ct)
-        cz_all = torch.cat([ct, mu], -1)  # (N, D + z)
-        beams = [[([BOS], 0.0, -1)] for _ in range(n)]  # per photo: (tokens, log-prob, row of its hidden state)
-        finished: list[list] = [[] for _ in range(n)]
-        live = list(range(n))
-        h = None  # (1, R, hidden): one row per live beam, in the order of ``live`` and its beams
-        for _ in range(captioner.max_len + 1):
-            rows = [(i, b) for i in live for b in beams[i]]
-            toks = torch.tensor([[seq[-1]] for _, (seq, _, _) in rows])
-            cz = cz_all[[i for i, _ in rows]]
-            hs = None if h is None else h[:, [r for _, (_, _, r) in rows]]
-            logits, h = net.step(toks, cz, hs)
-            logp = F.log_softmax(logits[:, -1], -1)
-            logp[:, PAD] = -1e9
-            logp[:, BOS] = -1e9
-            logp[:, UNK] = -1e9
-            top = torch.topk(logp, beam, dim=-1)
-            vals, idxs = top.values.tolist(), top.indices.tolist()
-            r = 0
-            still = []
-            for i in live:
-                cand = []
-                for seq, score, _ in beams[i]:
-                    for lp, ti in zip(vals[r], idxs[r]):
-                        cand.append((seq + [ti], score + lp, r))
-                    r += 1
-                cand.sort(key=lambda x: -x[1])
-                nb = []
-                for seq, score, row in cand:
-                    if seq[-1] == EOS:
-                        finished[i].append((seq, score / (len(seq) - 1) ** length_penalty))
-                    else:
-                        nb.append((seq, score, row))
-                    if len(nb) == beam:
-                        break
-                beams[i] = nb
-                if not (len(finished[i]) >= beam or not nb):
-                    still.append(i)
-            live = still
-            if not live:
-                break
-    out = []
-    for i in range(n):
-        fin = finished[i] or [(b[0], b[1] / len(b[0]) ** length_penalty) for b in beams[i]]
-        seq = max(fin, key=lambda x: x[1])[0]  # sorted(...)[0]: the first of the best on ties
-        out.append(detokenize(captioner._words(seq)))
-    return out
-
-
 def _caption_uncaptioned(store: Store, encoder, captioner, root: str, batch_size: int) -> int:
     """Generate captions for photos under ``root`` that have none (indexed earlier with
     ``--no-captions``), from their stored vectors: no decoding, no re-embedding."""
@@ -522,12 +441,14 @@ def _caption_uncaptioned(store: Store, encoder, captioner, root: str, batch_size
         have = select(TextRow.photo_id).where(TextRow.source == "generated", TextRow.photo_id.is_not(None))
         rows = [(i, p, v) for i, p, v in s.execute(select(Photo.id, Photo.path, Photo.vector)
                                                    .where(Photo.id.not_in(have))).all() if _under(p, root)]
+    from .captioner import INDEX_BEAM
+
     n = 0
     step = max(batch_size, CAPTION_BATCH)
     for b in range(0, len(rows), step):
         chunk = rows[b : b + step]
         vecs = np.stack([np.frombuffer(v, np.float32) for _, _, v in chunk])
-        caps = beam_search_batch(captioner, vecs)
+        caps = captioner.beam_search_batch(vecs, INDEX_BEAM)
         cap_vecs = encoder.encode_texts(caps)
         with store.session() as s:
             for (pid, _, _), c, cv in zip(chunk, caps, cap_vecs):
@@ -582,5 +503,5 @@ def _index_captions(store: Store, encoder, root: str, captions_file, on_error) -
     return len(pairs)
 
 
-__all__ = ["Embedded", "Embedder", "IndexReport", "IndexingError", "Todo", "beam_search_batch", "embed_locally",
-           "index_folder", "open_for_write"]
+__all__ = ["Embedded", "Embedder", "IndexReport", "IndexingError", "Todo", "embed_locally", "index_folder",
+           "open_for_write"]

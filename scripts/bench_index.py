@@ -19,7 +19,7 @@ In-process rows time one pass over the photos after the model is loaded and one 
       how retr indexed before) or in the workers (one ONNX Runtime thread each: retr now);
   (k*) the generated caption of --caption-n photos from their vectors: the captioner's
       one-photo beam search (``Captioner.caption_embeddings``) versus the indexer's batched one
-      (``retrieval.indexer.beam_search_batch``, same captions).
+      (``Captioner.beam_search_batch``, same captions).
 
 CLI rows run ``python -m retrieval.cli index FOLDER --index TMP`` into a fresh index each run
 (interpreter start-up, imports and model loading included): --no-captions on the dev photos
@@ -99,11 +99,9 @@ def child(mode: str, list_file: str, batch: int) -> None:
     enc = load_encoder(runtime="torch" if mode.startswith("torch") else "auto")
     if mode.startswith("caption"):
         from retrieval.captioner import load_captioner
-        from retrieval.indexer import beam_search_batch
-
         cap = load_captioner(None, enc.id)
         vecs = enc.encode_images([load_image(p, draft_size=DRAFT) for p in paths])
-        fn = cap.caption_embeddings if mode == "caption_single" else (lambda v: beam_search_batch(cap, v))
+        fn = cap.caption_embeddings if mode == "caption_single" else cap.beam_search_batch
         fn(vecs[:2])
         c, t = _cpu(), time.perf_counter()
         fn(vecs)

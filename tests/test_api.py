@@ -150,23 +150,39 @@ def test_int8_falls_back_to_fp32_when_it_cannot_be_made(encoder, tmp_path, monke
     assert onnx_runtime.image_precision() == "fp32"
 
 
-def test_batched_beam_search_gives_the_captioners_own_captions(encoder):
-    """The indexer's batched beam search stores exactly what `retr caption` (``beam_search``)
-    says for each photo: demo photos and shared dev photos, in batches of uneven sizes."""
+def test_batched_beam_search_gives_each_photo_its_own_captions(encoder):
+    """The batched beam search (what `retr index` stores) gives every photo of a batch what the
+    one-photo path (`retr caption`: ``beam_search`` / ``beam_candidates``, a batch of one) gives
+    it alone: demo photos and shared dev photos, in batches of uneven sizes, for several beam
+    widths and length penalties; same n-best lists in the same order, scores up to float rounding."""
     from PIL import Image
 
     from retrieval.captioner import load_captioner
-    from retrieval.indexer import beam_search_batch
 
     cap = load_captioner(None, encoder.id)
     f8 = SHARED / "flickr8k" / "images"
     paths = sorted(DEMO.glob("*.jpg")) + (sorted(f8.glob("*.jpg"))[:53] if f8.is_dir() else [])
     v = encoder.encode_images([Image.open(p).convert("RGB") for p in paths])
     want = [cap.beam_search(e) for e in v]
-    assert beam_search_batch(cap, v) == want
-    assert beam_search_batch(cap, v[:5]) + beam_search_batch(cap, v[5:]) == want
-    assert beam_search_batch(cap, v[:1], beam=1) == [cap.beam_search(v[0], 1)]
-    assert beam_search_batch(cap, v[:0]) == []
+    assert len(set(want)) > len(want) // 2  # distinct photos, distinct captions: a mix-up would show
+    assert cap.beam_search_batch(v) == want
+    assert cap.beam_search_batch(v[:5]) + cap.beam_search_batch(v[5:]) == want
+    assert cap.beam_search_batch(v[:1], beam=1) == [cap.beam_search(v[0], 1)]
+    assert cap.beam_search_batch(v[:0]) == [] and cap.beam_candidates_batch(v[:0]) == []
+    for beam, lp, form in ((3, 0.7, "power"), (5, 1.0, "gnmt"), (2, 0.0, "power")):
+        one = [cap.beam_candidates(e, beam, lp, form) for e in v[:24]]
+        many = cap.beam_candidates_batch(v[:24], beam, lp, form)
+        assert len(many) == len(one)
+        for a, b in zip(one, many):  # photo by photo
+            assert [s for s, _ in b] == [s for s, _ in a]
+            assert np.allclose([x for _, x in b], [x for _, x in a], rtol=0, atol=1e-4)
+    one = [cap.beam_hypotheses(e, 4) for e in v[:8]]
+    many = cap.beam_hypotheses_batch(v[:8], 4)
+    assert [[q for q, _ in h] for h in many] == [[q for q, _ in h] for h in one]
+    with pytest.raises(ValueError, match="shape"):
+        cap.beam_candidates_batch(v[0])  # one photo is (1, D), not (D,)
+    with pytest.raises(ValueError, match="shape"):
+        cap.beam_search(v[0][:-1])
 
 
 def test_embedding_in_the_workers_gives_the_main_thread_vectors(demo_index, encoder):
