@@ -34,29 +34,38 @@ from retrieval.training.features import image_features, text_features
 L0, L1, L2 = "efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2"
 MN = "mobilenet-v2"
 L02M = f"{L0}+{L2}+{MN}"
+#: the training of the rows measured before text dropout and multi-caption batches were
+#: options: one dropout for both heads, one caption drawn per photo per step
+OLD = dict(text_dropout=-1.0, captions_per_photo=1)
 #: name -> (backbone, AlignConfig overrides, what it tests)
 ROWS = {
-    "linear-infonce": (L0, dict(hidden=0), "linear heads, symmetric InfoNCE (CLIP)"),
-    "mlp-infonce": (L0, {}, "linear + residual MLP heads, InfoNCE (shipped `fast`)"),
-    "mlp-hinge": (L0, dict(loss="hinge"), "hardest-negative hinge only (VSE++)"),
-    "mlp-infonce+hinge": (L0, dict(loss="infonce+hinge"), "InfoNCE + hardest-negative hinge"),
-    "mlp-infonce+adv": (L0, dict(adversarial=0.1), "InfoNCE + adversarial modality loss (ACMR; heads trained by domain confusion)"),
-    "mlp-infonce+adv-reversal": (L0, dict(adversarial=0.1, adv_mode="reversal"),
+    "linear-infonce": (L0, dict(OLD, hidden=0), "linear heads, symmetric InfoNCE (CLIP)"),
+    "mlp-infonce": (L0, dict(OLD), "linear + residual MLP heads, InfoNCE (`fast` until session 4)"),
+    "mlp-hinge": (L0, dict(OLD, loss="hinge"), "hardest-negative hinge only (VSE++)"),
+    "mlp-infonce+hinge": (L0, dict(OLD, loss="infonce+hinge"), "InfoNCE + hardest-negative hinge"),
+    "mlp-infonce+adv": (L0, dict(OLD, adversarial=0.1), "InfoNCE + adversarial modality loss (ACMR; heads trained by domain confusion)"),
+    "mlp-infonce+adv-reversal": (L0, dict(OLD, adversarial=0.1, adv_mode="reversal"),
                                  "InfoNCE + adversarial modality loss (ACMR; gradient reversal)"),
-    "lite2-mlp-infonce": (L2, {}, "EfficientNet-Lite2 alone"),
-    "lite0+lite2-mlp-infonce": (f"{L0}+{L2}", {}, "Lite0 + Lite2 features concatenated"),
-    "lite0+lite2-infonce+hinge": (f"{L0}+{L2}", dict(loss="infonce+hinge"), "concat + InfoNCE + hinge"),
-    "lite0+lite2-infonce+adv": (f"{L0}+{L2}", dict(adversarial=0.1), "concat + InfoNCE + adversarial"),
-    "lite0+lite1+lite2-mlp-infonce": (f"{L0}+{L1}+{L2}", {}, "Lite0 + Lite1 + Lite2 concatenated"),
-    "mnv2-mlp-infonce": (MN, {}, "MobileNetV2 alone (Sandler et al. 2018; ImageNet mean/std inside its module)"),
-    "lite0+mnv2-mlp-infonce": (f"{L0}+{MN}", {}, "Lite0 + MobileNetV2 concatenated"),
-    "lite0+lite2+mnv2-mlp-infonce": (L02M, {}, "Lite0 + Lite2 + MobileNetV2 concatenated, input dropout 0.5"),
-    "lite0+lite2+mnv2-dropout0.7": (L02M, dict(dropout=0.7), "Lite0 + Lite2 + MobileNetV2, input dropout 0.7"),
-    "lite0+lite2+mnv2-dropout0.8": (L02M, dict(dropout=0.8), "Lite0 + Lite2 + MobileNetV2, input dropout 0.8"),
+    "lite2-mlp-infonce": (L2, dict(OLD), "EfficientNet-Lite2 alone"),
+    "lite0+lite2-mlp-infonce": (f"{L0}+{L2}", dict(OLD), "Lite0 + Lite2 features concatenated"),
+    "lite0+lite2-infonce+hinge": (f"{L0}+{L2}", dict(OLD, loss="infonce+hinge"), "concat + InfoNCE + hinge"),
+    "lite0+lite2-infonce+adv": (f"{L0}+{L2}", dict(OLD, adversarial=0.1), "concat + InfoNCE + adversarial"),
+    "lite0+lite1+lite2-mlp-infonce": (f"{L0}+{L1}+{L2}", dict(OLD), "Lite0 + Lite1 + Lite2 concatenated"),
+    "mnv2-mlp-infonce": (MN, dict(OLD), "MobileNetV2 alone (Sandler et al. 2018; ImageNet mean/std inside its module)"),
+    "lite0+mnv2-mlp-infonce": (f"{L0}+{MN}", dict(OLD), "Lite0 + MobileNetV2 concatenated"),
+    "lite0+lite2+mnv2-mlp-infonce": (L02M, dict(OLD), "Lite0 + Lite2 + MobileNetV2 concatenated, input dropout 0.5"),
+    "lite0+lite2+mnv2-dropout0.7": (L02M, dict(OLD, dropout=0.7), "Lite0 + Lite2 + MobileNetV2, input dropout 0.7"),
+    "lite0+lite2+mnv2-dropout0.8": (L02M, dict(OLD, dropout=0.8), "Lite0 + Lite2 + MobileNetV2, input dropout 0.8"),
+    "mlp-infonce-k5": (L0, dict(text_dropout=-1.0), "multi-caption batches: all 5 captions of each photo, multi-positive InfoNCE"),
+    "mlp-infonce-k5-tdrop0.1": (L0, dict(text_dropout=0.1), "the row above, text-head input dropout 0.1 (image 0.5)"),
+    "mlp-infonce-k5-tdrop0.3": (L0, {}, "the row above, text-head input dropout 0.3 (shipped `fast`)"),
+    "lite0+lite2+mnv2-k5-tdrop0.3": (L02M, dict(dropout=0.7), "Lite0 + Lite2 + MobileNetV2, image dropout 0.7, text dropout 0.3, 5 captions a photo"),
+    "lite0+lite2+mnv2-k5-tdrop0.1": (L02M, dict(dropout=0.7, text_dropout=0.1), "the row above, text dropout 0.1 (shipped `best`)"),
 }
 #: flip test-time augmentation rows: evaluation-only variants of a trained row
 TTA = {f"{base}+flip-tta": base for base in ("lite0+lite2-mlp-infonce", "lite0+lite2+mnv2-mlp-infonce",
-                                            "lite0+lite2+mnv2-dropout0.7", "lite0+lite2+mnv2-dropout0.8")}
+                                            "lite0+lite2+mnv2-dropout0.7", "lite0+lite2+mnv2-dropout0.8",
+                                            "lite0+lite2+mnv2-k5-tdrop0.1")}
 ROWS = {k: v for name, row in ROWS.items()  # each flip-TTA row right after its base row in the table
         for k, v in [(name, row)] + [(t, (row[0], row[1], "the row above, flip test-time augmentation (dev photo "
                                           "and its mirror image, embeddings averaged)")) for t, b in TTA.items() if b == name]}

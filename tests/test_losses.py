@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 from retrieval.losses.adversarial import ModalityDiscriminator, grad_reverse
 from retrieval.losses.hardest_negative import hardest_negative_hinge
-from retrieval.losses.infonce import symmetric_infonce
+from retrieval.losses.infonce import multi_positive_infonce, symmetric_infonce
 
 
 def _pairs(n=8, d=16, seed=0):
@@ -88,3 +88,33 @@ def test_unknown_loss_name_is_refused():
 
     with pytest.raises(ValueError, match="unknown loss"):
         AlignConfig(loss="triplet")
+
+
+def test_multi_positive_infonce_is_symmetric_infonce_with_one_caption_a_photo():
+    img, txt = _pairs()
+    txt = F.normalize(txt + 0.3 * torch.randn(txt.shape, generator=torch.Generator().manual_seed(2)), dim=-1)
+    scale = torch.tensor(np.log(20.0), dtype=torch.float32)
+    assert torch.allclose(multi_positive_infonce(img, txt, scale), symmetric_infonce(img, txt, scale), atol=1e-6)
+
+
+def test_multi_positive_infonce_does_not_count_a_photos_other_captions_as_negatives():
+    """Two identical captions a photo: with co-captions masked the i2t term is as low as
+    with one caption; a naive (B, B*k) cross-entropy would pay log(2) for the twin."""
+    img, txt = _pairs()
+    scale = torch.tensor(np.log(50.0), dtype=torch.float32)
+    twice = txt.repeat_interleave(2, dim=0)
+    one, two = multi_positive_infonce(img, txt, scale), multi_positive_infonce(img, twice, scale)
+    assert abs(one.item() - two.item()) < 0.05
+    logits = img @ twice.t() * 50.0
+    naive = F.cross_entropy(logits, torch.arange(0, 16, 2))
+    assert naive.item() > two.item() + 0.2
+
+
+def test_multi_positive_infonce_prefers_each_photos_own_captions_and_checks_shapes():
+    img, txt = _pairs()
+    scale = torch.tensor(np.log(20.0), dtype=torch.float32)
+    caps = F.normalize(txt.repeat_interleave(3, dim=0) + 0.2 * torch.randn(24, 16, generator=torch.Generator().manual_seed(3)), dim=-1)
+    wrong = caps.view(8, 3, 16)[torch.randperm(8, generator=torch.Generator().manual_seed(4))].reshape(24, 16)
+    assert multi_positive_infonce(img, caps, scale) < multi_positive_infonce(img, wrong, scale)
+    with pytest.raises(ValueError, match="captions per photo"):
+        multi_positive_infonce(img, caps[:23], scale)

@@ -92,3 +92,25 @@ def test_unknown_backbone_and_loss_are_refused(tmp_path):
     assert p.returncode == 2 and "unknown backbone 'resnet50'" in p.stderr and len(p.stderr.strip().splitlines()) == 1
     p = run_retr("train", DEMO_CAPTIONS, "--images", DEMO, "--out", tmp_path / "x.pt", "--loss", "triplet")
     assert p.returncode == 2 and "unknown loss" in p.stderr
+
+
+def test_text_dropout_and_captions_per_photo_reach_the_heads_and_bad_values_are_refused():
+    """The text head gets its own input dropout; k captions a photo per step still trains on
+    photos with fewer captions (drawn with replacement); k < 1 is refused."""
+    import numpy as np
+
+    from retrieval.alignment import AlignmentNetwork
+    from retrieval.training.align import AlignConfig, train_alignment
+
+    net = AlignmentNetwork(16, 8, dim=4, hidden=0, dropout=0.7, text_dropout=0.1)
+    assert net.image.drop.p == 0.7 and net.text.drop.p == 0.1
+    assert AlignmentNetwork(16, 8, dropout=0.6).text.drop.p == 0.6  # None: same as the image head
+    rng = np.random.default_rng(0)
+    img = rng.standard_normal((12, 16)).astype(np.float32)
+    cp = [i for i in range(12) for _ in range(1 + i % 3)]  # 1-3 captions a photo
+    txt = (img[cp, :8] + 0.1 * rng.standard_normal((len(cp), 8))).astype(np.float32)
+    model, info = train_alignment(img, txt, cp, AlignConfig(dim=8, hidden=0, max_epochs=3, batch_size=4,
+                                                            captions_per_photo=5, text_dropout=0.2))
+    assert model.text.drop.p == 0.2 and model.config["text_dropout"] == 0.2
+    with pytest.raises(ValueError, match="captions_per_photo"):
+        AlignConfig(captions_per_photo=0)

@@ -22,7 +22,7 @@ import torch
 from ..alignment import AlignmentNetwork
 from ..losses.adversarial import ModalityDiscriminator
 from ..losses.hardest_negative import hardest_negative_hinge
-from ..losses.infonce import symmetric_infonce
+from ..losses.infonce import multi_positive_infonce
 from ..metrics import recall_at_k
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,10 @@ class AlignConfig:
     dim: int = 512
     hidden: int = 1024
     dropout: float = 0.5
+    #: input dropout of the text head (negative: same as ``dropout``)
+    text_dropout: float = 0.3
+    #: captions of each photo in a batch (multi-positive InfoNCE; 1: one caption drawn per photo per step)
+    captions_per_photo: int = 5
     lr: float = 3e-4
     weight_decay: float = 0.05
     batch_size: int = 256
@@ -55,6 +59,8 @@ class AlignConfig:
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
+        if self.captions_per_photo < 1:
+            raise ValueError(f"captions_per_photo must be >= 1, got {self.captions_per_photo}")
         if self.loss not in ("infonce", "hinge", "infonce+hinge"):
             raise ValueError(f"unknown loss {self.loss!r}; choose infonce, hinge or infonce+hinge")
 
@@ -113,7 +119,8 @@ def train_alignment(img_feats: np.ndarray, txt_feats: np.ndarray, caption_photo,
     for j, p in enumerate(cp):
         caps_of.setdefault(int(p), []).append(j)
 
-    model = AlignmentNetwork(views.shape[-1], txt_feats.shape[-1], cfg.dim, cfg.hidden, cfg.dropout)
+    model = AlignmentNetwork(views.shape[-1], txt_feats.shape[-1], cfg.dim, cfg.hidden, cfg.dropout,
+                             cfg.text_dropout if cfg.text_dropout >= 0 else None)
     train_caps = np.concatenate([caps_of[int(p)] for p in train])
     model.image.set_stats(torch.from_numpy(views[0][train]))
     model.text.set_stats(torch.from_numpy(txt_feats[train_caps]))
@@ -138,17 +145,18 @@ def train_alignment(img_feats: np.ndarray, txt_feats: np.ndarray, caption_photo,
             b = order[s * bs : (s + 1) * bs]
             v = rng.integers(0, views.shape[0], len(b))
             x = torch.from_numpy(views[v, b])
-            c = [caps_of[int(p)][rng.integers(len(caps_of[int(p)]))] for p in b]
+            k = cfg.captions_per_photo  # k captions a photo, drawn without replacement where it has k
+            c = np.concatenate([rng.choice(caps_of[int(p)], k, replace=len(caps_of[int(p)]) < k) for p in b])
             t = torch.from_numpy(txt_feats[c])
             ei, et = model.image(x), model.text(t)
             loss = 0.0
             if "infonce" in cfg.loss:
-                loss = loss + symmetric_infonce(ei, et, model.logit_scale)
-            if "hinge" in cfg.loss:
-                loss = loss + hardest_negative_hinge(ei, et, cfg.margin)
+                loss = loss + multi_positive_infonce(ei, et, model.logit_scale)
+            if "hinge" in cfg.loss:  # VSE++ on one caption a photo
+                loss = loss + hardest_negative_hinge(ei, et[::k], cfg.margin)
             if disc is not None:
                 lam = cfg.adv_lambda * min(1.0, (epoch + s / steps_per_epoch) / max(cfg.adv_warmup, 1e-9))
-                adv, disc_acc = disc(ei, et, lam, cfg.adv_mode)
+                adv, disc_acc = disc(ei, et[::k], lam, cfg.adv_mode)  # balanced classes
                 loss = loss + cfg.adversarial * adv
             opt.zero_grad()
             loss.backward()
