@@ -107,9 +107,12 @@ def index(
     recorded_spec, recorded_id = _recorded_encoder(idx, db) if idx.is_dir() else (None, None)
     if encoder is None:
         encoder = recorded_spec  # a later run (or --rebuild) keeps the index's encoder
+    from . import onnx_runtime
+
     try:
+        onnx_runtime.image_precision()  # a bad RETR_IMAGE_PRECISION is refused before any work
         enc = load_encoder(encoder)
-    except EncoderError as e:
+    except (EncoderError, ValueError) as e:
         _fail(str(e))
     if recorded_id and recorded_id != enc.id and not rebuild:  # refuse before any export or embedding
         _fail(f"index at {idx} was built with encoder {recorded_id}, not {enc.id}; vectors of different "
@@ -120,8 +123,6 @@ def index(
             cap = load_captioner(captioner, enc.id)
         except CaptionerError as e:
             _err(f"warning: no captions generated ({e})")
-    from . import onnx_runtime
-
     if hasattr(enc, "export_fast_path") and not onnx_runtime.has_export(enc.id):
         _err(f"exporting the encoder to ONNX once for fast runs (~30 s) into {onnx_runtime.export_dir(enc.id)}")
     elif (hasattr(enc, "export_fast_path") and onnx_runtime.image_precision() == "int8"

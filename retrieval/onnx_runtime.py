@@ -37,9 +37,17 @@ def image_precision() -> str:
 
     ``RETR_IMAGE_PRECISION=int8`` in the environment selects the int8 model (about half the CPU
     per photo; dev Recall@K within 0.5 points of float32, but single rankings with a small
-    margin can change, see docs/bench.md); anything else, or unset, selects float32.
+    margin can change, see docs/bench.md); ``fp32`` or unset selects float32.
+
+    Raises:
+        ValueError: any other value (a typo such as ``int-8`` must not silently mean float32).
     """
-    return "int8" if os.environ.get("RETR_IMAGE_PRECISION", "").strip().lower() == "int8" else "fp32"
+    v = os.environ.get("RETR_IMAGE_PRECISION", "").strip().lower()
+    if v in ("", "fp32", "float32"):
+        return "fp32"
+    if v == "int8":
+        return "int8"
+    raise ValueError(f"RETR_IMAGE_PRECISION={os.environ['RETR_IMAGE_PRECISION']!r}: choose fp32 or int8")
 
 
 def cache_root() -> Path:

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import ConstantEncoder, DEMO, DEMO_CAPTIONS, SHARED
+from conftest import ConstantEncoder, DEMO, DEMO_CAPTIONS, SHARED, run_retr
 
 
 def test_each_demo_caption_finds_its_photo_in_top5(demo_index):
@@ -108,7 +108,6 @@ def test_int8_image_model_stays_close_to_fp32_and_finds_the_demo_photos(demo_ind
     (cosine), and a text search of the int8 index finds the photo it describes."""
     from PIL import Image
 
-    from conftest import run_retr
     from retrieval import onnx_runtime
 
     assert encoder._onnx()[0].precision == "fp32"  # the default
@@ -148,6 +147,16 @@ def test_int8_falls_back_to_fp32_when_it_cannot_be_made(encoder, tmp_path, monke
     assert onnx_runtime.image_precision() == "int8"
     monkeypatch.delenv("RETR_IMAGE_PRECISION")
     assert onnx_runtime.image_precision() == "fp32"
+
+
+def test_a_misspelt_image_precision_is_refused_before_any_work(tmp_path):
+    """`RETR_IMAGE_PRECISION=int-8` must not silently index in float32: one line, exit 1, no index."""
+    idx = tmp_path / "idx"
+    p = run_retr("index", DEMO, "--index", idx, "--no-captions", env={"RETR_IMAGE_PRECISION": "int-8"})
+    assert p.returncode == 1, p.stderr
+    lines = [x for x in p.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1 and "RETR_IMAGE_PRECISION='int-8'" in lines[0] and "fp32 or int8" in lines[0], p.stderr
+    assert not (idx / "index.faiss").exists() and not any(idx.glob("*.faiss")) if idx.exists() else True
 
 
 def test_batched_beam_search_gives_each_photo_its_own_captions(encoder):
