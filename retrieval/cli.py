@@ -149,6 +149,13 @@ def main() -> None:  # pragma: no cover
     Ctrl-C and any unexpected error end in one line on stderr (``RETR_DEBUG=1``: the traceback)."""
     if sys.stdout is None:  # started with stdout closed (`>&-`)
         sys.stdout = open(os.devnull, "w")
+    from .config import image_precision
+
+    try:
+        image_precision()  # a bad setting is refused by every command, before any work
+    except ValueError as e:
+        sys.stderr.write(f"retr: {e}\n")
+        sys.exit(2)
     try:
         args = _parse_search(sys.argv[2:]) if len(sys.argv) > 2 and sys.argv[1] == "search" else None
         if args is not None:

@@ -221,7 +221,7 @@ def search(
 def caption(
     photos: List[Path] = typer.Argument(..., help="Image files."),
     samples: int = typer.Option(0, "--samples", "-n", min=0, help="Draw N different captions per photo."),
-    beam: Optional[int] = typer.Option(None, "--beam", min=1, help="Beam width for the best caption "
+    beam: Optional[int] = typer.Option(None, "--beam", min=1, max=50, help="Beam width for the best caption "
                                        "[default: 8 with neighbour re-ranking, else 5]."),
     length_penalty: float = typer.Option(0.7, "--length-penalty", help="Beam score = log-probability / "
                                          "length ** this (0: none)."),

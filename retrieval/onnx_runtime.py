@@ -22,32 +22,17 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import image_precision  # noqa: F401 - re-exported: one reading of the setting
+
 MODEL_FILE = "text_query.onnx"
 IMAGE_FILE = "image.onnx"
 #: the image path with its backbone quantised to int8 (QDQ, per-channel weights; the image head stays float32)
 IMAGE_INT8_FILE = "image.int8.onnx"
 TOKENIZER_FILE = "tokenizer.json"
+
 #: shipped calibration photos for int8 quantisation (the 11 redistributable demo photos of
 #: ``data/photos``, longer side 384 px; licences in ``data/LICENSES.md``)
 CALIBRATION_DIR = Path(__file__).resolve().parent / "weights" / "calibration"
-
-
-def image_precision() -> str:
-    """``"fp32"`` (default) or ``"int8"``: which exported image model embeds photos.
-
-    ``RETR_IMAGE_PRECISION=int8`` in the environment selects the int8 model (about half the CPU
-    per photo; dev Recall@K within 0.5 points of float32, but single rankings with a small
-    margin can change, see docs/bench.md); ``fp32`` or unset selects float32.
-
-    Raises:
-        ValueError: any other value (a typo such as ``int-8`` must not silently mean float32).
-    """
-    v = os.environ.get("RETR_IMAGE_PRECISION", "").strip().lower()
-    if v in ("", "fp32", "float32"):
-        return "fp32"
-    if v == "int8":
-        return "int8"
-    raise ValueError(f"RETR_IMAGE_PRECISION={os.environ['RETR_IMAGE_PRECISION']!r}: choose fp32 or int8")
 
 
 def cache_root() -> Path:

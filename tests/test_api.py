@@ -152,11 +152,14 @@ def test_int8_falls_back_to_fp32_when_it_cannot_be_made(encoder, tmp_path, monke
 def test_a_misspelt_image_precision_is_refused_before_any_work(tmp_path):
     """`RETR_IMAGE_PRECISION=int-8` must not silently index in float32: one line, exit 1, no index."""
     idx = tmp_path / "idx"
-    p = run_retr("index", DEMO, "--index", idx, "--no-captions", env={"RETR_IMAGE_PRECISION": "int-8"})
-    assert p.returncode == 1, p.stderr
-    lines = [x for x in p.stderr.splitlines() if x.strip()]
-    assert len(lines) == 1 and "RETR_IMAGE_PRECISION='int-8'" in lines[0] and "fp32 or int8" in lines[0], p.stderr
-    assert not (idx / "index.faiss").exists() and not any(idx.glob("*.faiss")) if idx.exists() else True
+    for args in (("index", DEMO, "--index", idx, "--no-captions"), ("search", DEMO / "cat.jpg", "--index", idx),
+                 ("caption", DEMO / "cat.jpg"), ("serve", "--index", idx, "--port", "0")):
+        p = run_retr(*args, env={"RETR_IMAGE_PRECISION": "int-8"})
+        assert p.returncode == 2, (args, p.stderr)
+        lines = [x for x in p.stderr.splitlines() if x.strip()]
+        assert len(lines) == 1 and "RETR_IMAGE_PRECISION='int-8'" in lines[0] and "fp32 or int8" in lines[0], p.stderr
+        assert not p.stdout.strip()
+    assert not idx.exists()
 
 
 def test_batched_beam_search_gives_each_photo_its_own_captions(encoder):

@@ -239,3 +239,11 @@ def test_caption_cli_decoding_options(encoder):
     raw = run_retr("caption", DEMO / "horses.jpg", "--beam", "3", "--rerank", "none", "--lp-form", "gnmt",
                    "--length-penalty", "0", check=0).stdout.strip()
     assert raw == cap.beam_search(emb, 3, 0.0, "gnmt")
+
+
+def test_a_beam_wider_than_the_cap_is_a_usage_error_naming_the_option():
+    """`--beam 100000` used to reach torch.topk (`selected index k out of range`) after loading the
+    models; it is refused up front, in one line naming --beam."""
+    p = run_retr("caption", DEMO / "cat.jpg", "--beam", "100000")
+    assert p.returncode == 2 and "--beam" in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert not p.stdout.strip()

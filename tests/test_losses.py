@@ -118,3 +118,5 @@ def test_multi_positive_infonce_prefers_each_photos_own_captions_and_checks_shap
     assert multi_positive_infonce(img, caps, scale) < multi_positive_infonce(img, wrong, scale)
     with pytest.raises(ValueError, match="captions per photo"):
         multi_positive_infonce(img, caps[:23], scale)
+    with pytest.raises(ValueError, match="captions per photo"):
+        multi_positive_infonce(img, caps[:0], scale)

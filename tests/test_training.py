@@ -112,5 +112,6 @@ def test_text_dropout_and_captions_per_photo_reach_the_heads_and_bad_values_are_
     model, info = train_alignment(img, txt, cp, AlignConfig(dim=8, hidden=0, max_epochs=3, batch_size=4,
                                                             captions_per_photo=5, text_dropout=0.2))
     assert model.text.drop.p == 0.2 and model.config["text_dropout"] == 0.2
+    assert info["captions_per_photo"] == 2  # capped at the median captions a photo (1-3 here)
     with pytest.raises(ValueError, match="captions_per_photo"):
         AlignConfig(captions_per_photo=0)

@@ -51,7 +51,7 @@ def multi_positive_infonce(img, txt, logit_scale):
     import torch.nn.functional as F
 
     b = img.shape[0]
-    if b == 0 or txt.shape[0] % b:
+    if b == 0 or txt.shape[0] == 0 or txt.shape[0] % b:
         raise ValueError(f"need k captions per photo: {txt.shape[0]} captions for {b} photos")
     k = txt.shape[0] // b
     logits = txt @ img.t() * logit_scale.exp().clamp(max=100.0)  # (B*k, B)

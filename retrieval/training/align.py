@@ -36,8 +36,10 @@ class AlignConfig:
     hidden: int = 1024
     dropout: float = 0.5
     #: input dropout of the text head (negative: same as ``dropout``)
-    text_dropout: float = 0.3
-    #: captions of each photo in a batch (multi-positive InfoNCE; 1: one caption drawn per photo per step)
+    text_dropout: float = 0.1
+    #: captions of each photo in a batch (multi-positive InfoNCE; 1: one caption drawn per photo per
+    #: step); capped at the median number of captions a training photo has, so that a corpus
+    #: of one caption a photo trains as before instead of repeating each caption k times
     captions_per_photo: int = 5
     lr: float = 3e-4
     weight_decay: float = 0.05
@@ -130,6 +132,7 @@ def train_alignment(img_feats: np.ndarray, txt_feats: np.ndarray, caption_photo,
         disc = ModalityDiscriminator(cfg.dim)
         params += list(disc.parameters())
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    k = max(1, min(cfg.captions_per_photo, int(np.median([len(caps_of[int(p)]) for p in train]))))
     bs = min(cfg.batch_size, len(train))
     steps_per_epoch = max(1, len(train) // bs)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.max_epochs * steps_per_epoch)
@@ -145,7 +148,7 @@ def train_alignment(img_feats: np.ndarray, txt_feats: np.ndarray, caption_photo,
             b = order[s * bs : (s + 1) * bs]
             v = rng.integers(0, views.shape[0], len(b))
             x = torch.from_numpy(views[v, b])
-            k = cfg.captions_per_photo  # k captions a photo, drawn without replacement where it has k
+            # k captions a photo, drawn without replacement where it has k
             c = np.concatenate([rng.choice(caps_of[int(p)], k, replace=len(caps_of[int(p)]) < k) for p in b])
             t = torch.from_numpy(txt_feats[c])
             ei, et = model.image(x), model.text(t)
@@ -182,6 +185,7 @@ def train_alignment(img_feats: np.ndarray, txt_feats: np.ndarray, caption_photo,
         model.load_state_dict(best_state)
     model.eval()
     info = {"epoch": best_epoch, "seconds": round(time.time() - t0, 1), "holdout_photos": int(n_hold),
+            "captions_per_photo": k,
             "train_photos": int(len(train))}
     if n_hold:
         hi, ht = embed_features(model, views[0][hold], txt_feats[hcaps])
