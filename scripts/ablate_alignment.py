@@ -57,9 +57,9 @@ ROWS = {
     "lite0+lite2+mnv2-dropout0.7": (L02M, dict(OLD, dropout=0.7), "Lite0 + Lite2 + MobileNetV2, input dropout 0.7"),
     "lite0+lite2+mnv2-dropout0.8": (L02M, dict(OLD, dropout=0.8), "Lite0 + Lite2 + MobileNetV2, input dropout 0.8"),
     "mlp-infonce-k5": (L0, dict(text_dropout=-1.0), "multi-caption batches: all 5 captions of each photo, multi-positive InfoNCE"),
-    "mlp-infonce-k5-tdrop0.1": (L0, dict(text_dropout=0.1), "the row above, text-head input dropout 0.1 (image 0.5)"),
-    "mlp-infonce-k5-tdrop0.3": (L0, {}, "the row above, text-head input dropout 0.3 (shipped `fast`)"),
-    "lite0+lite2+mnv2-k5-tdrop0.3": (L02M, dict(dropout=0.7), "Lite0 + Lite2 + MobileNetV2, image dropout 0.7, text dropout 0.3, 5 captions a photo"),
+    "mlp-infonce-k5-tdrop0.3": (L0, dict(text_dropout=0.3), "the row above, text-head input dropout 0.3 (image 0.5)"),
+    "mlp-infonce-k5-tdrop0.1": (L0, {}, "the row above, text-head input dropout 0.1 (shipped `fast`)"),
+    "lite0+lite2+mnv2-k5-tdrop0.3": (L02M, dict(dropout=0.7, text_dropout=0.3), "Lite0 + Lite2 + MobileNetV2, image dropout 0.7, text dropout 0.3, 5 captions a photo"),
     "lite0+lite2+mnv2-k5-tdrop0.1": (L02M, dict(dropout=0.7, text_dropout=0.1), "the row above, text dropout 0.1 (shipped `best`)"),
 }
 #: flip test-time augmentation rows: evaluation-only variants of a trained row
