@@ -308,6 +308,11 @@ def train(
     epochs: int = typer.Option(80, "--epochs", min=1, help="Maximum epochs (early stopping on held-out photos)."),
     loss: str = typer.Option("infonce", "--loss", help="infonce (CLIP), hinge (VSE++ hardest negative) or infonce+hinge."),
     adversarial: float = typer.Option(0.0, "--adversarial", min=0.0, help="Weight of the adversarial modality loss (0: off)."),
+    dropout: float = typer.Option(0.5, "--dropout", min=0.0, max=0.95, help="Input-feature dropout of the image head "
+                                  "(0.7 won for three concatenated backbones)."),
+    text_dropout: float = typer.Option(0.1, "--text-dropout", min=0.0, max=0.95, help="Input-feature dropout of the text head."),
+    captions_per_photo: int = typer.Option(5, "--captions-per-photo", min=1, help="Captions of each photo in a batch "
+                                           "(multi-positive InfoNCE; capped at the median number a photo has)."),
     seed: int = typer.Option(0, "--seed"),
 ):
     """Train alignment heads on your own captioned photos; use the result with `retr index --encoder OUT`."""
@@ -319,7 +324,8 @@ def train(
     if not captions.is_file():
         _fail(f"{captions}: captions file not found")
     try:
-        cfg = AlignConfig(max_epochs=epochs, seed=seed, loss=loss, adversarial=adversarial)
+        cfg = AlignConfig(max_epochs=epochs, seed=seed, loss=loss, adversarial=adversarial, dropout=dropout,
+                          text_dropout=text_dropout, captions_per_photo=captions_per_photo)
         from .backbones import available_backbones
 
         bad = [b for b in backbone.split("+") if b not in available_backbones()]

@@ -45,8 +45,14 @@ def test_trained_heads_beat_random_projection(tmp_path):
 
 def test_train_then_index_with_own_encoder_and_eval_folds(tmp_path):
     enc = tmp_path / "mine.pt"
-    p = run_retr("train", DEMO_CAPTIONS, "--images", DEMO, "--out", enc, "--epochs", "30", check=0)
+    p = run_retr("train", DEMO_CAPTIONS, "--images", DEMO, "--out", enc, "--epochs", "30", "--text-dropout", "0.2",
+                 "--captions-per-photo", "3", check=0)
     assert enc.exists() and "wrote" in p.stdout
+    import torch
+
+    card = torch.load(enc, map_location="cpu", weights_only=True)["config"]["card"]
+    assert card["align_config"]["text_dropout"] == 0.2 and card["align_config"]["captions_per_photo"] == 3
+    assert card["train_info"]["captions_per_photo"] == 2  # the demo photos have 2 captions each
     idx = tmp_path / "idx"
     run_retr("index", DEMO, "--index", idx, "--encoder", enc, "--no-captions", check=0)
     # the index remembers its encoder: search needs no --encoder
