@@ -65,8 +65,8 @@ class AlignmentNetwork(nn.Module):
         dropout: input-feature dropout of the image head.
         text_dropout: input-feature dropout of the text head (``None``: same as
             ``dropout``). Sentence embeddings have 384 dims against the image's
-            1280-3840, and tolerate less: 0.1 beat 0.3, 0.5 and 0.7 on Flickr8k
-            (docs/ablation_alignment.md).
+            1280-3840, and tolerate less: on Flickr8k 0.1 beat 0.3, which beat
+            sharing the image head's 0.5 or 0.7 (docs/ablation_alignment.md).
     """
 
     def __init__(self, d_image: int, d_text: int, dim: int = 512, hidden: int = 1024, dropout: float = 0.5,

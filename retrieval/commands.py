@@ -107,12 +107,9 @@ def index(
     recorded_spec, recorded_id = _recorded_encoder(idx, db) if idx.is_dir() else (None, None)
     if encoder is None:
         encoder = recorded_spec  # a later run (or --rebuild) keeps the index's encoder
-    from . import onnx_runtime
-
-    try:
-        onnx_runtime.image_precision()  # a bad RETR_IMAGE_PRECISION is refused before any work
+    try:  # (a bad RETR_IMAGE_PRECISION was refused by retrieval.cli.main, before any command)
         enc = load_encoder(encoder)
-    except (EncoderError, ValueError) as e:
+    except EncoderError as e:
         _fail(str(e))
     if recorded_id and recorded_id != enc.id and not rebuild:  # refuse before any export or embedding
         _fail(f"index at {idx} was built with encoder {recorded_id}, not {enc.id}; vectors of different "
@@ -123,6 +120,8 @@ def index(
             cap = load_captioner(captioner, enc.id)
         except CaptionerError as e:
             _err(f"warning: no captions generated ({e})")
+    from . import onnx_runtime
+
     if hasattr(enc, "export_fast_path") and not onnx_runtime.has_export(enc.id):
         _err(f"exporting the encoder to ONNX once for fast runs (~30 s) into {onnx_runtime.export_dir(enc.id)}")
     elif (hasattr(enc, "export_fast_path") and onnx_runtime.image_precision() == "int8"
