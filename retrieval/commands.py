@@ -220,8 +220,8 @@ def search(
 def caption(
     photos: List[Path] = typer.Argument(..., help="Image files."),
     samples: int = typer.Option(0, "--samples", "-n", min=0, help="Draw N different captions per photo."),
-    beam: Optional[int] = typer.Option(None, "--beam", min=1, max=50, help="Beam width for the best caption "
-                                       "[default: 8 with neighbour re-ranking, else 5]."),
+    beam: Optional[int] = typer.Option(None, "--beam", min=1, max=50, help="Beam width for the best caption; not "
+                                       "with --samples [default: 8 with neighbour re-ranking, else 5]."),
     length_penalty: float = typer.Option(0.7, "--length-penalty", help="Beam score = log-probability / "
                                          "length ** this (0: none)."),
     lp_form: str = typer.Option("power", "--lp-form", help="Length normalisation: 'power' (length ** a) or "
@@ -259,6 +259,9 @@ def caption(
         _fail(f"--length-penalty must be a finite number, not {length_penalty}", 2)
     if best and not (samples and rerank):
         _fail("--best needs --samples N and --rerank", 2)
+    if samples and beam is not None:
+        _fail("--beam sets the beam search of the best caption; --samples N draws captions by sampling, "
+              "without a beam: use one or the other", 2)
     try:
         enc = load_encoder(encoder)
         cap = load_captioner(captioner, enc.id)

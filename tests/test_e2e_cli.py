@@ -215,3 +215,13 @@ def test_unwritable_output_and_damaged_export_are_one_line(demo_index, encoder, 
     lines = p.stderr.strip().splitlines()
     assert p.returncode == 1 and len(lines) == 1 and "ONNX export may be damaged" in lines[0], p.stderr
     assert os.fspath(cache) in lines[0]
+
+
+def test_caption_samples_with_beam_is_a_usage_error():
+    """--samples draws captions without a beam: --beam with it is refused in one line (exit 2),
+    before any model is loaded, instead of being silently ignored."""
+    for n in ("--samples", "-n"):
+        p = run_retr("caption", DEMO / "horses.jpg", n, "3", "--beam", "4")
+        lines = p.stderr.strip().splitlines()
+        assert p.returncode == 2 and len(lines) == 1 and p.stdout == "", (p.returncode, p.stdout, p.stderr)
+        assert lines[0].startswith("retr: ") and "--beam" in lines[0] and "--samples" in lines[0], lines
