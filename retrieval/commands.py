@@ -403,7 +403,8 @@ def eval_cmd(
     captions: Path = typer.Argument(..., help="COCO-captions JSON."),
     images: Path = typer.Option(..., "--images", help="Folder the file_name values are relative to."),
     encoder: Optional[str] = typer.Option(None, "--encoder", help="Encoder: a preset (fast, best), a `retr train` checkpoint or hf:PATH_OR_NAME [default: fast]."),
-    folds: int = typer.Option(0, "--folds", min=0, help="K-fold cross-validation of training heads on this corpus."),
+    folds: int = typer.Option(0, "--folds", min=0, help="K-fold cross-validation of training heads on this corpus: "
+                              "0 = no cross-validation, else K >= 2."),
     as_json: bool = typer.Option(False, "--json"),
 ):
     """Recall@1/5/10 text -> image and image -> text on a captioned photo set."""
@@ -412,6 +413,8 @@ def eval_cmd(
     from .encoder import EncoderError, load_encoder
     from .training.pipeline import evaluate
 
+    if folds == 1:
+        _fail("--folds must be 0 (no cross-validation) or at least 2, not 1", 2)
     if not captions.is_file():
         _fail(f"{captions}: captions file not found")
     try:

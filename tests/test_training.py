@@ -121,3 +121,18 @@ def test_text_dropout_and_captions_per_photo_reach_the_heads_and_bad_values_are_
     assert info["captions_per_photo"] == 2  # capped at the median captions a photo (1-3 here)
     with pytest.raises(ValueError, match="captions_per_photo"):
         AlignConfig(captions_per_photo=0)
+
+
+def test_eval_folds_1_is_a_usage_error(tmp_path):
+    """--folds is 0 (no cross-validation) or K >= 2: --folds 1 is refused in one line (exit 2)
+    before any photo is read, and --help says so."""
+    p = run_retr("eval", DEMO_CAPTIONS, "--images", tmp_path / "not-read", "--folds", "1")
+    lines = p.stderr.strip().splitlines()
+    assert p.returncode == 2 and len(lines) == 1 and p.stdout == "", (p.returncode, p.stdout, p.stderr)
+    assert lines[0].startswith("retr: ") and "--folds" in lines[0] and "at least 2" in lines[0], lines
+    h = run_retr("eval", "--help", env={"COLUMNS": "300"}, check=0).stdout
+    assert "0 = no cross-validation, else K >= 2" in h, h
+    from retrieval.training.pipeline import evaluate
+
+    with pytest.raises(ValueError, match="at least 2"):  # the Python API too, before reading a photo
+        evaluate(DEMO_CAPTIONS, tmp_path / "not-read", encoder=object(), folds=1)

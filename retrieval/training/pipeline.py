@@ -71,9 +71,15 @@ def evaluate(captions: str | Path, images: str | Path, *, encoder=None, folds: i
     Returns:
         ``{"recall": {...}, "modality_gap": float, "photos": n, "captions": m}``, plus
         ``"folds": [...]``, ``"mean"`` and ``"std"`` with ``folds``.
+
+    Raises:
+        ValueError: ``folds`` is 1 or negative (checked before any work), or more than the
+            photos; a bad captions file. DecodeError: an unreadable photo.
     """
     from ..encoder import load_encoder
 
+    if folds < 0 or folds == 1:
+        raise ValueError(f"--folds must be 0 (no cross-validation) or at least 2, not {folds}")
     encoder = encoder or load_encoder()
     corpus = load_coco_captions(captions)
     if not hasattr(encoder, "backbone_name"):
