@@ -35,6 +35,11 @@ def _fail(msg: str, code: int = 1):
     raise typer.Exit(code)
 
 
+def _skipped(path: str, reason: str) -> None:
+    """Report a photo left out of a run (one line on stderr, as ``retr index`` does)."""
+    _err(f"skipped {path}: {reason}")
+
+
 def _sigterm_to_interrupt() -> None:
     def handler(signum, frame):
         raise KeyboardInterrupt
@@ -325,6 +330,8 @@ def train(
 
     if not captions.is_file():
         _fail(f"{captions}: captions file not found")
+    if not images.is_dir():
+        _fail(f"{images}: no such folder (--images is the folder of the photos)")
     try:
         cfg = AlignConfig(max_epochs=epochs, seed=seed, loss=loss, adversarial=adversarial, dropout=dropout,
                           text_dropout=text_dropout, captions_per_photo=captions_per_photo)
@@ -343,7 +350,7 @@ def train(
     if why:
         _fail(f"--backbone {backbone} {why}")
     try:
-        info = train_encoder(captions, images, out, backbone=backbone, cfg=cfg,
+        info = train_encoder(captions, images, out, backbone=backbone, cfg=cfg, on_skip=_skipped,
                              progress=lambda e, m: _err(f"epoch {e}: held-out t2i R@1 {m['t2i@1']:.1f}, "
                                                         f"i2t R@1 {m['i2t@1']:.1f}"))
     except (ValueError, DecodeError, OSError) as e:
@@ -381,12 +388,14 @@ def train_captioner_cmd(
         _fail(f"{captions}: captions file not found")
     if corpus is not None and not corpus.is_file():
         _fail(f"{corpus}: corpus file not found")
+    if not images.is_dir():
+        _fail(f"{images}: no such folder (--images is the folder of the photos)")
     try:
         info = train_captioner_on_corpus(
             captions, images, out, encoder=load_encoder(encoder),
             cfg=CaptionerConfig(max_epochs=epochs, min_count=min_count, seed=seed,
                                 **({"lr": 1e-3, "anneal_epochs": 0.0} if corpus else {})),
-            corpus=corpus,
+            corpus=corpus, on_skip=_skipped,
             pretrain_cfg=CaptionerConfig(max_epochs=corpus_epochs, min_count=min_count, seed=seed,
                                          noise_std=noise_std, anneal_epochs=0.5, holdout=0.02, patience=1),
             progress=lambda e, i: _err(f"{'text-only ' if i.get('text_only') else ''}epoch {e}: held-out "
@@ -417,8 +426,10 @@ def eval_cmd(
         _fail("--folds must be 0 (no cross-validation) or at least 2, not 1", 2)
     if not captions.is_file():
         _fail(f"{captions}: captions file not found")
+    if not images.is_dir():
+        _fail(f"{images}: no such folder (--images is the folder of the photos)")
     try:
-        res = evaluate(captions, images, encoder=load_encoder(encoder), folds=folds)
+        res = evaluate(captions, images, encoder=load_encoder(encoder), folds=folds, on_skip=_skipped)
     except (ValueError, DecodeError, EncoderError, OSError) as e:
         _fail(str(e))
     if as_json:

@@ -136,3 +136,82 @@ def test_eval_folds_1_is_a_usage_error(tmp_path):
 
     with pytest.raises(ValueError, match="at least 2"):  # the Python API too, before reading a photo
         evaluate(DEMO_CAPTIONS, tmp_path / "not-read", encoder=object(), folds=1)
+
+
+def _library_with_bad_photos(tmp_path):
+    """The demo photos, but cat.jpg is missing and eagle.jpg is truncated (both in the captions)."""
+    import shutil
+
+    d = tmp_path / "photos"
+    shutil.copytree(DEMO, d)
+    (d / "cat.jpg").unlink()
+    data = (d / "eagle.jpg").read_bytes()
+    (d / "eagle.jpg").write_bytes(data[: len(data) // 3])
+    return d
+
+
+def _skip_lines(stderr: str, name: str) -> list[str]:
+    return [line for line in stderr.splitlines() if name in line]
+
+
+def test_train_eval_and_train_captioner_skip_unreadable_photos(tmp_path):
+    """A photo of the captions file that is missing from --images, or truncated, is reported in
+    one line naming it and the reason, and left out with its captions; the run goes on with the
+    rest. With no readable photo at all: one clear error, exit 1."""
+    d = _library_with_bad_photos(tmp_path)
+
+    def check_skips(p):
+        assert "Traceback" not in p.stderr, p.stderr
+        (cat,), (eagle,) = _skip_lines(p.stderr, "cat.jpg"), _skip_lines(p.stderr, "eagle.jpg")
+        assert cat == f"retr: skipped {d / 'cat.jpg'}: cannot read file (No such file or directory)", cat
+        assert eagle.startswith(f"retr: skipped {d / 'eagle.jpg'}: truncated or corrupt image data"), eagle
+
+    enc = tmp_path / "mine.pt"
+    p = run_retr("train", DEMO_CAPTIONS, "--images", d, "--out", enc, "--epochs", "3", check=0)
+    check_skips(p)
+    assert enc.exists() and "wrote" in p.stdout
+    p = run_retr("eval", DEMO_CAPTIONS, "--images", d, "--json", check=0)
+    check_skips(p)
+    res = json.loads(p.stdout)
+    assert res["photos"] == 9 and res["captions"] == 18, res  # 2 captions a photo, the 2 photos' left out
+    p = run_retr("train-captioner", DEMO_CAPTIONS, "--images", d, "--out", tmp_path / "cap.pt", "--epochs", "1",
+                 "--min-count", "1", check=0)
+    check_skips(p)
+    assert (tmp_path / "cap.pt").exists()
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    p = run_retr("eval", DEMO_CAPTIONS, "--images", empty)
+    lines = p.stderr.strip().splitlines()
+    assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr
+    assert len(lines) == 12 and all(line.startswith("retr: skipped ") for line in lines[:11]), lines
+    assert lines[-1] == f"retr: {empty}: none of the 11 photos of the captions file can be read", lines
+    p = run_retr("train", DEMO_CAPTIONS, "--images", tmp_path / "nowhere", "--out", tmp_path / "x.pt")
+    assert p.returncode == 1 and len(p.stderr.strip().splitlines()) == 1 and "nowhere" in p.stderr, p.stderr
+
+
+def test_readable_photos_are_cached_and_a_repaired_photo_is_checked_again(tmp_path):
+    """The check's outcome is cached per file state: the same skips again without decoding, and a
+    photo put back is used on the next run; rows of the result stay aligned with its captions."""
+    import shutil
+
+    from retrieval.coco import load_coco_captions
+    from retrieval.training.features import readable_photos
+
+    d = _library_with_bad_photos(tmp_path)
+    full = load_coco_captions(DEMO_CAPTIONS)
+    runs = []
+    for _ in range(2):
+        skipped = []
+        c = readable_photos(full, d, tmp_path / "cache", lambda p, r: skipped.append(p))
+        runs.append((c, skipped))
+    assert runs[0][1] == runs[1][1] == [str(d / n) for n in full.file_names if n in ("cat.jpg", "eagle.jpg")]
+    c = runs[0][0]
+    assert sorted(c.file_names) == sorted(set(full.file_names) - {"cat.jpg", "eagle.jpg"}) and len(c.captions) == 18
+    for cap, p in zip(c.captions, c.caption_photo):  # each caption still points at its own photo
+        assert full.file_names[full.caption_photo[full.captions.index(cap)]] == c.file_names[p]
+    shutil.copy(DEMO / "cat.jpg", d / "cat.jpg")
+    skipped = []
+    c = readable_photos(full, d, tmp_path / "cache", lambda p, r: skipped.append(p))
+    assert skipped == [str(d / "eagle.jpg")] and "cat.jpg" in c.file_names
+    assert readable_photos(full, DEMO, None) is full

@@ -7,13 +7,16 @@ from disk in seconds instead of re-running the CNN.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+import os
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from ..coco import CaptionCorpus
-from ..decode import load_image
+from ..decode import DecodeError, load_image
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +30,71 @@ def _save_atomic(path: Path, arr: np.ndarray) -> None:
     tmp = path.with_suffix(".tmp.npy")
     np.save(tmp, arr)
     tmp.replace(path)
+
+
+def readable_photos(corpus: CaptionCorpus, image_dir: str | Path, cache_dir: str | Path | None = None,
+                    on_skip: Callable[[str, str], None] | None = None) -> CaptionCorpus:
+    """``corpus`` without the photos that cannot be decoded, and without their captions.
+
+    Each photo is decoded as :func:`image_features` will decode it (:func:`~retrieval.decode.load_image`,
+    in JPEG draft mode: fast, and a truncated file still fails); one that fails (missing,
+    unreadable, empty, not an image, truncated, too large) is reported as ``on_skip(path, reason)``,
+    the :class:`~retrieval.decode.DecodeError`'s path and one-line reason (what ``retr index``
+    reports), and left out with its captions. The outcome is cached in ``cache_dir`` under a key of
+    the folder and each file's name, size and times, so a second run over unchanged files decodes
+    nothing (and reports the same skips); a changed, added or repaired file is checked again.
+
+    Args:
+        corpus: the photos (``file_names`` relative to ``image_dir``) and their captions.
+        image_dir: folder of the photos.
+        cache_dir: where to keep the outcome (``None``: check every time).
+        on_skip: called once per photo left out (default: a logged warning).
+
+    Returns:
+        ``corpus`` itself when every photo decodes, else ``corpus.subset`` of the readable
+        photos (re-indexed: row i of :func:`image_features` of the result is its ``file_names[i]``;
+        photos without captions are kept).
+
+    Raises:
+        ValueError: ``corpus`` has photos and none of them can be decoded.
+    """
+    image_dir = Path(image_dir)
+    stats = []
+    for f in corpus.file_names:
+        try:
+            st = os.stat(image_dir / f)
+            stats.append(f"{f}\x01{st.st_size}\x01{st.st_mtime_ns}\x01{st.st_ctime_ns}")
+        except OSError:
+            stats.append(f"{f}\x01-")
+    cache = (Path(cache_dir) / f"readable-{_key('readable', str(image_dir.resolve()), *stats)}.json"
+             if cache_dir else None)
+    bad: list[tuple[int, str, str]] | None = None  # (photo index, path, reason)
+    if cache and cache.exists():
+        try:
+            bad = [(int(i), str(p), str(r)) for i, p, r in json.loads(cache.read_text())]
+        except (ValueError, TypeError, OSError):  # a damaged cache: check again
+            bad = None
+    if bad is None:
+        bad = []
+        for i, f in enumerate(corpus.file_names):
+            try:
+                load_image(image_dir / f, draft_size=(64, 64))
+            except DecodeError as e:
+                bad.append((i, e.path, e.reason))
+        if cache:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_suffix(".tmp")
+            tmp.write_text(json.dumps(bad))
+            tmp.replace(cache)
+    for _, p, r in bad:
+        (on_skip or (lambda p, r: log.warning("skipped %s: %s", p, r)))(p, r)
+    if not bad:
+        return corpus
+    n = len(corpus.file_names)
+    if len(bad) == n:
+        raise ValueError(f"{image_dir}: none of the {n} photos of the captions file can be read")
+    skip = {i for i, _, _ in bad}
+    return corpus.subset([i for i in range(n) if i not in skip])
 
 
 def image_features(corpus: CaptionCorpus, image_dir: str | Path, backbone_name: str,
@@ -48,7 +116,8 @@ def image_features(corpus: CaptionCorpus, image_dir: str | Path, backbone_name: 
         features of each backbone (each cached on its own) side by side.
 
     Raises:
-        DecodeError: a photo cannot be decoded (training needs every photo).
+        DecodeError: a photo cannot be decoded (training needs every photo: leave such photos
+            out first with :func:`readable_photos`).
     """
     from PIL import ImageOps
 

@@ -9,7 +9,7 @@ import numpy as np
 from ..coco import load_coco_captions
 from ..metrics import modality_gap, recall_at_k
 from .align import AlignConfig, embed_features, train_alignment
-from .features import image_features, text_features
+from .features import image_features, readable_photos, text_features
 
 
 def kfold_photo_splits(n_photos: int, k: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -31,7 +31,8 @@ def kfold_photo_splits(n_photos: int, k: int, seed: int = 0) -> list[tuple[np.nd
 
 def train_encoder(captions: str | Path, images: str | Path, out: str | Path, *,
                   backbone: str = "efficientnet-lite0", text_encoder: str = "all-MiniLM-L6-v2",
-                  cfg: AlignConfig | None = None, cache_dir: str | Path | None = None, progress=None) -> dict:
+                  cfg: AlignConfig | None = None, cache_dir: str | Path | None = None, progress=None,
+                  on_skip=None) -> dict:
     """Train alignment heads on a COCO-captions corpus and write an encoder checkpoint.
 
     Args:
@@ -39,17 +40,20 @@ def train_encoder(captions: str | Path, images: str | Path, out: str | Path, *,
         images: photo folder.
         out: checkpoint path, usable as ``retr index --encoder OUT``.
         cache_dir: feature cache (default: ``<out>.cache/``).
+        on_skip: ``on_skip(path, reason)`` for each photo that cannot be decoded; it is left out
+            with its captions (:func:`~retrieval.training.features.readable_photos`).
 
     Returns:
         info dict (held-out Recall@K on part of the training photos, epochs, seconds).
 
     Raises:
-        ValueError: bad captions file or too few photos. DecodeError: an unreadable photo.
+        ValueError: bad captions file, no readable photo, or too few photos. DecodeError: a
+            photo became unreadable after the check.
     """
     from ..encoder import save_alignment
 
-    corpus = load_coco_captions(captions)
     cache = Path(cache_dir) if cache_dir else Path(str(out) + ".cache")
+    corpus = readable_photos(load_coco_captions(captions), images, cache, on_skip)
     img = image_features(corpus, images, backbone, cache, flip=True)
     txt = text_features(corpus.captions, text_encoder, cache)
     model, info = train_alignment(img, txt, corpus.caption_photo, cfg, progress=progress)
@@ -59,7 +63,8 @@ def train_encoder(captions: str | Path, images: str | Path, out: str | Path, *,
 
 
 def evaluate(captions: str | Path, images: str | Path, *, encoder=None, folds: int = 0,
-             cfg: AlignConfig | None = None, cache_dir: str | Path | None = None, seed: int = 0) -> dict:
+             cfg: AlignConfig | None = None, cache_dir: str | Path | None = None, seed: int = 0,
+             on_skip=None) -> dict:
     """Recall@1/5/10 both ways on a captioned photo set.
 
     Without ``folds``: the given encoder (default: built-in) embeds all photos and
@@ -67,6 +72,8 @@ def evaluate(captions: str | Path, images: str | Path, *, encoder=None, folds: i
     With ``folds=K``: K-fold cross-validation of *training* alignment heads on the
     corpus (same backbone and text encoder as ``encoder``), no photo in both its
     train and test fold; reports per-fold results and mean / std.
+    A photo that cannot be decoded is reported as ``on_skip(path, reason)`` and left out with
+    its captions (:func:`~retrieval.training.features.readable_photos`).
 
     Returns:
         ``{"recall": {...}, "modality_gap": float, "photos": n, "captions": m}``, plus
@@ -74,14 +81,15 @@ def evaluate(captions: str | Path, images: str | Path, *, encoder=None, folds: i
 
     Raises:
         ValueError: ``folds`` is 1 or negative (checked before any work), or more than the
-            photos; a bad captions file. DecodeError: an unreadable photo.
+            photos; a bad captions file; no readable photo. DecodeError: a photo became
+            unreadable after the check.
     """
     from ..encoder import load_encoder
 
     if folds < 0 or folds == 1:
         raise ValueError(f"--folds must be 0 (no cross-validation) or at least 2, not {folds}")
     encoder = encoder or load_encoder()
-    corpus = load_coco_captions(captions)
+    corpus = readable_photos(load_coco_captions(captions), images, cache_dir, on_skip)
     if not hasattr(encoder, "backbone_name"):
         # any other Encoder (e.g. hf:): embed photos and captions with it, no retr heads involved
         if folds:
@@ -126,7 +134,7 @@ def evaluate(captions: str | Path, images: str | Path, *, encoder=None, folds: i
 
 def train_captioner_on_corpus(captions: str | Path, images: str | Path, out: str | Path, *, encoder=None,
                               cfg=None, cache_dir: str | Path | None = None, progress=None,
-                              corpus: str | Path | None = None, pretrain_cfg=None) -> dict:
+                              corpus: str | Path | None = None, pretrain_cfg=None, on_skip=None) -> dict:
     """Train a VAE captioner on a COCO-captions corpus, conditioned on ``encoder``'s
     aligned photo embeddings, and write a checkpoint usable as ``retr caption --captioner OUT``.
 
@@ -137,13 +145,16 @@ def train_captioner_on_corpus(captions: str | Path, images: str | Path, out: str
             fine-tune on the photos (:func:`~retrieval.training.captioner.train_two_stage`).
         cfg: (fine-tuning) hyper-parameters. pretrain_cfg: the text-only stage's.
         progress: optional ``progress(epoch, info)`` (``info["text_only"]`` tells the stage).
+        on_skip: ``on_skip(path, reason)`` for each photo that cannot be decoded; it is left out
+            with its captions (:func:`~retrieval.training.features.readable_photos`).
 
     Returns:
         info dict (held-out cross-entropy per token and KL, vocabulary size, seconds;
         the text-only stage's under ``"pretrain"``).
 
     Raises:
-        ValueError: bad captions or corpus file. DecodeError: an unreadable photo.
+        ValueError: bad captions or corpus file, or no readable photo. DecodeError: a photo
+            became unreadable after the check.
     """
     from ..encoder import load_encoder
     from .captioner import (CaptionerConfig, finetune_config, load_text_corpus, save_captioner, train_captioner,
@@ -151,9 +162,9 @@ def train_captioner_on_corpus(captions: str | Path, images: str | Path, out: str
 
     encoder = encoder or load_encoder()
     cfg = cfg or (finetune_config() if corpus else CaptionerConfig())
-    coco = load_coco_captions(captions)
     texts = load_text_corpus(corpus)[0] if corpus else None
     cache = Path(cache_dir) if cache_dir else Path(str(out) + ".cache")
+    coco = readable_photos(load_coco_captions(captions), images, cache, on_skip)
     img = image_features(coco, images, encoder.backbone_name, cache, flip=True)
     txt = text_features(coco.captions, encoder.text_name, cache)
     cond = np.stack([encoder.project_images(v) for v in img])
