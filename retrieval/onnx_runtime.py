@@ -162,6 +162,10 @@ def _calibration_batches(image_sizes: list[int], input_names: list[str], batch: 
         yield {n: preprocess(ims[i : i + batch], s) for n, s in zip(input_names, image_sizes)}
 
 
+#: a ``.q-*`` working folder of :func:`quantize_image_model` older than this (seconds) is a killed run's
+STALE_QUANTISATION_S = 3600
+
+
 def quantize_image_model(folder: str | Path) -> Path:
     """Write ``folder/image.int8.onnx``: ``image.onnx`` with its backbone quantised to int8.
 
@@ -171,13 +175,19 @@ def quantize_image_model(folder: str | Path) -> Path:
     (the nodes under ``/head/``) stays float32. On the Flickr8k dev split the ``fast`` encoder's
     Recall@1/5/10 stay within 0.6 points of float32 (docs/bench.md), at half the CPU per photo.
 
+    Each run works in a temporary folder ``folder/.q-*``; one left behind by a run that was
+    killed (SIGKILL, power loss) is removed by the next run once it is
+    :data:`STALE_QUANTISATION_S` old (a live run takes ~20 s).
+
     Returns:
         the written path (written under a temporary name, then renamed into place).
 
     Raises:
         FileNotFoundError: no ``image.onnx`` or no calibration photos in ``folder``.
     """
+    import shutil
     import tempfile
+    import time
 
     import onnx
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
@@ -191,6 +201,12 @@ def quantize_image_model(folder: str | Path) -> Path:
     if not any(CALIBRATION_DIR.glob("*.jpg")):
         raise FileNotFoundError(f"{CALIBRATION_DIR}: no calibration photos")
     sizes = [int(x) for x in (folder / "image_size.txt").read_text().split()]
+    for old in folder.glob(".q-*"):  # left by a killed run: no lock guards this folder, so go by age
+        try:
+            if old.is_dir() and time.time() - old.stat().st_mtime > STALE_QUANTISATION_S:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:  # gone meanwhile (another run cleaned it up)
+            pass
     with tempfile.TemporaryDirectory(dir=folder, prefix=".q-") as t:
         pre = Path(t) / "pre.onnx"
         quant_pre_process(str(src), str(pre))  # shape inference + graph optimisation, as ORT recommends

@@ -149,6 +149,30 @@ def test_int8_falls_back_to_fp32_when_it_cannot_be_made(encoder, tmp_path, monke
     assert onnx_runtime.image_precision() == "fp32"
 
 
+def test_quantisation_removes_the_working_folder_a_killed_run_left(encoder, tmp_path):
+    """A SIGKILL during int8 quantisation leaves its ``.q-*`` working folder in the export folder:
+    the next quantisation removes it once it is stale, and leaves a fresh one (a live run) alone."""
+    import os
+    import shutil
+    import time
+
+    from retrieval import onnx_runtime
+
+    encoder.export_fast_path()
+    d = tmp_path / "export"
+    shutil.copytree(onnx_runtime.export_dir(encoder.id), d)
+    (d / onnx_runtime.IMAGE_INT8_FILE).unlink(missing_ok=True)
+    stale, live = d / ".q-killed", d / ".q-running"
+    for f in (stale, live):
+        f.mkdir()
+        (f / "pre.onnx").write_bytes(b"\0" * 4096)
+    old = time.time() - 2 * 24 * 3600  # two days: long dead
+    os.utime(stale, (old, old))
+    assert onnx_runtime.quantize_image_model(d) == d / onnx_runtime.IMAGE_INT8_FILE
+    assert (d / onnx_runtime.IMAGE_INT8_FILE).is_file()
+    assert [f.name for f in d.glob(".q-*")] == [live.name]
+
+
 def test_a_misspelt_image_precision_is_refused_before_any_work(tmp_path):
     """`RETR_IMAGE_PRECISION=int-8` must not silently index in float32: one line, exit 1, no index."""
     idx = tmp_path / "idx"
