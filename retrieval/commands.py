@@ -134,10 +134,18 @@ def index(
         _err("quantising the image model to int8 once (~20 s)")
     tty = sys.stderr.isatty()
     progress = None
-    state = {"last": -1}
+    # errors: files reported so far; at_start: those reported before embedding began (walking),
+    # so that the progress line counts the photos it could not embed as skipped, not as embedded
+    state = {"last": -1, "errors": 0, "at_start": 0}
 
     def on_error(p, reason):
+        state["errors"] += 1
         _err(f"skipped {p}: {reason}")
+
+    def skipped(done):
+        if done == 0:
+            state["at_start"] = state["errors"]
+        return state["errors"] - state["at_start"]
 
     if tty:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
@@ -147,14 +155,17 @@ def index(
         task = progress.add_task("embedding", total=None)
 
         def on_progress(done, total):
-            progress.update(task, completed=done, total=total)
+            bad = skipped(done)
+            progress.update(task, completed=done, total=total,
+                            description=f"embedding ({bad} skipped)" if bad else "embedding")
     else:
         def on_progress(done, total):
+            bad = skipped(done)
             step = max(1, total // 10) if total else 1
             if done and (done == total or done // step != state["last"]):
                 state["last"] = done // step
                 if total:
-                    _err(f"embedded {done}/{total}")
+                    _err(f"embedded {done - bad}/{total}" + (f", skipped {bad}" if bad else ""))
 
     try:
         if progress:

@@ -225,3 +225,14 @@ def test_caption_samples_with_beam_is_a_usage_error():
         lines = p.stderr.strip().splitlines()
         assert p.returncode == 2 and len(lines) == 1 and p.stdout == "", (p.returncode, p.stdout, p.stderr)
         assert lines[0].startswith("retr: ") and "--beam" in lines[0] and "--samples" in lines[0], lines
+
+
+def test_progress_counts_a_corrupt_photo_as_skipped_not_embedded(photo_dir, tmp_path):
+    """The last progress line of `retr index` (stderr, not a terminal) says how many photos were
+    embedded and how many skipped, agreeing with the summary on stdout."""
+    data = (DEMO / "eagle.jpg").read_bytes()
+    (photo_dir / "truncated.jpg").write_bytes(data[: len(data) // 3])
+    p = run_retr("index", photo_dir, "--index", tmp_path / "idx", "--no-captions", check=0)
+    assert "added 4, updated 0, moved 0, removed 0, unchanged 0, failed 1" in p.stdout, p.stdout
+    progress = [line for line in p.stderr.splitlines() if line.startswith("retr: embedded ")]
+    assert progress and progress[-1] == "retr: embedded 4/5, skipped 1", p.stderr
