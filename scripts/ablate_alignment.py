@@ -165,8 +165,10 @@ lines = ["# Alignment ablation (Flickr8k dev, 1K protocol)", "",
          f"Made by `python scripts/ablate_alignment.py` on {platform.node() or 'this machine'} "
          f"({os.cpu_count()} cores). Frozen backbone + frozen all-MiniLM-L6-v2 features (train photos "
          "and their mirror images), heads trained on Flickr8k train (6,091 photos), early stopping on 8% "
-         "of train; dev = 1,000 photos as gallery, 4,999 captions as queries. Mean over the seeds run "
-         "(seed noise about 0.5 R@1). Modality gap: distance between the mean image and mean text "
+         "of train; dev = 1,000 photos as gallery, 4,999 captions as queries. Mean over the seeds run; "
+         "R@1 of a row run with several seeds is mean ± standard deviation over them: the seed alone "
+         "moves R@1 by 1-3 points, so a difference between two one-seed rows smaller than that is not "
+         "evidence. Modality gap: distance between the mean image and mean text "
          "embedding (Liang et al. 2022). train s: wall seconds of the training run, taken while other "
          "jobs loaded the machine (load average 5-13): not a speed figure.", "",
          "| row | what | seeds | t2i R@1 | R@5 | R@10 | i2t R@1 | R@5 | R@10 | gap | train s |",
@@ -176,8 +178,15 @@ for name in ROWS:
     if not rs:
         continue
     m = lambda d, k: sum(r[d][str(k)] if str(k) in r[d] else r[d][k] for r in rs) / len(rs)  # noqa: E731
+    def cell(d, k):
+        if k != 1 or len(rs) < 2:
+            return f"{m(d, k):.1f}"
+        v = [r[d]["1"] if "1" in r[d] else r[d][1] for r in rs]
+        mu = sum(v) / len(v)
+        return f"{mu:.1f} ± {(sum((x - mu) ** 2 for x in v) / (len(v) - 1)) ** 0.5:.1f}"
+
     lines.append(f"| {name} | {ROWS[name][2]} | {len(rs)} | " + " | ".join(
-        f"{m(d, k):.1f}" for d in ("t2i", "i2t") for k in (1, 5, 10))
+        cell(d, k) for d in ("t2i", "i2t") for k in (1, 5, 10))
         + f" | {sum(r['gap'] for r in rs) / len(rs):.3f} | {sum(r['seconds'] for r in rs) / len(rs):.0f} |")
 Path(a.out + ".md").write_text("\n".join(lines) + "\n")
 print("\n".join(lines))

@@ -13,6 +13,7 @@ ap.add_argument('--dim', type=int, default=512); ap.add_argument('--seed', type=
 ap.add_argument('--ls', type=float, default=0.0, help='label smoothing')
 ap.add_argument('--maxscale', type=float, default=100.)
 ap.add_argument('--save', default=None)
+ap.add_argument('--batchview', action='store_true', help='one view (original or mirrored) for the whole batch')
 a = ap.parse_args()
 torch.manual_seed(a.seed); rng = np.random.default_rng(a.seed)
 names = a.names.split(',')
@@ -39,7 +40,7 @@ for ep in range(a.epochs):
     m.train(); order = rng.permutation(tr)
     for s in range(spe):
         b = order[s*a.bs:(s+1)*a.bs]
-        v = rng.integers(0, views.shape[0], len(b))
+        v = rng.integers(0, views.shape[0], len(b)) if not a.batchview else int(rng.integers(0, views.shape[0]))
         x = torch.from_numpy(views[v, b])
         k = a.caps
         c = np.array([rng.choice(caps_of[int(p)], k, replace=len(caps_of[int(p)]) < k) for p in b])  # (B,k)
