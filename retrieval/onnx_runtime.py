@@ -166,6 +166,23 @@ def _calibration_batches(image_sizes: list[int], input_names: list[str], batch: 
 STALE_QUANTISATION_S = 3600
 
 
+def remove_stale_quantisation(folder: str | Path) -> None:
+    """Remove the ``folder/.q-*`` working folders of :func:`quantize_image_model` runs that were
+    killed (SIGKILL, power loss), once :data:`STALE_QUANTISATION_S` old. No lock guards the
+    folder, so age tells a dead run's folder from a live one's (a live run takes ~20 s).
+    Called by every quantisation and by every int8 load, so a folder left by a run killed just
+    before a successful rerun is removed later too."""
+    import shutil
+    import time
+
+    for old in Path(folder).glob(".q-*"):
+        try:
+            if old.is_dir() and time.time() - old.stat().st_mtime > STALE_QUANTISATION_S:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:  # gone meanwhile (another run cleaned it up)
+            pass
+
+
 def quantize_image_model(folder: str | Path) -> Path:
     """Write ``folder/image.int8.onnx``: ``image.onnx`` with its backbone quantised to int8.
 
@@ -185,9 +202,7 @@ def quantize_image_model(folder: str | Path) -> Path:
     Raises:
         FileNotFoundError: no ``image.onnx`` or no calibration photos in ``folder``.
     """
-    import shutil
     import tempfile
-    import time
 
     import onnx
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
@@ -201,12 +216,7 @@ def quantize_image_model(folder: str | Path) -> Path:
     if not any(CALIBRATION_DIR.glob("*.jpg")):
         raise FileNotFoundError(f"{CALIBRATION_DIR}: no calibration photos")
     sizes = [int(x) for x in (folder / "image_size.txt").read_text().split()]
-    for old in folder.glob(".q-*"):  # left by a killed run: no lock guards this folder, so go by age
-        try:
-            if old.is_dir() and time.time() - old.stat().st_mtime > STALE_QUANTISATION_S:
-                shutil.rmtree(old, ignore_errors=True)
-        except OSError:  # gone meanwhile (another run cleaned it up)
-            pass
+    remove_stale_quantisation(folder)
     with tempfile.TemporaryDirectory(dir=folder, prefix=".q-") as t:
         pre = Path(t) / "pre.onnx"
         quant_pre_process(str(src), str(pre))  # shape inference + graph optimisation, as ORT recommends
@@ -330,6 +340,7 @@ class OnnxImageEncoder:
                                                         "using float32", e)
             if q.is_file():
                 path = q
+                remove_stale_quantisation(folder)
         self.precision = "int8" if path.name == IMAGE_INT8_FILE else "fp32"
         self.session = _session(path, threads=threads)
         self.input_names = [i.name for i in self.session.get_inputs()]

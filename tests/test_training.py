@@ -215,3 +215,37 @@ def test_readable_photos_are_cached_and_a_repaired_photo_is_checked_again(tmp_pa
     c = readable_photos(full, d, tmp_path / "cache", lambda p, r: skipped.append(p))
     assert skipped == [str(d / "eagle.jpg")] and "cat.jpg" in c.file_names
     assert readable_photos(full, DEMO, None) is full
+
+
+def test_readable_photos_second_run_decodes_only_last_runs_failures(tmp_path, monkeypatch):
+    """A cached check decodes again only the photos that failed, so a passing cause (an I/O error)
+    does not leave a good photo out for good, and the skip line names this run's --images path."""
+    import shutil
+
+    import retrieval.training.features as features
+    from retrieval.coco import load_coco_captions
+    from retrieval.decode import DecodeError
+
+    d = tmp_path / "photos"
+    shutil.copytree(DEMO, d)
+    full = load_coco_captions(DEMO_CAPTIONS)
+    real, decoded, flaky = features.load_image, [], {"on": True}
+
+    def load(path, **kw):
+        decoded.append(path.name)
+        if flaky["on"] and path.name == "cat.jpg":
+            raise DecodeError(str(path), "cannot read file (Input/output error)")
+        return real(path, **kw)
+
+    monkeypatch.setattr(features, "load_image", load)
+    skipped = []
+    c = features.readable_photos(full, d, tmp_path / "cache", lambda p, r: skipped.append(p))
+    assert "cat.jpg" not in c.file_names and skipped == [str(d / "cat.jpg")]
+    assert sorted(decoded) == sorted(full.file_names)
+    decoded.clear()
+    flaky["on"] = False
+    other = tmp_path / "link"
+    other.symlink_to(d)
+    skipped = []
+    c = features.readable_photos(full, other, tmp_path / "cache", lambda p, r: skipped.append(p))
+    assert decoded == ["cat.jpg"] and skipped == [] and c is full

@@ -40,9 +40,11 @@ def readable_photos(corpus: CaptionCorpus, image_dir: str | Path, cache_dir: str
     in JPEG draft mode: fast, and a truncated file still fails); one that fails (missing,
     unreadable, empty, not an image, truncated, too large) is reported as ``on_skip(path, reason)``,
     the :class:`~retrieval.decode.DecodeError`'s path and one-line reason (what ``retr index``
-    reports), and left out with its captions. The outcome is cached in ``cache_dir`` under a key of
-    the folder and each file's name, size and times, so a second run over unchanged files decodes
-    nothing (and reports the same skips); a changed, added or repaired file is checked again.
+    reports), and left out with its captions. Which photos failed is cached in ``cache_dir`` under a
+    key of the folder and each file's name, size and times, so a second run over unchanged files
+    decodes only the photos that failed last time (again: a cause such as an I/O error may have
+    passed); a changed or added file is checked again. JPEGs are decoded at reduced scale, so a
+    photo can still fail at full size (memory) in :func:`image_features`.
 
     Args:
         corpus: the photos (``file_names`` relative to ``image_dir``) and their captions.
@@ -68,24 +70,26 @@ def readable_photos(corpus: CaptionCorpus, image_dir: str | Path, cache_dir: str
             stats.append(f"{f}\x01-")
     cache = (Path(cache_dir) / f"readable-{_key('readable', str(image_dir.resolve()), *stats)}.json"
              if cache_dir else None)
-    bad: list[tuple[int, str, str]] | None = None  # (photo index, path, reason)
+    suspects: list[int] | None = None  # photos to decode: all, or only those that failed last time
     if cache and cache.exists():
         try:
-            bad = [(int(i), str(p), str(r)) for i, p, r in json.loads(cache.read_text())]
+            suspects = [int(i) for i in json.loads(cache.read_text())]
+            if any(not 0 <= i < len(corpus.file_names) for i in suspects):
+                suspects = None
         except (ValueError, TypeError, OSError):  # a damaged cache: check again
-            bad = None
-    if bad is None:
-        bad = []
-        for i, f in enumerate(corpus.file_names):
-            try:
-                load_image(image_dir / f, draft_size=(64, 64))
-            except DecodeError as e:
-                bad.append((i, e.path, e.reason))
-        if cache:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_suffix(".tmp")
-            tmp.write_text(json.dumps(bad))
-            tmp.replace(cache)
+            suspects = None
+    cached = suspects
+    bad: list[tuple[int, str, str]] = []  # (photo index, path, reason)
+    for i in range(len(corpus.file_names)) if suspects is None else suspects:
+        try:  # a photo that failed last time is decoded again: its cause may have been passing (I/O, memory)
+            load_image(image_dir / corpus.file_names[i], draft_size=(64, 64))
+        except DecodeError as e:
+            bad.append((i, e.path, e.reason))
+    if cache and [i for i, _, _ in bad] != cached:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps([i for i, _, _ in bad]))
+        tmp.replace(cache)
     for _, p, r in bad:
         (on_skip or (lambda p, r: log.warning("skipped %s: %s", p, r)))(p, r)
     if not bad:

@@ -89,11 +89,11 @@ def evaluate(captions: str | Path, images: str | Path, *, encoder=None, folds: i
     if folds < 0 or folds == 1:
         raise ValueError(f"--folds must be 0 (no cross-validation) or at least 2, not {folds}")
     encoder = encoder or load_encoder()
+    if folds and not hasattr(encoder, "backbone_name"):
+        raise ValueError("--folds trains alignment heads; it needs a retr encoder")
     corpus = readable_photos(load_coco_captions(captions), images, cache_dir, on_skip)
     if not hasattr(encoder, "backbone_name"):
         # any other Encoder (e.g. hf:): embed photos and captions with it, no retr heads involved
-        if folds:
-            raise ValueError("--folds trains alignment heads; it needs a retr encoder")
         from ..decode import load_image
 
         batch = 32
