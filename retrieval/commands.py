@@ -40,6 +40,14 @@ def _skipped(path: str, reason: str) -> None:
     _err(f"skipped {path}: {reason}")
 
 
+def _need_corpus(captions: Path, images: Path) -> None:
+    """Refuse, in one line, a captions file or photo folder that is not there (train, eval)."""
+    if not captions.is_file():
+        _fail(f"{captions}: captions file not found")
+    if not images.is_dir():
+        _fail(f"{images}: no such folder (--images is the folder of the photos)")
+
+
 def _sigterm_to_interrupt() -> None:
     def handler(signum, frame):
         raise KeyboardInterrupt
@@ -140,7 +148,7 @@ def index(
 
     def on_error(p, reason):
         state["errors"] += 1
-        _err(f"skipped {p}: {reason}")
+        _skipped(p, reason)
 
     def skipped(done):
         if done == 0:
@@ -339,10 +347,7 @@ def train(
     from .training.align import AlignConfig
     from .training.pipeline import train_encoder
 
-    if not captions.is_file():
-        _fail(f"{captions}: captions file not found")
-    if not images.is_dir():
-        _fail(f"{images}: no such folder (--images is the folder of the photos)")
+    _need_corpus(captions, images)
     try:
         cfg = AlignConfig(max_epochs=epochs, seed=seed, loss=loss, adversarial=adversarial, dropout=dropout,
                           text_dropout=text_dropout, captions_per_photo=captions_per_photo)
@@ -395,12 +400,9 @@ def train_captioner_cmd(
     from .training.captioner import CaptionerConfig
     from .training.pipeline import train_captioner_on_corpus
 
-    if not captions.is_file():
-        _fail(f"{captions}: captions file not found")
+    _need_corpus(captions, images)
     if corpus is not None and not corpus.is_file():
         _fail(f"{corpus}: corpus file not found")
-    if not images.is_dir():
-        _fail(f"{images}: no such folder (--images is the folder of the photos)")
     try:
         info = train_captioner_on_corpus(
             captions, images, out, encoder=load_encoder(encoder),
@@ -431,14 +433,13 @@ def eval_cmd(
     _setup_logging()
     from .decode import DecodeError
     from .encoder import EncoderError, load_encoder
-    from .training.pipeline import evaluate
+    from .training.pipeline import check_folds, evaluate
 
-    if folds == 1:
-        _fail("--folds must be 0 (no cross-validation) or at least 2, not 1", 2)
-    if not captions.is_file():
-        _fail(f"{captions}: captions file not found")
-    if not images.is_dir():
-        _fail(f"{images}: no such folder (--images is the folder of the photos)")
+    try:
+        check_folds(folds)
+    except ValueError as e:
+        _fail(str(e), 2)
+    _need_corpus(captions, images)
     try:
         res = evaluate(captions, images, encoder=load_encoder(encoder), folds=folds, on_skip=_skipped)
     except (ValueError, DecodeError, EncoderError, OSError) as e:

@@ -193,8 +193,7 @@ def quantize_image_model(folder: str | Path) -> Path:
     Recall@1/5/10 stay within 0.6 points of float32 (docs/bench.md), at half the CPU per photo.
 
     Each run works in a temporary folder ``folder/.q-*``; one left behind by a run that was
-    killed (SIGKILL, power loss) is removed by the next run once it is
-    :data:`STALE_QUANTISATION_S` old (a live run takes ~20 s).
+    killed (SIGKILL, power loss) is removed by :func:`remove_stale_quantisation`.
 
     Returns:
         the written path (written under a temporary name, then renamed into place).

@@ -177,12 +177,11 @@ for name in ROWS:
     rs = [r for r in recs if r["row"] == name]
     if not rs:
         continue
-    m = lambda d, k: sum(r[d][str(k)] if str(k) in r[d] else r[d][k] for r in rs) / len(rs)  # noqa: E731
-    def cell(d, k):
-        if k != 1 or len(rs) < 2:
-            return f"{m(d, k):.1f}"
-        v = [r[d]["1"] if "1" in r[d] else r[d][1] for r in rs]
+    def cell(d, k):  # mean over seeds; R@1 of several seeds also gets its standard deviation
+        v = [r[d][str(k)] if str(k) in r[d] else r[d][k] for r in rs]
         mu = sum(v) / len(v)
+        if k != 1 or len(v) < 2:
+            return f"{mu:.1f}"
         return f"{mu:.1f} ± {(sum((x - mu) ** 2 for x in v) / (len(v) - 1)) ** 0.5:.1f}"
 
     lines.append(f"| {name} | {ROWS[name][2]} | {len(rs)} | " + " | ".join(

@@ -191,8 +191,8 @@ def test_train_eval_and_train_captioner_skip_unreadable_photos(tmp_path):
 
 
 def test_readable_photos_are_cached_and_a_repaired_photo_is_checked_again(tmp_path):
-    """The check's outcome is cached per file state: the same skips again without decoding, and a
-    photo put back is used on the next run; rows of the result stay aligned with its captions."""
+    """The check's outcome is cached per file state: the same skips again, and a photo put back is
+    used on the next run; rows of the result stay aligned with its captions."""
     import shutil
 
     from retrieval.coco import load_coco_captions

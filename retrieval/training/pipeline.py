@@ -12,6 +12,16 @@ from .align import AlignConfig, embed_features, train_alignment
 from .features import image_features, readable_photos, text_features
 
 
+def check_folds(folds: int) -> None:
+    """Refuse a ``--folds`` value that cannot mean anything, before any work.
+
+    Raises:
+        ValueError: ``folds`` is negative or 1 (0 = no cross-validation, else K >= 2).
+    """
+    if folds < 0 or folds == 1:
+        raise ValueError(f"--folds must be 0 (no cross-validation) or at least 2, not {folds}")
+
+
 def kfold_photo_splits(n_photos: int, k: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
     """K disjoint test folds over photo indices (all of a photo's captions go with it).
 
@@ -86,8 +96,7 @@ def evaluate(captions: str | Path, images: str | Path, *, encoder=None, folds: i
     """
     from ..encoder import load_encoder
 
-    if folds < 0 or folds == 1:
-        raise ValueError(f"--folds must be 0 (no cross-validation) or at least 2, not {folds}")
+    check_folds(folds)
     encoder = encoder or load_encoder()
     if folds and not hasattr(encoder, "backbone_name"):
         raise ValueError("--folds trains alignment heads; it needs a retr encoder")

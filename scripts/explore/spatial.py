@@ -6,7 +6,7 @@ pooling over the 7x7 map, and the alignment heads, from the cached input of the 
     PYTHONPATH=scripts/explore python scripts/explore/spatial.py --ft none --pool attn
 """
 from common import *
-import argparse, copy, torch.nn as nn, torch.nn.functional as F
+import argparse, copy, torch.nn as nn
 from retrieval.alignment import ProjectionHead
 from retrieval.backbones import Backbone
 from retrieval.losses.infonce import multi_positive_infonce
@@ -99,9 +99,9 @@ def emb_img(split_in, extra, v, idx):
 def emb_txt(t):
     thead.eval()
     with torch.no_grad(): return thead(torch.from_numpy(t)).numpy()
+parts = dict(ihead=ihead, thead=thead, block=block, head=head, **({'pool': pool} if pool else {}))
 def state():
-    return {n: {k: v.clone() for k, v in m_.state_dict().items()} for n, m_ in
-            dict(ihead=ihead, thead=thead, block=block, head=head, **({'pool': pool} if pool else {})).items()}
+    return {n: {k: v.clone() for k, v in m_.state_dict().items()} for n, m_ in parts.items()}
 best, bs_, be, bad = -1, None, 0, 0
 t0 = time.time()
 for ep in range(a.epochs):
@@ -121,7 +121,7 @@ for ep in range(a.epochs):
     else:
         bad += 1
         if bad >= a.patience: break
-for n, m_ in dict(ihead=ihead, thead=thead, block=block, head=head, **({'pool': pool} if pool else {})).items():
+for n, m_ in parts.items():
     m_.load_state_dict(bs_[n])
 # dev: run the (possibly fine-tuned) block+head from the cut features
 a_ft = a.ft; a.ft = 'block'
