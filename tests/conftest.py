@@ -44,7 +44,7 @@ def run_retr(*args, cwd=None, env=None, check=None) -> subprocess.CompletedProce
     e.pop("RETR_INDEX", None)
     if env:
         e.update(env)
-    p = subprocess.run([sys.executable, "-m", "retrieval.cli", *map(str, args)], capture_output=True, text=True,
+    p = subprocess.run([sys.executable, "-m", "retrieval", *map(str, args)], capture_output=True, text=True,
                        cwd=cwd, env=e, timeout=600)
     if check is not None:
         assert p.returncode == check, f"exit {p.returncode}\nstdout:{p.stdout}\nstderr:{p.stderr}"

@@ -197,10 +197,10 @@ def test_unwritable_output_and_damaged_export_are_one_line(demo_index, encoder, 
     from retrieval import onnx_runtime
 
     with open("/dev/full", "w") as full:
-        p = subprocess.run([sys.executable, "-m", "retrieval.cli", "caption", str(DEMO / "cat.jpg")],
+        p = subprocess.run([sys.executable, "-m", "retrieval", "caption", str(DEMO / "cat.jpg")],
                            stdout=full, stderr=subprocess.PIPE, text=True, timeout=600)
     assert p.returncode == 1 and p.stderr.strip() == "retr: cannot write output (No space left on device)", p.stderr
-    p = subprocess.run(f"{sys.executable} -m retrieval.cli search 'a cat' --index {demo_index} >&-", shell=True,
+    p = subprocess.run(f"{sys.executable} -m retrieval search 'a cat' --index {demo_index} >&-", shell=True,
                        stderr=subprocess.PIPE, text=True, timeout=600)
     assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr
     cache = tmp_path / "cache"

@@ -1,0 +1,4 @@
+"""`python -m retrieval ...` runs the `retr` command line (the same as the `retr` script)."""
+from retrieval.cli import main
+
+main()
