@@ -1,4 +1,4 @@
 """`python -m retrieval ...` runs the `retr` command line (the same as the `retr` script)."""
-from retrieval.cli import main
+from retrieval.app.cli import main
 
 main()

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import ann
-from .files import is_image_name
-from .reader import StoreError, open_sqlite_reader, read_faiss
+from retrieval.store import ann
+from retrieval.io.files import is_image_name
+from retrieval.store.queries import StoreError, open_sqlite_reader, read_faiss
 
 
 class QueryError(ValueError):
@@ -47,7 +47,7 @@ class Index:
     embedding, and must be the same (name and version) as the index records.
     An SQLite index is read for queries with the standard library's ``sqlite3``
     (no SQLAlchemy import: a faster cold start); :attr:`store`, the full
-    SQLAlchemy :class:`retrieval.store.Store`, is opened on first use.
+    SQLAlchemy :class:`retrieval.store.database.Store`, is opened on first use.
 
     Args:
         path: index folder.
@@ -76,9 +76,9 @@ class Index:
 
     @property
     def store(self):
-        """The index's :class:`retrieval.store.Store` (SQLAlchemy; opened on first use)."""
+        """The index's :class:`retrieval.store.database.Store` (SQLAlchemy; opened on first use)."""
         if self._store is None:
-            from .store import Store
+            from retrieval.store.database import Store
 
             self._store = Store(self.path, db_url=self._db_url)
         return self._store
@@ -86,7 +86,7 @@ class Index:
     @property
     def encoder(self):
         if self._encoder is None:
-            from .encoder import load_encoder
+            from retrieval.encoders.base import load_encoder
 
             spec = self.reader.get_meta("encoder_spec")
             self._encoder = load_encoder(spec or None)
@@ -102,7 +102,7 @@ class Index:
         """The encoder for text queries: the ONNX export of the index's encoder when
         there is one (no torch import), else the encoder itself."""
         if self._text_encoder is None:
-            from . import onnx_runtime
+            from retrieval.encoders import onnx_runtime
 
             want = self.reader.get_meta("encoder_id")
             if self._encoder is None and want and onnx_runtime.has_export(want):
@@ -146,7 +146,7 @@ class Index:
             raise QueryError(f"{query}: is a folder; give words, or the path of one photo")
         if isinstance(query, Path) or (isinstance(query, str) and not as_text and "\n" not in query
                                        and len(query) < 4096 and os.path.isfile(query)):
-            from .decode import DecodeError, load_image
+            from retrieval.io.decode import DecodeError, load_image
 
             try:
                 im = load_image(query, max_megapixels=max_megapixels)
@@ -186,7 +186,7 @@ class Index:
 
         Flat indexes are exact; HNSW and IVF indexes give ``max(100, 10*k)`` candidates that
         are re-scored exactly with their float32 vectors read from the database
-        (:func:`retrieval.ann.candidates`, :func:`retrieval.ann.rerank`): scores are exact cosines.
+        (:func:`retrieval.store.ann.candidates`, :func:`retrieval.store.ann.rerank`): scores are exact cosines.
         """
         table = "texts" if texts else "photos"
         idx = self._index(table)

@@ -26,8 +26,8 @@ import platform
 import time
 from pathlib import Path
 
-from retrieval.coco import load_coco_captions
-from retrieval.metrics import modality_gap, recall_at_k
+from retrieval.io.coco import load_coco_captions
+from retrieval.training.metrics import modality_gap, recall_at_k
 from retrieval.training.align import AlignConfig, embed_features, train_alignment
 from retrieval.training.features import image_features, text_features
 
@@ -124,7 +124,7 @@ def write(rec):
 for spec in a.from_checkpoint:
     import torch
 
-    from retrieval.encoder import load_encoder
+    from retrieval.encoders.base import load_encoder
 
     name, path = spec.split("=", 1)
     bb, over, _ = ROWS[name]

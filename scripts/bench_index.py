@@ -13,7 +13,7 @@ In-process rows time one pass over the photos after the model is loaded and one 
   (a) torch path (``load_encoder(runtime="torch")``): ``load_image`` then ``encode_images([im])``
       per photo, the obvious loop;
   (b) torch path, batches of --batch;
-  (c*) the indexer's own step, ``retrieval.indexer.embed_locally`` (content hash, decode with JPEG
+  (c*) the indexer's own step, ``retrieval.indexing.indexer.embed_locally`` (content hash, decode with JPEG
       draft mode, resize, embed) with 2 workers, for the ONNX Runtime image model in float32
       and int8, with the embedding either in the main thread (ONNX Runtime's default threads:
       how retr indexed before) or in the workers (one ONNX Runtime thread each: retr now);
@@ -21,7 +21,7 @@ In-process rows time one pass over the photos after the model is loaded and one 
       one-photo beam search (``Captioner.caption_embeddings``) versus the indexer's batched one
       (``Captioner.beam_search_batch``, same captions).
 
-CLI rows run ``python -m retrieval.cli index FOLDER --index TMP`` into a fresh index each run
+CLI rows run ``python -m retrieval index FOLDER --index TMP`` into a fresh index each run
 (interpreter start-up, imports and model loading included): --no-captions on the dev photos
 (float32, the default, and ``RETR_IMAGE_PRECISION=int8``), with captions, one photo (the fixed cost),
 and --no-captions on 12-megapixel JPEGs made for the benchmark (--big dev photos upscaled to
@@ -80,10 +80,10 @@ def _cpu() -> float:
 def child(mode: str, list_file: str, batch: int) -> None:
     """Print ``{"wall": s, "cpu": s}`` of one timed pass of ``mode`` over the listed photos."""
     paths = Path(list_file).read_text().split("\n")
-    from retrieval.decode import load_image
+    from retrieval.io.decode import load_image
 
     if mode in ("decode_full", "decode_draft", "hash"):
-        from retrieval.files import content_hash
+        from retrieval.io.files import content_hash
 
         draft = DRAFT if mode == "decode_draft" else None
         fn = (lambda p: content_hash(p)) if mode == "hash" else (lambda p: load_image(p, draft_size=draft))
@@ -94,11 +94,11 @@ def child(mode: str, list_file: str, batch: int) -> None:
         print(json.dumps({"wall": time.perf_counter() - t, "cpu": _cpu() - c}))
         return
 
-    from retrieval.encoder import load_encoder
+    from retrieval.encoders.base import load_encoder
 
     enc = load_encoder(runtime="torch" if mode.startswith("torch") else "auto")
     if mode.startswith("caption"):
-        from retrieval.captioner import load_captioner
+        from retrieval.captioning.model import load_captioner
         cap = load_captioner(None, enc.id)
         vecs = enc.encode_images([load_image(p, draft_size=DRAFT) for p in paths])
         fn = cap.caption_embeddings if mode == "caption_single" else cap.beam_search_batch
@@ -120,9 +120,9 @@ def child(mode: str, list_file: str, batch: int) -> None:
         return
 
     # onnx_<fp32|int8>_<main|workers>: the indexer's embed_locally with that image model
-    from retrieval import onnx_runtime
-    from retrieval.files import FileInfo
-    from retrieval.indexer import Todo, embed_locally
+    from retrieval.encoders import onnx_runtime
+    from retrieval.io.files import FileInfo
+    from retrieval.indexing.indexer import Todo, embed_locally
 
     _, precision, where = mode.split("_")
     if not onnx_runtime.has_export(enc.id):
@@ -195,7 +195,7 @@ def main() -> None:
             lists[name] = tmp / f"{name}.txt"
             lists[name].write_text("\n".join(str(p) for p in ps))
         # warm-up: makes the ONNX export and its int8 model if missing and warms the file cache
-        w, *_ = run_child([py, "-m", "retrieval.cli", "index", str(src[0]), "--index", str(tmp / "warm"),
+        w, *_ = run_child([py, "-m", "retrieval", "index", str(src[0]), "--index", str(tmp / "warm"),
                            "--no-captions"], env=env8)
         print(f"warm-up `retr index` of 1 photo (ONNX export and int8 model if missing): {w:.1f} s, not counted")
 
@@ -209,7 +209,7 @@ def main() -> None:
         def cli(folder, n, extra=(), env=None):
             def run(i):
                 idx = tmp / f"index-{time.monotonic_ns()}"
-                wall, rss, out, _, c = run_child([py, "-m", "retrieval.cli", "index", str(folder), "--index", str(idx),
+                wall, rss, out, _, c = run_child([py, "-m", "retrieval", "index", str(folder), "--index", str(idx),
                                                   *extra], env=env)
                 if f"added {n}," not in out:
                     sys.exit(f"unexpected CLI output: {out!r}")
@@ -307,7 +307,7 @@ def memory_section(a) -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="retr-bench-mem-") as t:
         tmp = Path(t)
-        w, *_ = run_child([sys.executable, "-m", "retrieval.cli", "index", str(names[0]), "--index",
+        w, *_ = run_child([sys.executable, "-m", "retrieval", "index", str(names[0]), "--index",
                                 str(tmp / "warm"), "--no-captions"])
         for n in sizes:
             photos = tmp / f"photos-{n}"
@@ -316,7 +316,7 @@ def memory_section(a) -> None:
                 os.symlink(p, photos / p.name)
             idx = tmp / f"index-{n}"
             la = os.getloadavg()[0]
-            w, m, out, _, _ = run_child([sys.executable, "-m", "retrieval.cli", "index", str(photos), "--index", str(idx),
+            w, m, out, _, _ = run_child([sys.executable, "-m", "retrieval", "index", str(photos), "--index", str(idx),
                                       "--no-captions"])
             if f"added {n}," not in out:
                 sys.exit(f"unexpected CLI output: {out!r}")

@@ -3,7 +3,7 @@
     python scripts/bench_presets.py [--data ../shared/data] [-n 300] [--runs 3]
 
 For each preset (``fast``, ``best``) it runs the real CLI,
-``python -m retrieval.cli index FOLDER --index TMP --no-captions --encoder PRESET``, over
+``python -m retrieval index FOLDER --index TMP --no-captions --encoder PRESET``, over
 the first N Flickr8k dev photos into a fresh index (interpreter start-up, imports and
 model loading included; the one-time ONNX export is done by an untimed warm-up run), and
 reports the median photos/s over --runs. Recall@1 is read from the preset's checkpoint,
@@ -37,8 +37,8 @@ a = ap.parse_args()
 
 import torch  # noqa: E402
 
-from retrieval.coco import load_coco_captions  # noqa: E402
-from retrieval.encoder import PRESETS  # noqa: E402
+from retrieval.io.coco import load_coco_captions  # noqa: E402
+from retrieval.encoders.base import PRESETS  # noqa: E402
 
 f8 = Path(a.data) / "flickr8k"
 dev = load_coco_captions(f8 / "captions_dev.json")
@@ -55,7 +55,7 @@ rows = []
 for preset in a.presets.split(","):
     card = torch.load(PRESETS[preset], map_location="cpu", weights_only=True)["config"]
     r = card["card"].get("dev_recall", {})
-    cmd = [sys.executable, "-m", "retrieval.cli", "index", str(photos), "--no-captions", "--encoder", preset]
+    cmd = [sys.executable, "-m", "retrieval", "index", str(photos), "--no-captions", "--encoder", preset]
     subprocess.run(cmd + ["--index", str(tmp / "warm")], env=env, check=True, capture_output=True)
     shutil.rmtree(tmp / "warm")
     rates = []

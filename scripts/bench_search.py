@@ -240,10 +240,10 @@ def run_worker(method: str, npz: Path, n: int, seed: int, env_extra: dict | None
 
 def prepare(a, tmp: Path) -> tuple[Path, dict]:
     """Index the dev photos, embed the queries, fit the mixture; returns (npz path, info)."""
-    from retrieval.encoder import load_encoder
-    from retrieval.indexer import index_folder
+    from retrieval.encoders.base import load_encoder
+    from retrieval.indexing.indexer import index_folder
     from retrieval.search import Index
-    from retrieval.store import Store
+    from retrieval.store.database import Store
 
     f8 = Path(a.data).resolve() / "flickr8k"
     coco = json.loads((f8 / "captions_dev.json").read_text())

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from retrieval.captioner import CaptionBank
-from retrieval.coco import load_coco_captions
-from retrieval.encoder import load_encoder
+from retrieval.captioning.model import CaptionBank
+from retrieval.io.coco import load_coco_captions
+from retrieval.encoders.base import load_encoder
 from retrieval.training.features import image_features
 
 ap = argparse.ArgumentParser()

@@ -32,10 +32,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from retrieval.caption_metrics import _simple_tok, caption_scores, diversity
-from retrieval.captioner import (cider_against, consensus_cider, detokenize, document_frequencies, length_normalise,
+from retrieval.training.caption_metrics import _simple_tok, caption_scores, diversity
+from retrieval.captioning.model import (cider_against, consensus_cider, detokenize, document_frequencies, length_normalise,
                                  load_captioner)
-from retrieval.encoder import load_encoder
+from retrieval.encoders.base import load_encoder
 from retrieval.training.pipeline import image_features, load_coco_captions
 
 ap = argparse.ArgumentParser()

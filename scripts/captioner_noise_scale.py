@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from captioner_data import corpus_for_pretraining
-from retrieval.captioner import tokenize
-from retrieval.coco import load_coco_captions
-from retrieval.encoder import load_encoder
-from retrieval.metrics import modality_gap
+from retrieval.captioning.model import tokenize
+from retrieval.io.coco import load_coco_captions
+from retrieval.encoders.base import load_encoder
+from retrieval.training.metrics import modality_gap
 from retrieval.training.features import image_features, text_features
 
 ap = argparse.ArgumentParser()

@@ -16,7 +16,7 @@ import torch
 
 from captioner_data import corpus_for_pretraining
 from retrieval.training.features import _key, _save_atomic
-from retrieval.text import SentenceEncoder
+from retrieval.encoders.text import SentenceEncoder
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--data", default="../shared/data")

@@ -13,8 +13,8 @@ import os
 import time
 from pathlib import Path
 
-from retrieval.captioner import load_captioner
-from retrieval.encoder import load_encoder
+from retrieval.captioning.model import load_captioner
+from retrieval.encoders.base import load_encoder
 from retrieval.training.pipeline import evaluate_captioner
 
 ap = argparse.ArgumentParser()

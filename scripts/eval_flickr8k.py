@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 
 
-from retrieval.metrics import modality_gap, recall_at_k
-from retrieval.store import Store, TextRow
+from retrieval.training.metrics import modality_gap, recall_at_k
+from retrieval.store.database import Store, TextRow
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--data", default="../shared/data")
@@ -32,7 +32,7 @@ a = ap.parse_args()
 
 f8 = Path(a.data).resolve() / "flickr8k"
 coco = json.loads((f8 / f"captions_{a.split}.json").read_text())
-retr = [sys.executable, "-m", "retrieval.cli"]
+retr = [sys.executable, "-m", "retrieval"]
 with tempfile.TemporaryDirectory() as tmp:
     photos = Path(tmp) / "photos"
     photos.mkdir()

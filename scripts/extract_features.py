@@ -6,7 +6,7 @@
 import argparse
 import time
 
-from retrieval.coco import load_coco_captions
+from retrieval.io.coco import load_coco_captions
 from retrieval.training.features import image_features, text_features
 
 ap = argparse.ArgumentParser()

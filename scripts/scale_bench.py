@@ -102,7 +102,7 @@ def child(step: str, npz: str, n: int, seed: int) -> dict:
     kind = os.environ.get("SCALE_TYPE", "auto")
     Q = np.load(npz)["queries"]
     if step == "make":
-        from retrieval.store import Store, now_iso
+        from retrieval.store.database import Store, now_iso
 
         t = time.perf_counter()
         st = Store(d, create=True)
@@ -126,11 +126,11 @@ def child(step: str, npz: str, n: int, seed: int) -> dict:
         con.close()
         return {"make_s": time.perf_counter() - t, "db_bytes": sum(p.stat().st_size for p in d.glob("retr.sqlite*"))}
     if step == "build":
-        from retrieval.blas import import_faiss
+        from retrieval.store.blas import import_faiss
 
         import_faiss()  # in the baseline; OPENBLAS_CORETYPE as retr sets it
 
-        from retrieval.store import Store
+        from retrieval.store.database import Store
 
         st = Store(d)
         base = rss_mb()
@@ -143,7 +143,7 @@ def child(step: str, npz: str, n: int, seed: int) -> dict:
         return {"build_s": time.perf_counter() - t, "base_rss_mb": base, "peak_rss_mb": peak_mb(),
                 "faiss_bytes": (d / "photos.faiss").stat().st_size}
     if step == "exact":
-        from retrieval.reader import open_sqlite_reader
+        from retrieval.store.queries import open_sqlite_reader
 
         r = open_sqlite_reader(d)
         best_s = np.full((len(Q), K), -np.inf, np.float32)
@@ -175,7 +175,7 @@ def child(step: str, npz: str, n: int, seed: int) -> dict:
         return {"load_s": load_s, "lat": _lat(ts, cs), "recall": _recall(found, exact), "base_rss_mb": base,
                 "rss_mb": rss_mb(), "peak_rss_mb": peak_mb()}
     if step == "search":
-        from retrieval.blas import import_faiss
+        from retrieval.store.blas import import_faiss
 
         import_faiss()
 
@@ -195,7 +195,7 @@ def child(step: str, npz: str, n: int, seed: int) -> dict:
             ts.append((time.perf_counter() - t) * 1000)
             cs.append((time.thread_time() - c) * 1000)
             found.append(np.array([h.id for h in hits]))
-        from retrieval import ann
+        from retrieval.store import ann
 
         return {"open_s": open_s, "lat": _lat(ts, cs), "recall": _recall(found, exact), "base_rss_mb": base,
                 "rss_mb": rss_mb(), "peak_rss_mb": peak_mb(), "kind": ann.kind_of(ix._index("photos")),
@@ -204,7 +204,7 @@ def child(step: str, npz: str, n: int, seed: int) -> dict:
 
 
 def _load_all(d: Path):
-    from retrieval.reader import open_sqlite_reader
+    from retrieval.store.queries import open_sqlite_reader
 
     r = open_sqlite_reader(d)
     n, dim = r.count("photos"), r.dim()
@@ -232,7 +232,7 @@ def _recall(found, exact) -> float:
 # -- parent ------------------------------------------------------------------------------------------
 
 def prepare(a, tmp: Path) -> tuple[Path, dict]:
-    from retrieval.encoder import load_encoder
+    from retrieval.encoders.base import load_encoder
 
     enc = load_encoder()
     bb = enc.id.split("-")[1] + "-" + enc.id.split("-")[2] if enc.id.startswith("retr-") else ""
@@ -309,7 +309,7 @@ def run(a, run_worker) -> None:
                 if kind == "flat" and n > 100_000:
                     continue
                 if kind == "auto":
-                    from retrieval import ann
+                    from retrieval.store import ann
 
                     if ann.resolve("auto", n) in types:
                         continue  # already measured under its own name
@@ -400,8 +400,8 @@ def cold(a) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from benchlib import load_line, machine_line
 
-    from retrieval import onnx_runtime
-    from retrieval.encoder import load_encoder
+    from retrieval.encoders import onnx_runtime
+    from retrieval.encoders.base import load_encoder
 
     n = a.cold
     print(f"command: python scripts/bench_search.py --cold {n} --cold-runs {a.cold_runs}")
@@ -413,7 +413,7 @@ def cold(a) -> None:
     with tempfile.TemporaryDirectory(prefix="retr-bench-cold-") as t:
         tmp = Path(t)
         d = tmp / "index"
-        from retrieval.store import Store, now_iso
+        from retrieval.store.database import Store, now_iso
 
         st = Store(d, create=True)
         with st.session() as s:
@@ -444,19 +444,19 @@ def cold(a) -> None:
         empty.mkdir()
         py = sys.executable
         args = ["search", COLD_QUERY, "--index", str(d), "-k", "10"]
-        typer_code = ("import sys; sys.argv = ['retr'] + sys.argv[1:]; from retrieval.commands import app; app()")
+        typer_code = ("import sys; sys.argv = ['retr'] + sys.argv[1:]; from retrieval.app.commands import app; app()")
         variants = [
             ("interpreter start-up only: `python -c pass`", [py, "-c", "pass"], {}, None),
             ("imports only: numpy, faiss, onnxruntime, tokenizers", [py, "-c", "import numpy, faiss, onnxruntime, "
                                                                      "tokenizers"], {}, None),
-            ("**retr search (all of the below)**", [py, "-m", "retrieval.cli", *args], {}, None),
+            ("**retr search (all of the below)**", [py, "-m", "retrieval", *args], {}, None),
             ("without the argv fast path (the Typer app parses: +Typer, Click, pydantic)",
              [py, "-c", typer_code, *args], {}, None),
             ("without the stdlib-sqlite3 reader (SQLAlchemy Store: `RETR_DB=sqlite:///...`)",
-             [py, "-m", "retrieval.cli", *args], {"RETR_DB": f"sqlite:///{d / 'retr.sqlite'}"}, None),
+             [py, "-m", "retrieval", *args], {"RETR_DB": f"sqlite:///{d / 'retr.sqlite'}"}, None),
             ("without the cached optimised ONNX graph (first search after an export: optimise + save)",
-             [py, "-m", "retrieval.cli", *args], {}, opt),
-            ("torch path (no ONNX export: sentence-transformers + torch)", [py, "-m", "retrieval.cli", *args],
+             [py, "-m", "retrieval", *args], {}, opt),
+            ("torch path (no ONNX export: sentence-transformers + torch)", [py, "-m", "retrieval", *args],
              {"RETR_CACHE": str(empty)}, None),
         ]
         times = {v[0]: [] for v in variants}
@@ -520,13 +520,13 @@ def blas_child(n: int, nq: int) -> dict:
 
 def blas(a) -> None:
     """Each OPENBLAS_CORETYPE in its own child (set before faiss loads), rounds interleaved; and what
-    retrieval.blas picks on this CPU."""
+    retrieval.store.blas picks on this CPU."""
     import subprocess
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from benchlib import load_line, machine_line
 
-    from retrieval.blas import choose_coretype, cpu_flags
+    from retrieval.store.blas import choose_coretype, cpu_flags
 
     n, nq = 10_000, 1_000
     print(f"command: python scripts/bench_search.py --blas --blas-rounds {a.blas_rounds}")
@@ -552,6 +552,6 @@ def blas(a) -> None:
         m = statistics.median(res[ct])
         print(f"| {ct or '(unset)'} | {kern[ct]} | {m:.0f} | {', '.join(f'{x:.0f}' for x in res[ct])} | "
               f"{base / m:.2f}x |")
-    print(f"retrieval.blas picks {choose_coretype(cpu_flags())!r} on this CPU (avx512f/bw/dq/vl -> SkylakeX, "
+    print(f"retrieval.store.blas picks {choose_coretype(cpu_flags())!r} on this CPU (avx512f/bw/dq/vl -> SkylakeX, "
           f"avx2+fma -> Haswell)")
     print(f"at the end: {load_line()}")

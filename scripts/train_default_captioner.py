@@ -29,9 +29,9 @@ import numpy as np
 import torch
 
 from captioner_data import corpus_for_pretraining
-from retrieval.captioner import Captioner
-from retrieval.coco import load_coco_captions
-from retrieval.encoder import load_encoder
+from retrieval.captioning.model import Captioner
+from retrieval.io.coco import load_coco_captions
+from retrieval.encoders.base import load_encoder
 from retrieval.training.captioner import (CaptionerConfig, build_vocab, finetune_config, pretrain_config,
                                           save_captioner, train_captioner)
 from retrieval.training.features import image_features, text_features

@@ -10,9 +10,9 @@ import json
 from pathlib import Path
 
 
-from retrieval.coco import load_coco_captions
-from retrieval.encoder import save_alignment
-from retrieval.metrics import modality_gap, recall_at_k
+from retrieval.io.coco import load_coco_captions
+from retrieval.encoders.base import save_alignment
+from retrieval.training.metrics import modality_gap, recall_at_k
 from retrieval.training.align import AlignConfig, embed_features, train_alignment
 from retrieval.training.features import image_features, text_features
 

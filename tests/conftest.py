@@ -53,7 +53,7 @@ def run_retr(*args, cwd=None, env=None, check=None) -> subprocess.CompletedProce
 
 @pytest.fixture(scope="session")
 def encoder():
-    from retrieval.encoder import load_encoder
+    from retrieval.encoders.base import load_encoder
 
     return load_encoder()
 
@@ -61,8 +61,8 @@ def encoder():
 @pytest.fixture(scope="session")
 def demo_index(tmp_path_factory, encoder):
     """The demo photos indexed once (with their captions and generated captions) through the API."""
-    from retrieval.captioner import load_captioner
-    from retrieval.indexer import index_folder
+    from retrieval.captioning.model import load_captioner
+    from retrieval.indexing.indexer import index_folder
 
     d = tmp_path_factory.mktemp("demo_index")
     rep = index_folder(DEMO, d, encoder=encoder, captions_file=DEMO_CAPTIONS,

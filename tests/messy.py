@@ -8,7 +8,7 @@ from pathlib import Path
 
 from PIL import Image
 
-import retrieval.decode  # noqa: F401 - registers the HEIF opener and saver
+import retrieval.io.decode  # noqa: F401 - registers the HEIF opener and saver
 from conftest import DEMO
 
 GOOD = ["astronaut.jpg", "cat.jpg", "coffee.jpg"]

@@ -84,7 +84,9 @@ def test_onnx_paths_match_torch_and_search_skips_torch(demo_index, encoder):
 
     from PIL import Image
 
-    from retrieval import load_encoder, onnx_runtime
+    from retrieval import load_encoder
+
+    from retrieval.encoders import onnx_runtime
 
     assert onnx_runtime.has_export(encoder.id)
     torch_enc = load_encoder(runtime="torch")
@@ -108,7 +110,7 @@ def test_int8_image_model_stays_close_to_fp32_and_finds_the_demo_photos(demo_ind
     (cosine), and a text search of the int8 index finds the photo it describes."""
     from PIL import Image
 
-    from retrieval import onnx_runtime
+    from retrieval.encoders import onnx_runtime
 
     assert encoder._onnx()[0].precision == "fp32"  # the default
     d = onnx_runtime.export_dir(encoder.id)
@@ -135,7 +137,7 @@ def test_int8_falls_back_to_fp32_when_it_cannot_be_made(encoder, tmp_path, monke
     """An export whose int8 model cannot be made (no calibration photos) embeds in float32, as before."""
     import shutil
 
-    from retrieval import onnx_runtime
+    from retrieval.encoders import onnx_runtime
 
     d = tmp_path / "export"
     shutil.copytree(onnx_runtime.export_dir(encoder.id), d)
@@ -156,7 +158,7 @@ def test_quantisation_removes_the_working_folder_a_killed_run_left(encoder, tmp_
     import shutil
     import time
 
-    from retrieval import onnx_runtime
+    from retrieval.encoders import onnx_runtime
 
     encoder.export_fast_path()
     d = tmp_path / "export"
@@ -198,7 +200,7 @@ def test_batched_beam_search_gives_each_photo_its_own_captions(encoder):
     widths and length penalties; same n-best lists in the same order, scores up to float rounding."""
     from PIL import Image
 
-    from retrieval.captioner import load_captioner
+    from retrieval.captioning.model import load_captioner
 
     cap = load_captioner(None, encoder.id)
     f8 = SHARED / "flickr8k" / "images"
@@ -231,8 +233,8 @@ def test_embedding_in_the_workers_gives_the_main_thread_vectors(demo_index, enco
     (ONNX Runtime, ``concurrent_images``) or the calling thread does."""
     import os
 
-    from retrieval.files import FileInfo
-    from retrieval.indexer import Todo, embed_locally
+    from retrieval.io.files import FileInfo
+    from retrieval.indexing.indexer import Todo, embed_locally
 
     assert encoder.concurrent_images
     files = sorted(DEMO.glob("*.jpg")) + [DEMO.parent / "captions.json"]
@@ -257,7 +259,9 @@ def test_query_session_cache_keeps_weights_external_and_matches_torch(encoder, t
     external data (one .opt.onnx, no .data) is rebuilt."""
     import shutil
 
-    from retrieval import load_encoder, onnx_runtime
+    from retrieval import load_encoder
+
+    from retrieval.encoders import onnx_runtime
 
     if not onnx_runtime.has_export(encoder.id):
         encoder.export_fast_path()

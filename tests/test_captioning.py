@@ -10,7 +10,7 @@ from conftest import DEMO, DEMO_CAPTIONS, run_retr
 
 
 def test_bleu_matches_hand_computed_values():
-    from retrieval.caption_metrics import caption_scores
+    from retrieval.training.caption_metrics import caption_scores
 
     # hyp "a dog runs on grass" vs ref "a dog runs in the grass":
     # unigram precision 4/5, bigram 2/4 ("a dog", "dog runs"); hyp length 5 < ref 6: BP = exp(1 - 6/5)
@@ -21,7 +21,7 @@ def test_bleu_matches_hand_computed_values():
 
 
 def test_cider_prefers_the_right_caption():
-    from retrieval.caption_metrics import caption_scores
+    from retrieval.training.caption_metrics import caption_scores
 
     refs = {1: ["a dog runs on the grass", "a brown dog running in a field"],
             2: ["a man rides a bike down a street", "a cyclist on a city road"]}
@@ -32,7 +32,7 @@ def test_cider_prefers_the_right_caption():
 
 
 def test_diversity_of_identical_and_distinct_samples():
-    from retrieval.caption_metrics import diversity
+    from retrieval.training.caption_metrics import diversity
 
     same = diversity({1: ["a brown dog runs on the grass"] * 3})
     assert same["Div-1"] == pytest.approx(1 / 3) and same["mBLEU-4"] == pytest.approx(1.0, abs=1e-3)
@@ -42,7 +42,7 @@ def test_diversity_of_identical_and_distinct_samples():
 
 
 def test_rerank_orders():
-    from retrieval.captioner import rerank
+    from retrieval.captioning.model import rerank
 
     t = np.array([[1, 0], [0.8, 0.6], [0, 1]], np.float32)
     assert rerank(["a", "b", "c"], t, method="consensus")[0] == 1  # the middle one agrees with both
@@ -89,7 +89,7 @@ def test_text_only_training_decodes_from_a_nearby_embedding(tmp_path):
     near (not at) a caption's embedding, as a photo's embedding is."""
     import torch
 
-    from retrieval.captioner import Captioner, tokenize
+    from retrieval.captioning.model import Captioner, tokenize
     from retrieval.training.captioner import CaptionerConfig, save_captioner, train_captioner
 
     caps = ["a dog runs on the grass", "two children play in the snow", "a man rides a red bike",
@@ -131,7 +131,7 @@ def test_train_captioner_with_text_corpus(tmp_path):
 
 
 def test_length_penalty_changes_the_choice():
-    from retrieval.captioner import length_normalise
+    from retrieval.captioning.model import length_normalise
 
     short, long = (-3.0, 3), (-4.0, 8)  # (summed log-probability, tokens incl. <eos>)
     # no penalty: the short caption has the higher raw log-probability
@@ -147,7 +147,7 @@ def test_length_penalty_changes_the_choice():
 
 
 def test_mbr_picks_the_candidate_the_others_agree_with():
-    from retrieval.captioner import consensus_cider, document_frequencies
+    from retrieval.captioning.model import consensus_cider, document_frequencies
 
     cands = ["a dog runs on the grass", "a red car parked on a street", "a dog runs in the grass",
              "a dog is running on the grass", "two people sit on a bench"]
@@ -163,7 +163,7 @@ def test_mbr_picks_the_candidate_the_others_agree_with():
 
 
 def test_beam_scores_match_the_likelihood_and_decoding_is_deterministic():
-    from retrieval.captioner import Captioner, detokenize, length_normalise
+    from retrieval.captioning.model import Captioner, detokenize, length_normalise
 
     cap = Captioner()
     rng = np.random.default_rng(3)
@@ -185,7 +185,7 @@ def test_beam_scores_match_the_likelihood_and_decoding_is_deterministic():
 def test_cider_against_matches_pycocoevalcap():
     from pycocoevalcap.cider.cider import Cider
 
-    from retrieval.captioner import cider_against, document_frequencies
+    from retrieval.captioning.model import cider_against, document_frequencies
 
     refs = {0: ["a dog runs on the grass", "a brown dog running in a field"],
             1: ["a man rides a bike down a street", "a cyclist on a city road"],
@@ -198,7 +198,7 @@ def test_cider_against_matches_pycocoevalcap():
 
 
 def test_caption_bank_neighbour_reranking(tmp_path):
-    from retrieval.captioner import CaptionBank, Captioner
+    from retrieval.captioning.model import CaptionBank, Captioner
 
     cap = Captioner()
     rng = np.random.default_rng(5)
@@ -225,8 +225,8 @@ def test_caption_bank_neighbour_reranking(tmp_path):
 
 
 def test_caption_cli_decoding_options(encoder):
-    from retrieval.captioner import Captioner
-    from retrieval.decode import load_image
+    from retrieval.captioning.model import Captioner
+    from retrieval.io.decode import load_image
 
     p = run_retr("caption", DEMO / "horses.jpg", "--rerank", "nope", check=2)
     assert "--rerank" in p.stderr

@@ -52,7 +52,7 @@ def _rows(idx) -> dict[str, tuple]:
     """path -> (hash, width, height, size, mtime, vector (D,) float32) of an index's photos."""
     from sqlalchemy import select
 
-    from retrieval.store import Photo, Store
+    from retrieval.store.database import Photo, Store
 
     st = Store(idx)
     try:
@@ -79,7 +79,7 @@ def test_ray_index_equals_local_index_and_is_incremental(library, tmp_path):
     assert len(bad) == 1 and bad[0].startswith(f"retr: skipped {library / 'broken.jpg'}: truncated"), p.stderr
     assert all(line.startswith("retr: ") for line in p.stderr.splitlines()), p.stderr  # Ray's own logs are quiet
     assert not (dist / "shards").exists()  # merged and deleted
-    from retrieval import ann
+    from retrieval.store import ann
     from retrieval.search import Index
 
     ix = Index(dist)  # the shards were merged into an IVF index trained on a sample of the vectors
@@ -169,8 +169,8 @@ def test_unreachable_cluster_is_one_line(library, tmp_path):
 
 def test_without_ray_the_error_is_one_line(library, tmp_path, monkeypatch):
     """Ray missing: `require_ray` says how to install it; Ray that cannot be imported is one line too."""
-    from retrieval import distributed
-    from retrieval.indexer import IndexingError
+    from retrieval.indexing import distributed
+    from retrieval.indexing.indexer import IndexingError
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a))

@@ -194,7 +194,7 @@ def test_unwritable_output_and_damaged_export_are_one_line(demo_index, encoder, 
     import subprocess
     import sys
 
-    from retrieval import onnx_runtime
+    from retrieval.encoders import onnx_runtime
 
     with open("/dev/full", "w") as full:
         p = subprocess.run([sys.executable, "-m", "retrieval", "caption", str(DEMO / "cat.jpg")],

@@ -46,8 +46,8 @@ def test_own_caption_finds_photo_in_top5(dev100):
 
 def test_api_recall_matches_cli_index_vectors(dev100, encoder):
     """Recall@K from the index's stored vectors is far above chance both ways."""
-    from retrieval.metrics import recall_at_k
-    from retrieval.store import Store, TextRow
+    from retrieval.training.metrics import recall_at_k
+    from retrieval.store.database import Store, TextRow
     from sqlalchemy import select
 
     d, _ = dev100

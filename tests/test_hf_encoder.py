@@ -87,7 +87,7 @@ def test_encoder_api(tiny_clip, monkeypatch):
         monkeypatch.setenv(k, v)
     from PIL import Image
 
-    from retrieval.encoder import Encoder, load_encoder
+    from retrieval.encoders.base import Encoder, load_encoder
 
     enc = load_encoder(f"hf:{tiny_clip}")
     assert isinstance(enc, Encoder)
@@ -108,7 +108,7 @@ def test_encoder_api(tiny_clip, monkeypatch):
 def test_changed_checkpoint_is_another_encoder(tiny_clip, tmp_path, monkeypatch):
     for k, v in OFFLINE.items():
         monkeypatch.setenv(k, v)
-    from retrieval.hf_encoder import folder_digest
+    from retrieval.encoders.hf import folder_digest
 
     other = tmp_path / "tiny-clip"
     shutil.copytree(tiny_clip, other)
@@ -121,7 +121,7 @@ def test_changed_checkpoint_is_another_encoder(tiny_clip, tmp_path, monkeypatch)
 
 
 def test_bad_specs(tmp_path):
-    from retrieval.encoder import EncoderError, load_encoder
+    from retrieval.encoders.base import EncoderError, load_encoder
 
     with pytest.raises(EncoderError, match="not found") as e:
         load_encoder("hf:/nonexistent")

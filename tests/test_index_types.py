@@ -10,7 +10,7 @@ from conftest import DEMO, run_retr
 
 def _synthetic_index(path, n=3000, dim=64, seed=0):
     """An index folder whose photos table holds ``n`` random unit vectors (no encoder needed)."""
-    from retrieval.store import Photo, Store, now_iso
+    from retrieval.store.database import Photo, Store, now_iso
 
     rng = np.random.default_rng(seed)
     centres = rng.standard_normal((20, dim)).astype(np.float32)
@@ -29,7 +29,7 @@ def _synthetic_index(path, n=3000, dim=64, seed=0):
 
 @pytest.mark.parametrize("kind", ["hnsw", "ivf"])
 def test_approximate_types_match_flat(tmp_path, kind):
-    from retrieval import ann
+    from retrieval.store import ann
     from retrieval.search import Index
 
     st, v = _synthetic_index(tmp_path)
@@ -54,7 +54,7 @@ def test_approximate_types_match_flat(tmp_path, kind):
 
 
 def test_auto_is_flat_for_small_indexes_and_resolves_by_size():
-    from retrieval import ann
+    from retrieval.store import ann
 
     assert ann.resolve(None, 10) == "flat" and ann.resolve("auto", ann.AUTO_FLAT_MAX) == "hnsw"
     assert ann.resolve("ivf", 10) == "ivf"
@@ -63,7 +63,7 @@ def test_auto_is_flat_for_small_indexes_and_resolves_by_size():
 
 
 def test_database_is_source_of_truth_and_damaged_file_rebuilt(tmp_path):
-    from retrieval import ann
+    from retrieval.store import ann
     from retrieval.search import Index
 
     st, v = _synthetic_index(tmp_path, n=500)
@@ -89,7 +89,7 @@ def test_database_is_source_of_truth_and_damaged_file_rebuilt(tmp_path):
 
 
 def test_cli_index_type_recorded_switch_rebuilds(tmp_path, photo_dir):
-    from retrieval import ann
+    from retrieval.store import ann
     from retrieval.search import Index
 
     idx = tmp_path / "idx"
@@ -112,8 +112,8 @@ def test_cli_index_type_recorded_switch_rebuilds(tmp_path, photo_dir):
 
 
 def test_index_folder_rejects_unknown_type(tmp_path, encoder):
-    from retrieval import ann
-    from retrieval.indexer import index_folder
+    from retrieval.store import ann
+    from retrieval.indexing.indexer import index_folder
 
     with pytest.raises(ann.IndexTypeError):
         index_folder(DEMO / "cat.jpg", tmp_path, encoder=encoder, index_type="kd-tree")

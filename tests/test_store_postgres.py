@@ -38,7 +38,7 @@ def _pg_unavailable() -> str | None:
         reason = (f"${PG_ENV} is not set: no PostgreSQL server to test against (e.g. "
                   f"{PG_ENV}=postgresql+psycopg://retr:retr@127.0.0.1:5432/retr_test; .ci/postgres.sh sets one up)")
     else:
-        from retrieval.store import safe_url
+        from retrieval.store.database import safe_url
 
         try:
             engine = create_engine(url, connect_args={"connect_timeout": 5})
@@ -76,7 +76,7 @@ def backend(request, tmp_path):
         yield Backend("sqlite", None, f"sqlite:///{tmp_path / 'elsewhere' / 'meta.sqlite'}")
         return
     url = _require_pg()
-    from retrieval.store import drop_index_tables
+    from retrieval.store.database import drop_index_tables
 
     drop_index_tables(url)
     yield Backend("postgres", url, url)
@@ -104,7 +104,7 @@ def _exec(backend, idx, sql: str) -> None:
 
 def test_index_incremental_and_search(backend, photos, tmp_path, encoder):
     from retrieval import Index, index_folder
-    from retrieval.store import FORMAT_VERSION, SCHEMA_REVISION, Store, head_revision
+    from retrieval.store.database import FORMAT_VERSION, SCHEMA_REVISION, Store, head_revision
 
     idx = tmp_path / "idx"
     errors = []
@@ -177,7 +177,7 @@ def test_encoder_mismatch_and_rebuild(backend, photos, tmp_path, encoder):
 
 def test_format_version_error_says_how_to_rebuild(backend, photos, tmp_path, encoder):
     from retrieval import Index, StoreError, index_folder
-    from retrieval.store import Store
+    from retrieval.store.database import Store
 
     idx = tmp_path / "idx"
     index_folder(photos, idx, encoder=encoder, db_url=backend.url)
@@ -199,7 +199,7 @@ def test_format_version_error_says_how_to_rebuild(backend, photos, tmp_path, enc
 
 def test_damaged_database_says_how_to_rebuild(backend, photos, tmp_path, encoder):
     from retrieval import StoreError, index_folder
-    from retrieval.store import Store
+    from retrieval.store.database import Store
 
     idx = tmp_path / "idx"
     index_folder(photos, idx, encoder=encoder, db_url=backend.url)
@@ -268,7 +268,7 @@ def test_serve_with_db(backend, photos, tmp_path):
     port = _free_port()
     log = tmp_path / "serve.log"
     with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "retrieval.cli", "serve", "--index", str(idx), "--db", db,
+        proc = subprocess.Popen([sys.executable, "-m", "retrieval", "serve", "--index", str(idx), "--db", db,
                                  "--port", str(port)], stdout=out, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -313,7 +313,7 @@ def test_connection_failure_is_one_line_without_password(tmp_path):
 def test_index_made_before_alembic_is_stamped(tmp_path):
     """An SQLite index of retr before Alembic (meta with format_version 1, no alembic_version)
     opens as before and is stamped at the first revision."""
-    from retrieval.store import BASE_REVISION, Base, Store
+    from retrieval.store.database import BASE_REVISION, Base, Store
 
     idx = tmp_path / "idx"
     idx.mkdir()
@@ -334,7 +334,7 @@ def test_migrations_match_the_models(backend, tmp_path):
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    from retrieval.store import Base, Store
+    from retrieval.store.database import Base, Store
 
     st = Store(tmp_path / "idx", create=True, db_url=backend.url)
     try:

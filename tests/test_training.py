@@ -23,9 +23,9 @@ def test_kfold_splits_are_disjoint_by_photo(n, k):
 
 
 def test_trained_heads_beat_random_projection(tmp_path):
-    from retrieval.alignment import AlignmentNetwork
-    from retrieval.coco import load_coco_captions
-    from retrieval.metrics import recall_at_k
+    from retrieval.encoders.alignment import AlignmentNetwork
+    from retrieval.io.coco import load_coco_captions
+    from retrieval.training.metrics import recall_at_k
     from retrieval.training.align import AlignConfig, embed_features, train_alignment
     from retrieval.training.features import image_features, text_features
 
@@ -73,8 +73,8 @@ def test_concatenated_backbones_train_index_and_match_torch(tmp_path):
     whose ONNX path (one input per backbone, each at its native size) matches torch."""
     import numpy as np
 
-    from retrieval.decode import load_image
-    from retrieval.encoder import load_encoder
+    from retrieval.io.decode import load_image
+    from retrieval.encoders.base import load_encoder
 
     enc_path = tmp_path / "concat.pt"
     run_retr("train", DEMO_CAPTIONS, "--images", DEMO, "--out", enc_path, "--epochs", "20",
@@ -105,7 +105,7 @@ def test_text_dropout_and_captions_per_photo_reach_the_heads_and_bad_values_are_
     photos with fewer captions (drawn with replacement); k < 1 is refused."""
     import numpy as np
 
-    from retrieval.alignment import AlignmentNetwork
+    from retrieval.encoders.alignment import AlignmentNetwork
     from retrieval.training.align import AlignConfig, train_alignment
 
     net = AlignmentNetwork(16, 8, dim=4, hidden=0, dropout=0.7, text_dropout=0.1)
@@ -195,7 +195,7 @@ def test_readable_photos_are_cached_and_a_repaired_photo_is_checked_again(tmp_pa
     used on the next run; rows of the result stay aligned with its captions."""
     import shutil
 
-    from retrieval.coco import load_coco_captions
+    from retrieval.io.coco import load_coco_captions
     from retrieval.training.features import readable_photos
 
     d = _library_with_bad_photos(tmp_path)
@@ -223,8 +223,8 @@ def test_readable_photos_second_run_decodes_only_last_runs_failures(tmp_path, mo
     import shutil
 
     import retrieval.training.features as features
-    from retrieval.coco import load_coco_captions
-    from retrieval.decode import DecodeError
+    from retrieval.io.coco import load_coco_captions
+    from retrieval.io.decode import DecodeError
 
     d = tmp_path / "photos"
     shutil.copytree(DEMO, d)

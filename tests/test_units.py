@@ -7,7 +7,7 @@ from PIL import Image
 
 
 def test_recall_at_k_by_hand():
-    from retrieval.metrics import modality_gap, recall_at_k
+    from retrieval.training.metrics import modality_gap, recall_at_k
 
     img = np.eye(3, dtype=np.float32)
     # captions 0,1 belong to photo 0; caption 2 to photo 1; caption 3 to photo 2 (no ties anywhere)
@@ -21,7 +21,7 @@ def test_recall_at_k_by_hand():
 
 
 def test_decode_modes_and_orientation(tmp_path):
-    from retrieval.decode import DecodeError, load_image
+    from retrieval.io.decode import DecodeError, load_image
 
     base = Image.linear_gradient("L").resize((64, 32)).convert("RGB")
     base.save(tmp_path / "upright.jpg")
@@ -45,7 +45,7 @@ def test_decode_modes_and_orientation(tmp_path):
 
 
 def test_tokenize_detokenize():
-    from retrieval.captioner import detokenize, tokenize
+    from retrieval.captioning.model import detokenize, tokenize
 
     assert tokenize("A dog 's ball , on the beach .") == ["a", "dog's", "ball", "on", "the", "beach"]
     assert detokenize(["a", "man", "s", "dog"]) == "A man's dog."
@@ -53,7 +53,7 @@ def test_tokenize_detokenize():
 
 
 def test_walk_finds_images_case_insensitively_and_skips_index(tmp_path):
-    from retrieval.files import walk_images
+    from retrieval.io.files import walk_images
 
     (tmp_path / "a").mkdir()
     (tmp_path / "index").mkdir()

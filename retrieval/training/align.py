@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..alignment import AlignmentNetwork
-from ..losses.adversarial import ModalityDiscriminator
-from ..losses.hardest_negative import hardest_negative_hinge
-from ..losses.infonce import multi_positive_infonce
-from ..metrics import recall_at_k
+from retrieval.encoders.alignment import AlignmentNetwork
+from retrieval.training.losses.adversarial import ModalityDiscriminator
+from retrieval.training.losses.hardest_negative import hardest_negative_hinge
+from retrieval.training.losses.infonce import multi_positive_infonce
+from retrieval.training.metrics import recall_at_k
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..captioner import BOS, EOS, PAD, SPECIALS, UNK, CaptionCVAE, tokenize
+from retrieval.captioning.model import BOS, EOS, PAD, SPECIALS, UNK, CaptionCVAE, tokenize
 
 
 @dataclass

@@ -15,8 +15,8 @@ from typing import Callable
 
 import numpy as np
 
-from ..coco import CaptionCorpus
-from ..decode import DecodeError, load_image
+from retrieval.io.coco import CaptionCorpus
+from retrieval.io.decode import DecodeError, load_image
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +36,10 @@ def readable_photos(corpus: CaptionCorpus, image_dir: str | Path, cache_dir: str
                     on_skip: Callable[[str, str], None] | None = None) -> CaptionCorpus:
     """``corpus`` without the photos that cannot be decoded, and without their captions.
 
-    Each photo is decoded as :func:`image_features` will decode it (:func:`~retrieval.decode.load_image`,
+    Each photo is decoded as :func:`image_features` will decode it (:func:`~retrieval.io.decode.load_image`,
     in JPEG draft mode: fast, and a truncated file still fails); one that fails (missing,
     unreadable, empty, not an image, truncated, too large) is reported as ``on_skip(path, reason)``,
-    the :class:`~retrieval.decode.DecodeError`'s path and one-line reason (what ``retr index``
+    the :class:`~retrieval.io.decode.DecodeError`'s path and one-line reason (what ``retr index``
     reports), and left out with its captions. Which photos failed is cached in ``cache_dir`` under a
     key of the folder and each file's name, size and times, so a second run over unchanged files
     decodes only the photos that failed last time (again: a cause such as an I/O error may have
@@ -109,7 +109,7 @@ def image_features(corpus: CaptionCorpus, image_dir: str | Path, backbone_name: 
     Args:
         corpus: the photos (``file_names`` relative to ``image_dir``).
         image_dir: folder of the photos.
-        backbone_name: see :func:`retrieval.backbones.available_backbones`.
+        backbone_name: see :func:`retrieval.encoders.backbones.available_backbones`.
         cache_dir: where to keep ``.npy`` caches (``None``: no cache).
         flip: also return features of the horizontally mirrored photo.
         progress: optional callable ``progress(done, total)``.
@@ -125,7 +125,7 @@ def image_features(corpus: CaptionCorpus, image_dir: str | Path, backbone_name: 
     """
     from PIL import ImageOps
 
-    from ..backbones import Backbone
+    from retrieval.encoders.backbones import Backbone
 
     if "+" in backbone_name:
         parts = [image_features(corpus, image_dir, b, cache_dir, flip, batch_size, progress)
@@ -160,7 +160,7 @@ def text_features(texts: list[str], encoder_name: str, cache_dir: str | Path | N
     Returns:
         (N, 384) float32, L2-normalised.
     """
-    from ..text import SentenceEncoder
+    from retrieval.encoders.text import SentenceEncoder
 
     key = _key("txt", encoder_name, "\n".join(texts))
     cache = Path(cache_dir) / f"txt-{encoder_name}-{key}.npy" if cache_dir else None

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..coco import load_coco_captions
-from ..metrics import modality_gap, recall_at_k
-from .align import AlignConfig, embed_features, train_alignment
-from .features import image_features, readable_photos, text_features
+from retrieval.io.coco import load_coco_captions
+from retrieval.training.metrics import modality_gap, recall_at_k
+from retrieval.training.align import AlignConfig, embed_features, train_alignment
+from retrieval.training.features import image_features, readable_photos, text_features
 
 
 def check_folds(folds: int) -> None:
@@ -60,7 +60,7 @@ def train_encoder(captions: str | Path, images: str | Path, out: str | Path, *,
         ValueError: bad captions file, no readable photo, or too few photos. DecodeError: a
             photo became unreadable after the check.
     """
-    from ..encoder import save_alignment
+    from retrieval.encoders.base import save_alignment
 
     cache = Path(cache_dir) if cache_dir else Path(str(out) + ".cache")
     corpus = readable_photos(load_coco_captions(captions), images, cache, on_skip)
@@ -94,7 +94,7 @@ def evaluate(captions: str | Path, images: str | Path, *, encoder=None, folds: i
             photos; a bad captions file; no readable photo. DecodeError: a photo became
             unreadable after the check.
     """
-    from ..encoder import load_encoder
+    from retrieval.encoders.base import load_encoder
 
     check_folds(folds)
     encoder = encoder or load_encoder()
@@ -103,7 +103,7 @@ def evaluate(captions: str | Path, images: str | Path, *, encoder=None, folds: i
     corpus = readable_photos(load_coco_captions(captions), images, cache_dir, on_skip)
     if not hasattr(encoder, "backbone_name"):
         # any other Encoder (e.g. hf:): embed photos and captions with it, no retr heads involved
-        from ..decode import load_image
+        from retrieval.io.decode import load_image
 
         batch = 32
         pi = np.concatenate([encoder.encode_images([load_image(Path(images) / f)
@@ -165,8 +165,8 @@ def train_captioner_on_corpus(captions: str | Path, images: str | Path, out: str
         ValueError: bad captions or corpus file, or no readable photo. DecodeError: a photo
             became unreadable after the check.
     """
-    from ..encoder import load_encoder
-    from .captioner import (CaptionerConfig, finetune_config, load_text_corpus, save_captioner, train_captioner,
+    from retrieval.encoders.base import load_encoder
+    from retrieval.training.captioner import (CaptionerConfig, finetune_config, load_text_corpus, save_captioner, train_captioner,
                             train_two_stage)
 
     encoder = encoder or load_encoder()
@@ -216,10 +216,10 @@ def evaluate_captioner(captions: str | Path, images: str | Path, *, encoder=None
     """
     import torch
 
-    from ..caption_metrics import caption_scores, diversity
-    from ..captioner import load_captioner
-    from ..encoder import load_encoder
-    from .captioner import encode_captions
+    from retrieval.training.caption_metrics import caption_scores, diversity
+    from retrieval.captioning.model import load_captioner
+    from retrieval.encoders.base import load_encoder
+    from retrieval.training.captioner import encode_captions
 
     encoder = encoder or load_encoder()
     captioner = captioner or load_captioner(None, encoder.id)
@@ -272,7 +272,7 @@ def evaluate_captioner(captions: str | Path, images: str | Path, *, encoder=None
         # oracle: for each photo the sample with the best CIDEr against its references
         from pycocoevalcap.cider.cider import Cider
 
-        from ..caption_metrics import _simple_tok
+        from retrieval.training.caption_metrics import _simple_tok
 
         gts = {f"{i}#{j}": [_simple_tok(r) for r in refs[i]] for i in refs for j in range(n_samples)}
         res = {f"{i}#{j}": [_simple_tok(samples[i][j])] for i in refs for j in range(n_samples)}

@@ -3,8 +3,8 @@
 writes cls_/prob_ features for mp.py and reports the zero-shot Recall@K."""
 from common import *
 import importlib
-from retrieval.backbones import _SPECS
-from retrieval.text import SentenceEncoder
+from retrieval.encoders.backbones import _SPECS
+from retrieval.encoders.text import SentenceEncoder
 I = os.environ.get('IMAGENET_INFO', '/tmp/timm/x/timm/data/_info/')  # timm wheel's data/_info (Apache-2.0)
 lem = dict(l.rstrip('\n').split('\t') for l in open(I + 'imagenet_synset_to_lemma.txt'))
 names = [lem[s.strip()].split(',')[0].strip() for s in open(I + 'imagenet_synsets.txt') if s.strip()]
@@ -12,7 +12,7 @@ print(len(names), names[:5])
 E = SentenceEncoder('all-MiniLM-L6-v2').embed([f'a photo of a {n}.' for n in names], 256)
 def fc(name):
     if name == 'mobilenet-v2':
-        from retrieval.mobilenet import load_mobilenet_v2
+        from retrieval.encoders.mobilenet import load_mobilenet_v2
         net = load_mobilenet_v2(); lin = net.classifier[1]
     else:
         from efficientnet_lite_pytorch import EfficientNet

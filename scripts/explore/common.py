@@ -9,8 +9,8 @@ their cache keys for ../shared/data/flickr8k); results are appended to
 import os; os.environ.setdefault("OMP_NUM_THREADS","1")
 import sys, time, json, numpy as np, torch
 from pathlib import Path
-from retrieval.coco import load_coco_captions
-from retrieval.metrics import recall_at_k
+from retrieval.io.coco import load_coco_captions
+from retrieval.training.metrics import recall_at_k
 torch.set_num_threads(int(os.environ.get("T", "1")))
 C = Path(os.environ.get('RETR_FEATURES', 'cache/features'))  # scripts/ablate_alignment.py fills it
 f8 = Path(os.environ.get('RETR_DATA', '../shared/data')) / 'flickr8k'

@@ -2,7 +2,7 @@
 multi-caption batches (--caps), text-head dropout (--tdrop), label smoothing, --save embeddings."""
 from common import *
 import argparse, torch.nn.functional as F
-from retrieval.alignment import AlignmentNetwork
+from retrieval.encoders.alignment import AlignmentNetwork
 ap = argparse.ArgumentParser()
 ap.add_argument('names'); ap.add_argument('--hidden', type=int, default=1024)
 ap.add_argument('--drop', type=float, default=0.5); ap.add_argument('--tdrop', type=float, default=None)

@@ -7,9 +7,9 @@ pooling over the 7x7 map, and the alignment heads, from the cached input of the 
 """
 from common import *
 import argparse, copy, torch.nn as nn
-from retrieval.alignment import ProjectionHead
-from retrieval.backbones import Backbone
-from retrieval.losses.infonce import multi_positive_infonce
+from retrieval.encoders.alignment import ProjectionHead
+from retrieval.encoders.backbones import Backbone
+from retrieval.training.losses.infonce import multi_positive_infonce
 ap = argparse.ArgumentParser()
 ap.add_argument('--ft', default='none', choices=['none', 'head', 'block'])
 ap.add_argument('--pool', default='mean', choices=['mean', 'attn', 'attncat'])

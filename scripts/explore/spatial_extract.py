@@ -9,9 +9,9 @@ import sys, time, importlib
 from pathlib import Path
 import numpy as np, torch
 from PIL import ImageOps
-from retrieval.coco import load_coco_captions
-from retrieval.backbones import Backbone, preprocess
-from retrieval.decode import load_image
+from retrieval.io.coco import load_coco_captions
+from retrieval.encoders.backbones import Backbone, preprocess
+from retrieval.io.decode import load_image
 torch.set_num_threads(2)
 name = {'l0': 'efficientnet-lite0', 'l2': 'efficientnet-lite2'}[sys.argv[1]]
 OUT = Path(os.environ.get('RETR_EXPLORE_OUT', '/tmp/retr-explore'))

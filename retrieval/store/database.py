@@ -5,7 +5,7 @@ Layout of an index folder::
     retr.sqlite     photos, texts (captions), their vectors, and meta (the embedded default)
     photos.faiss    FAISS IndexIDMap over photo vectors, ids = photos.id; its type (flat, HNSW, IVF)
                     is chosen by ``retr index --index-type`` (meta ``index_type``, default auto:
-                    see :mod:`retrieval.ann`)
+                    see :mod:`retrieval.store.ann`)
     texts.faiss     the same over text vectors, ids = texts.id
     .lock           held by a writer (filelock)
 
@@ -33,8 +33,8 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, InterfaceError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from . import reader
-from .reader import StoreError  # noqa: F401 - defined there (no SQLAlchemy import), exported here
+from retrieval.store import queries as reader
+from retrieval.store.queries import StoreError  # noqa: F401 - defined there (no SQLAlchemy import), exported here
 
 #: Bumped whenever the on-disk layout changes; older indexes must be rebuilt or migrated.
 FORMAT_VERSION = reader.FORMAT_VERSION
@@ -321,7 +321,7 @@ class Store(reader.Queries):
 
     # -- vectors ------------------------------------------------------------
     def _rows(self, sql: str, params: tuple = ()) -> list[tuple]:
-        """Run read-only SQL with ``?`` placeholders (see :class:`retrieval.reader.Queries`)."""
+        """Run read-only SQL with ``?`` placeholders (see :class:`retrieval.store.queries.Queries`)."""
         parts = sql.split("?")
         named = "".join(p + (f":p{i}" if i < len(parts) - 1 else "") for i, p in enumerate(parts))
         with self.engine.connect() as c:
@@ -337,12 +337,12 @@ class Store(reader.Queries):
         return np.concatenate([c[0] for c in chunks]), np.concatenate([c[1] for c in chunks])
 
     def index_type(self) -> str:
-        """The FAISS index type this index records (``auto`` when none was chosen); see :mod:`retrieval.ann`."""
+        """The FAISS index type this index records (``auto`` when none was chosen); see :mod:`retrieval.store.ann`."""
         return self.get_meta("index_type") or "auto"
 
     def write_faiss(self, table: str) -> int:
         """Rebuild ``<table>.faiss`` from the database (atomic: temp file + rename), of the
-        type the index records (see :func:`retrieval.reader.write_faiss`).
+        type the index records (see :func:`retrieval.store.queries.write_faiss`).
 
         Returns:
             number of vectors written.

@@ -1,7 +1,7 @@
 """``retr serve``: a JSON HTTP API and a one-page web UI over an index.
 
 A thin layer over the same Python API as the CLI (:class:`retrieval.search.Index`,
-:func:`retrieval.decode.load_image`, :func:`retrieval.captioner.load_captioner`):
+:func:`retrieval.io.decode.load_image`, :func:`retrieval.captioning.model.load_captioner`):
 
 ========================================  ==================================================
 ``GET  /``                                the page (``retrieval/static/index.html``)
@@ -47,13 +47,13 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from sqlalchemy import select
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from . import __version__
-from .search import Hit, Index, QueryError
-from .store import Photo, StoreError, TextRow
+from retrieval import __version__
+from retrieval.search import Hit, Index, QueryError
+from retrieval.store.database import Photo, StoreError, TextRow
 
 log = logging.getLogger("retr.serve")
 
-STATIC_DIR = Path(__file__).resolve().parent / "static"
+STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
 #: Longest side of a thumbnail, in pixels.
 THUMB_PX = 256
 #: Largest accepted upload, in bytes.
@@ -100,7 +100,7 @@ class _Models:
 
     def captioner(self):
         if self._captioner is None:
-            from .captioner import load_captioner
+            from retrieval.captioning.model import load_captioner
 
             self._captioner = load_captioner(None, self.index.encoder.id)
         return self._captioner
@@ -213,9 +213,9 @@ def create_app(index_dir: str | Path, *, encoder=None, captioner=None,
         return hits_json(hits)
 
     def read_upload(file: UploadFile):
-        """Decode an upload into an RGB PIL image with :func:`retrieval.decode.load_image`, through a
+        """Decode an upload into an RGB PIL image with :func:`retrieval.io.decode.load_image`, through a
         temporary file (never in the photo folders). Raises ApiError 413 or 415."""
-        from .decode import DecodeError, load_image
+        from retrieval.io.decode import DecodeError, load_image
 
         ctype = (file.content_type or "").split(";")[0].strip().lower()
         if ctype and not (ctype.startswith("image/") or ctype == "application/octet-stream"):
@@ -349,7 +349,7 @@ def create_app(index_dir: str | Path, *, encoder=None, captioner=None,
     def make_thumbnail(path: str) -> bytes:
         from PIL import Image
 
-        from .decode import DecodeError, load_image
+        from retrieval.io.decode import DecodeError, load_image
 
         try:
             im = load_image(path, draft_size=(THUMB_PX, THUMB_PX))

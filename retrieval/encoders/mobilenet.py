@@ -115,7 +115,7 @@ def load_mobilenet_v2() -> MobileNetV2:
 
 
 class SymmetricPixelsPooled(nn.Module):
-    """``(N, 3, S, S)`` float32 pixels in [-1, 1] (retr's :func:`retrieval.backbones.preprocess`,
+    """``(N, 3, S, S)`` float32 pixels in [-1, 1] (retr's :func:`retrieval.encoders.backbones.preprocess`,
     EfficientNet-Lite's convention) -> ``(N, 1280)`` MobileNetV2 pooled features.
 
     The conversion to ImageNet mean/std normalisation, ``((x + 1) / 2 - mean) / std``, is part

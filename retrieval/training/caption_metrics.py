@@ -7,7 +7,7 @@ from __future__ import annotations
 
 
 def _simple_tok(s: str) -> str:
-    from .captioner import tokenize
+    from retrieval.captioning.model import tokenize
 
     return " ".join(tokenize(s))
 

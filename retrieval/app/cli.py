@@ -4,7 +4,7 @@
 or pydantic (Typer 0.29 builds a pydantic TypeAdapter per parameter, ~0.5 s of a cold
 search); everything else, and any search argument list this small parser does not take
 as it is (``--help``, a typo, a missing value), goes to the Typer app in
-:mod:`retrieval.commands`, which gives its usual help and error messages.
+:mod:`retrieval.app.commands`, which gives its usual help and error messages.
 """
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import os
 import sys
 
 
-def __getattr__(name):  # ``from retrieval.cli import app`` still works
+def __getattr__(name):  # ``from retrieval.app.cli import app`` still works
     if name.startswith("__"):
         raise AttributeError(name)
-    from . import commands
+    from retrieval.app import commands
 
     return getattr(commands, name)
 
@@ -52,10 +52,10 @@ def run_search(query: str, k: int = 10, as_text: bool = False, texts: bool = Fal
 
     echo = echo or _echo
     _setup_logging()
-    from .config import default_index_dir
-    from .encoder import EncoderError
-    from .reader import StoreError
-    from .search import Index, QueryError
+    from retrieval.config import default_index_dir
+    from retrieval.encoders.base import EncoderError
+    from retrieval.store.queries import StoreError
+    from retrieval.search import Index, QueryError
 
     def err(msg):
         echo(f"retr: {msg}", err=True)
@@ -87,7 +87,7 @@ def run_search(query: str, k: int = 10, as_text: bool = False, texts: bool = Fal
 
 
 def _parse_search(argv: list[str]) -> dict | None:
-    """The options of ``retr search`` (see retrieval.commands.search) from argv, or None when
+    """The options of ``retr search`` (see retrieval.app.commands.search) from argv, or None when
     anything is unusual (then the Typer app parses them and reports errors its usual way)."""
     import argparse
 
@@ -149,7 +149,7 @@ def main() -> None:  # pragma: no cover
     Ctrl-C and any unexpected error end in one line on stderr (``RETR_DEBUG=1``: the traceback)."""
     if sys.stdout is None:  # started with stdout closed (`>&-`)
         sys.stdout = open(os.devnull, "w")
-    from .config import image_precision
+    from retrieval.config import image_precision
 
     try:
         image_precision()  # a bad setting is refused by every command, before any work
@@ -165,7 +165,7 @@ def main() -> None:  # pragma: no cover
             # Nothing is left to write (the store was only read): skip interpreter teardown (ONNX
             # Runtime and FAISS thread pools, module finalisers), ~50 ms of a cold search.
             os._exit(code)
-        from .commands import app
+        from retrieval.app.commands import app
 
         sys.exit(_run_app(app))
     except BrokenPipeError:
@@ -193,7 +193,7 @@ def _unexpected(e: BaseException) -> None:
 
     in_export = any(f.filename.endswith("onnx_runtime.py") for f in traceback.extract_tb(e.__traceback__))
     if in_export or type(e).__module__.startswith("onnxruntime"):
-        from .onnx_runtime import cache_root
+        from retrieval.encoders.onnx_runtime import cache_root
 
         hint = f"; the ONNX export may be damaged: delete {cache_root() / 'onnx'} and run again"
     sys.stderr.write(f"retr: error: {type(e).__name__}: {msg}{hint} (RETR_DEBUG=1 shows the traceback)\n")

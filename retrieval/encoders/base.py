@@ -19,7 +19,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 #: The shipped default alignment weights (the ``fast`` preset).
 DEFAULT_ENCODER = WEIGHTS_DIR / "align-default.pt"
 #: Shipped presets, chosen by the Recall@1 / photos-per-second table in the README:
@@ -75,7 +75,7 @@ class AlignedEncoder:
     def __init__(self, weights: str | Path | None = None, runtime: str = "auto"):
         import torch
 
-        from .alignment import AlignmentNetwork
+        from retrieval.encoders.alignment import AlignmentNetwork
 
         if isinstance(weights, str) and weights in PRESETS:
             path = PRESETS[weights]
@@ -91,7 +91,7 @@ class AlignedEncoder:
         except Exception as e:  # noqa: BLE001 - any corrupt checkpoint becomes one clear error
             raise EncoderError(f"{path}: not a retr encoder checkpoint ({e.__class__.__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''})") from None
         net.eval()
-        from .backbones import missing_weights
+        from retrieval.encoders.backbones import missing_weights
 
         why = missing_weights(cfg["backbone"])
         if why:  # refuse at load, before any export or embedding, in one line
@@ -121,7 +121,7 @@ class AlignedEncoder:
     @property
     def backbone(self):
         if self._backbone is None:
-            from .backbones import load_backbone
+            from retrieval.encoders.backbones import load_backbone
 
             self._backbone = load_backbone(self.backbone_name)
         return self._backbone
@@ -129,7 +129,7 @@ class AlignedEncoder:
     @property
     def sentence_encoder(self):
         if self._text is None:
-            from .text import SentenceEncoder
+            from retrieval.encoders.text import SentenceEncoder
 
             self._text = SentenceEncoder(self.text_name)
         return self._text
@@ -146,7 +146,7 @@ class AlignedEncoder:
 
     def export_fast_path(self) -> bool:
         """Export both paths to ONNX once (cached per encoder id); returns whether they are available."""
-        from . import onnx_runtime
+        from retrieval.encoders import onnx_runtime
 
         if self.runtime == "torch":
             return False
@@ -159,7 +159,7 @@ class AlignedEncoder:
         if self.runtime == "torch":
             return None
         if self._ort is None:
-            from . import onnx_runtime
+            from retrieval.encoders import onnx_runtime
 
             if not onnx_runtime.has_export(self.id):
                 return None
@@ -219,7 +219,7 @@ def load_encoder(spec: str | Path | None = None, runtime: str = "auto") -> Encod
     """Load an encoder by spec: ``None``/``"default"`` for the shipped default, a
     preset name (``"fast"``, ``"best"``, see :data:`PRESETS`), a path to a
     checkpoint written by ``retr train``, or ``"hf:PATH_OR_NAME"`` for a
-    Hugging Face CLIP / SigLIP checkpoint (:class:`retrieval.hf_encoder.HFClipEncoder`;
+    Hugging Face CLIP / SigLIP checkpoint (:class:`retrieval.encoders.hf.HFClipEncoder`;
     a local folder or a hub name). ``runtime``: see :class:`AlignedEncoder`.
 
     Raises:
@@ -230,7 +230,7 @@ def load_encoder(spec: str | Path | None = None, runtime: str = "auto") -> Encod
     if spec in PRESETS:
         return AlignedEncoder(spec, runtime)
     if isinstance(spec, str) and spec.startswith("hf:"):
-        from .hf_encoder import HFClipEncoder
+        from retrieval.encoders.hf import HFClipEncoder
 
         return HFClipEncoder(spec[3:])
     if not Path(spec).exists():

@@ -28,7 +28,7 @@ _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".msgpack", 
 
 
 def _error(msg: str) -> Exception:
-    from .encoder import EncoderError
+    from retrieval.encoders.base import EncoderError
 
     return EncoderError(msg)
 
@@ -60,7 +60,7 @@ def folder_digest(folder: Path) -> str:
 
 
 class HFClipEncoder:
-    """A Hugging Face CLIP / SigLIP checkpoint as a retr :class:`~retrieval.encoder.Encoder`.
+    """A Hugging Face CLIP / SigLIP checkpoint as a retr :class:`~retrieval.encoders.base.Encoder`.
 
     Args:
         ref: a local checkpoint folder (``save_pretrained`` output: ``config.json``,

@@ -17,15 +17,15 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 from sqlalchemy import delete, select
 
-from . import ann
-from .decode import DEFAULT_MAX_MEGAPIXELS, DecodeError, load_image
-from .files import FileInfo, content_hash, walk_images
-from .reader import faiss_is_current
-from .store import (DB_NAME, Photo, Store, StoreError, TextRow, drop_index_tables, now_iso, resolve_db_url,
+from retrieval.store import ann
+from retrieval.io.decode import DEFAULT_MAX_MEGAPIXELS, DecodeError, load_image
+from retrieval.io.files import FileInfo, content_hash, walk_images
+from retrieval.store.queries import faiss_is_current
+from retrieval.store.database import (DB_NAME, Photo, Store, StoreError, TextRow, drop_index_tables, now_iso, resolve_db_url,
                     sqlite_file)
 
 
-#: photos captioned together by :meth:`retrieval.captioner.Captioner.beam_search_batch` at index
+#: photos captioned together by :meth:`retrieval.captioning.model.Captioner.beam_search_batch` at index
 #: time (and per commit): the batched beam search costs 22 CPU ms a photo in groups of 32, 10 in
 #: 128, 6 in 512 (2 cores)
 CAPTION_BATCH = 512
@@ -192,7 +192,7 @@ def _remove_index_files(index_dir: Path, db_url: str | None = None) -> None:
 def open_for_write(index_dir: Path, encoder, rebuild: bool = False, db_url: str | None = None) -> Store:
     """Open (or create) the index at ``index_dir`` for ``encoder``.
 
-    ``db_url``: the database holding the index (see :class:`retrieval.store.Store`);
+    ``db_url``: the database holding the index (see :class:`retrieval.store.database.Store`);
     ``rebuild`` deletes the index first (for a server database: retr's tables in it).
 
     Raises:
@@ -242,10 +242,10 @@ def index_folder(
     Args:
         root: photo folder (or one image file).
         index_dir: index folder (created if missing); never indexed itself.
-        encoder: an :class:`retrieval.encoder.Encoder` (default: the shipped one).
+        encoder: an :class:`retrieval.encoders.base.Encoder` (default: the shipped one).
         captions_file: optional COCO-captions JSON whose ``file_name`` values are
             relative to ``root``; its captions are indexed as texts of their photos.
-        captioner: optional :class:`retrieval.captioner.Captioner`; when given,
+        captioner: optional :class:`retrieval.captioning.model.Captioner`; when given,
             every photo under ``root`` without a generated caption (new, changed, or
             indexed earlier without one) gets one, stored and indexed as a text.
         rebuild: delete the existing index files first.
@@ -257,7 +257,7 @@ def index_folder(
         exclude: glob patterns of names or root-relative paths to leave out.
         export_query_path: export the encoder to ONNX first (once per encoder), so
             that embedding runs with ONNX Runtime and text search without torch
-            (see :mod:`retrieval.onnx_runtime`).
+            (see :mod:`retrieval.encoders.onnx_runtime`).
         on_error: ``on_error(path, reason)`` for each file that could not be indexed.
         on_progress: ``on_progress(done, total)`` over the files to embed.
         db_url: SQLAlchemy URL of the database for the index's tables (one database
@@ -265,12 +265,12 @@ def index_folder(
             The FAISS files are in ``index_dir`` either way.
         embed: the embedding step (see :data:`Embedder`); default :func:`embed_locally`
             with ``encoder``, ``batch_size``, ``workers`` and ``max_megapixels``
-            (:func:`retrieval.distributed.embed_on_ray` embeds on a Ray cluster).
+            (:func:`retrieval.indexing.distributed.embed_on_ray` embeds on a Ray cluster).
         defer_hashes: leave hashing a new file to ``embed`` when no photo is gone (then no
             file can be a moved one), so that a first run reads each file once, where it
             is embedded. Changed files and possible moves are still hashed here.
         index_type: the FAISS search structure, ``auto``, ``flat``, ``hnsw`` or ``ivf`` (see
-            :mod:`retrieval.ann`), recorded in the index; None keeps the recorded one (auto
+            :mod:`retrieval.store.ann`), recorded in the index; None keeps the recorded one (auto
             for a new index). A change rebuilds the FAISS files from the database. They are
             rewritten when photos or texts changed, or when they are missing or damaged.
 
@@ -280,7 +280,7 @@ def index_folder(
     Raises:
         IndexingError: ``root`` does not exist, or another run holds the lock.
         StoreError: incompatible or corrupt index (message says how to rebuild).
-        IndexTypeError: ``index_type`` is not one of :data:`retrieval.ann.INDEX_TYPES`.
+        IndexTypeError: ``index_type`` is not one of :data:`retrieval.store.ann.INDEX_TYPES`.
         KeyboardInterrupt: passed on after the finished batches are committed.
     """
     from filelock import FileLock, Timeout
@@ -308,7 +308,7 @@ def index_folder(
     store = None
     try:
         if encoder is None:
-            from .encoder import load_encoder
+            from retrieval.encoders.base import load_encoder
 
             encoder = load_encoder()
         store = open_for_write(index_dir, encoder, rebuild, db_url=db_url)
@@ -441,7 +441,7 @@ def _caption_uncaptioned(store: Store, encoder, captioner, root: str, batch_size
         have = select(TextRow.photo_id).where(TextRow.source == "generated", TextRow.photo_id.is_not(None))
         rows = [(i, p, v) for i, p, v in s.execute(select(Photo.id, Photo.path, Photo.vector)
                                                    .where(Photo.id.not_in(have))).all() if _under(p, root)]
-    from .captioner import INDEX_BEAM
+    from retrieval.captioning.model import INDEX_BEAM
 
     n = 0
     step = max(batch_size, CAPTION_BATCH)
@@ -473,7 +473,7 @@ def _export_fast_path(encoder) -> None:
 
 def _index_captions(store: Store, encoder, root: str, captions_file, on_error) -> int:
     """Replace the captions-file texts of photos under ``root``; returns how many were indexed."""
-    from .coco import load_coco_captions
+    from retrieval.io.coco import load_coco_captions
 
     corpus = load_coco_captions(captions_file)
     base = root if os.path.isdir(root) else os.path.dirname(root)

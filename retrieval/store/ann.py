@@ -26,7 +26,7 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from .blas import import_faiss
+from retrieval.store.blas import import_faiss
 
 INDEX_TYPES = ("auto", "flat", "hnsw", "ivf")
 #: ``auto`` uses flat search below this many vectors, HNSW from there: flat costs ~0.23 ms of CPU per

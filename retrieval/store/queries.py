@@ -1,11 +1,11 @@
-"""Read-only queries on an index, shared by :class:`retrieval.store.Store` (SQLAlchemy, any
+"""Read-only queries on an index, shared by :class:`retrieval.store.database.Store` (SQLAlchemy, any
 database) and :class:`SqliteReader` (the standard library's ``sqlite3``, for the query path of
 an SQLite index: ``retr search`` in a new process then does not import SQLAlchemy, ~0.3 s).
 
 Also the FAISS file's life cycle (:func:`read_faiss`, :func:`build_faiss`, :func:`write_faiss`):
 the database is the source of truth for vectors; the FAISS file is derived from it and is
 rebuilt when missing, damaged, stale (an interrupted ``retr index``) or of another type than
-the index records (``retr index --index-type``, see :mod:`retrieval.ann`).
+the index records (``retr index --index-type``, see :mod:`retrieval.store.ann`).
 """
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from typing import Iterator
 
 import numpy as np
 
-from . import ann
-from .blas import import_faiss
+from retrieval.store import ann
+from retrieval.store.blas import import_faiss
 
 TABLES = ("photos", "texts")
 #: The format and schema revision :class:`SqliteReader` understands (kept equal to store.py's).
@@ -28,7 +28,7 @@ _IN_CHUNK = 500
 
 
 class StoreError(Exception):
-    """The index cannot be opened or used; the message says what to do (also :mod:`retrieval.store`'s)."""
+    """The index cannot be opened or used; the message says what to do (also :mod:`retrieval.store.database`'s)."""
 
 
 class Queries:
@@ -112,7 +112,7 @@ class SqliteReader(Queries):
     """A read-only view of an SQLite index through the standard library's ``sqlite3``.
 
     Use :func:`open_sqlite_reader`, which returns None when anything is unusual (the caller
-    then opens a :class:`retrieval.store.Store`, whose checks and messages apply).
+    then opens a :class:`retrieval.store.database.Store`, whose checks and messages apply).
     """
 
     def __init__(self, root: Path, db_path: Path, conn: sqlite3.Connection):
@@ -133,7 +133,7 @@ class SqliteReader(Queries):
 def open_sqlite_reader(root: str | Path, db_path: str | Path | None = None) -> SqliteReader | None:
     """A :class:`SqliteReader` on ``db_path`` (default ``root/retr.sqlite``) when it is a retr index of
     this format and schema revision; None otherwise (missing, corrupt, older or newer: the
-    full :class:`retrieval.store.Store` then migrates it or says what is wrong)."""
+    full :class:`retrieval.store.database.Store` then migrates it or says what is wrong)."""
     root = Path(root)
     db_path = Path(db_path) if db_path is not None else root / DB_NAME
     if not db_path.is_file():
@@ -166,7 +166,7 @@ def wanted_type(reader: Queries, table: str, n: int | None = None) -> str:
 
 def build_faiss(reader: Queries, table: str, kind: str | None = None):
     """A FAISS index over all vectors of ``table`` (ids = row ids), built from the database in
-    chunks (see :func:`retrieval.ann.build`); ``kind`` defaults to :func:`wanted_type`."""
+    chunks (see :func:`retrieval.store.ann.build`); ``kind`` defaults to :func:`wanted_type`."""
     n = reader.count(table)
     kind = kind or wanted_type(reader, table, n)
     return ann.build(kind, reader.dim() or 1, n, lambda: reader.iter_vectors(table))
@@ -175,7 +175,7 @@ def build_faiss(reader: Queries, table: str, kind: str | None = None):
 def write_faiss(reader: Queries, table: str) -> int:
     """Rebuild ``<table>.faiss`` from the database (atomic: temp file + rename); returns its vector count.
 
-    Returns (and, when ``reader`` can write meta, i.e. a :class:`retrieval.store.Store`, records
+    Returns (and, when ``reader`` can write meta, i.e. a :class:`retrieval.store.database.Store`, records
     in meta ``faiss_<table>``) the file's type, vector count, size and mtime, for
     :func:`faiss_is_current`."""
     faiss = import_faiss()

@@ -1,15 +1,15 @@
 """Embed a photo library on a Ray cluster: ``retr index PATH --ray ADDRESS``.
 
 The driver (this process) walks the folder and decides what to embed exactly as a local
-``retr index`` does (:func:`retrieval.indexer.index_folder`: new and changed files only,
+``retr index`` does (:func:`retrieval.indexing.indexer.index_folder`: new and changed files only,
 moved files found again by content hash, removed ones deleted). Only the embedding runs on
 the cluster, with Ray Data:
 
 1. the photos to embed become a dataset of rows ``(i, path, hash, size, mtime)``, in blocks;
 2. ``map_batches`` runs :class:`EmbedPhotos` on a pool of actors, one CPU and one encoder
-   each (loaded once per actor with :func:`retrieval.encoder.load_encoder` from the spec the
+   each (loaded once per actor with :func:`retrieval.encoders.base.load_encoder` from the spec the
    index records); each actor hashes, decodes and embeds its rows with
-   :func:`retrieval.indexer.embed_locally`, the local indexer's own step;
+   :func:`retrieval.indexing.indexer.embed_locally`, the local indexer's own step;
 3. the results are written as Parquet **vector shards** (one file per block, rows
    ``i, path, hash, size, mtime, width, height, vector, error``; ``vector`` is a
    ``fixed_size_list<float32>[D]``) into the shards folder;
@@ -36,9 +36,9 @@ from typing import Iterator
 
 import numpy as np
 
-from .decode import DEFAULT_MAX_MEGAPIXELS
-from .files import FileInfo
-from .indexer import Embedded, IndexingError, IndexReport, Todo, embed_locally, index_folder
+from retrieval.io.decode import DEFAULT_MAX_MEGAPIXELS
+from retrieval.io.files import FileInfo
+from retrieval.indexing.indexer import Embedded, IndexingError, IndexReport, Todo, embed_locally, index_folder
 
 #: What ``--ray`` needs, said when it is missing.
 INSTALL_HINT = "pip install 'retr[ray]' (Ray Data, ray[data]>=2.9)"
@@ -158,7 +158,7 @@ def _export_once(encoder) -> None:
         return
     from filelock import FileLock
 
-    from . import onnx_runtime
+    from retrieval.encoders import onnx_runtime
 
     if onnx_runtime.has_export(encoder.id):
         return
@@ -175,7 +175,7 @@ class EmbedPhotos:
     """Ray Data UDF: embeds a batch of photo rows on a worker, with one encoder per actor.
 
     Args:
-        encoder_spec: what :func:`retrieval.encoder.load_encoder` loads (the index's
+        encoder_spec: what :func:`retrieval.encoders.base.load_encoder` loads (the index's
             ``encoder_spec``: ``"default"``, a checkpoint path, ``"hf:..."``).
         encoder_id: the driver's encoder id; a worker whose encoder differs (another retr or
             checkpoint installed there) refuses to start rather than mix vectors.
@@ -188,7 +188,7 @@ class EmbedPhotos:
 
     def __init__(self, encoder_spec: str, encoder_id: str, batch_size: int = 32,
                  max_megapixels: float = DEFAULT_MAX_MEGAPIXELS):
-        from .encoder import load_encoder
+        from retrieval.encoders.base import load_encoder
 
         self.encoder = load_encoder(encoder_spec)
         if self.encoder.id != encoder_id:
@@ -379,7 +379,7 @@ def _write_failed(path: Path, failed: dict[tuple[str, int, float], str], max_meg
 def index_folder_ray(root: str | Path, index_dir: str | Path, *, address: str = "local", num_cpus: int | None = None,
                      shards_dir: str | Path | None = None, encoder=None, batch_size: int = 32,
                      max_megapixels: float = DEFAULT_MAX_MEGAPIXELS, on_cluster=None, **kwargs) -> IndexReport:
-    """:func:`retrieval.indexer.index_folder` with the embedding on a Ray cluster.
+    """:func:`retrieval.indexing.indexer.index_folder` with the embedding on a Ray cluster.
 
     Same arguments, result and incremental behaviour as ``index_folder`` (which it calls, with
     :func:`embed_on_ray` as its ``embed`` step and ``defer_hashes``, so a first run reads each
@@ -401,7 +401,7 @@ def index_folder_ray(root: str | Path, index_dir: str | Path, *, address: str = 
     """
     require_ray()
     if encoder is None:
-        from .encoder import load_encoder
+        from retrieval.encoders.base import load_encoder
 
         encoder = load_encoder()
     shards = Path(shards_dir) if shards_dir is not None else Path(index_dir).absolute() / "shards"

@@ -1,6 +1,6 @@
 """Alembic environment of retr's index database.
 
-retr runs the migrations itself (:meth:`retrieval.store.Store._check_schema`), passing its
+retr runs the migrations itself (:meth:`retrieval.store.database.Store._check_schema`), passing its
 own connection in ``config.attributes["connection"]``; no alembic.ini is needed. For
 development, ``alembic -x db=URL revision --autogenerate -m ...`` with a config whose
 ``script_location`` is this folder works too (offline mode: ``-x db=URL upgrade head --sql``).
@@ -10,7 +10,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
-from retrieval.store import Base
+from retrieval.store.database import Base
 
 config = context.config
 target_metadata = Base.metadata

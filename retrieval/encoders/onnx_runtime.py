@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import image_precision  # noqa: F401 - re-exported: one reading of the setting
+from retrieval.config import image_precision  # noqa: F401 - re-exported: one reading of the setting
 
 MODEL_FILE = "text_query.onnx"
 IMAGE_FILE = "image.onnx"
@@ -32,7 +32,7 @@ TOKENIZER_FILE = "tokenizer.json"
 
 #: shipped calibration photos for int8 quantisation (the 11 redistributable demo photos of
 #: ``data/photos``, longer side 384 px; licences in ``data/LICENSES.md``)
-CALIBRATION_DIR = Path(__file__).resolve().parent / "weights" / "calibration"
+CALIBRATION_DIR = Path(__file__).resolve().parents[1] / "weights" / "calibration"
 
 
 def cache_root() -> Path:
@@ -60,7 +60,7 @@ def export_encoder(encoder) -> Path:
     """Export ``encoder``'s text and image paths to ONNX (see the module docstring).
 
     Args:
-        encoder: a :class:`retrieval.encoder.AlignedEncoder`.
+        encoder: a :class:`retrieval.encoders.base.AlignedEncoder`.
 
     Returns:
         the export folder (``text_query.onnx``, ``tokenizer.json``, ``image.onnx``),
@@ -146,8 +146,8 @@ def _calibration_batches(image_sizes: list[int], input_names: list[str], batch: 
     """
     from PIL import ImageOps
 
-    from .backbones import preprocess
-    from .decode import load_image
+    from retrieval.encoders.backbones import preprocess
+    from retrieval.io.decode import load_image
 
     ims = []
     for p in sorted(CALIBRATION_DIR.glob("*.jpg")):
@@ -346,7 +346,7 @@ class OnnxImageEncoder:
 
     def encode_images(self, images: list, batch_size: int = 32) -> np.ndarray:
         """RGB PIL images -> (N, D) float32, L2-normalised (resized to each backbone's input size)."""
-        from .backbones import preprocess
+        from retrieval.encoders.backbones import preprocess
 
         outs = []
         for i in range(0, len(images), batch_size):

@@ -1,0 +1,1 @@
+"""The entry points: the `retr` command line and the web server with its static page."""

@@ -1,0 +1,1 @@
+"""Writing captions for photos: the CVAE model, decoding, CIDEr re-ranking, the caption bank."""

@@ -1,0 +1,1 @@
+"""Turning photos and text into embeddings: the Encoder protocol, backbones, alignment heads, ONNX."""

@@ -1,0 +1,1 @@
+"""Building an index from a folder: the incremental plan, the indexer, the Ray path."""

@@ -1,0 +1,1 @@
+"""Reading the photo library: walking folders, fingerprints, decoding photos, COCO captions."""
