@@ -9,11 +9,9 @@ import numpy as np
 
 from retrieval.store import ann
 from retrieval.io.files import is_image_name
-from retrieval.store.queries import StoreError, open_sqlite_reader, read_faiss
-
-
-class QueryError(ValueError):
-    """A query that cannot be answered (empty text, a file that is not an image, k < 1)."""
+from retrieval.store.queries import open_sqlite_reader, read_faiss
+from retrieval.errors import StoreError
+from retrieval.errors import QueryError
 
 
 @dataclass
@@ -146,7 +144,8 @@ class Index:
             raise QueryError(f"{query}: is a folder; give words, or the path of one photo")
         if isinstance(query, Path) or (isinstance(query, str) and not as_text and "\n" not in query
                                        and len(query) < 4096 and os.path.isfile(query)):
-            from retrieval.io.decode import DecodeError, load_image
+            from retrieval.io.decode import load_image
+            from retrieval.errors import DecodeError
 
             try:
                 im = load_image(query, max_megapixels=max_megapixels)

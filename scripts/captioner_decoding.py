@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from retrieval.training.caption_metrics import _simple_tok, caption_scores, diversity
+from retrieval.training.caption_metrics import caption_tokens, caption_scores, diversity
 from retrieval.captioning.model import (cider_against, consensus_cider, detokenize, document_frequencies, length_normalise,
                                  load_captioner)
 from retrieval.encoders.base import load_encoder
@@ -235,8 +235,8 @@ from pycocoevalcap.cider.cider import Cider  # noqa: E402
 oracle, div = {}, {}
 for name in POOLS:
     keys = [(i, j) for i in photos for j in range(len(pool_c[name][i]))]
-    gts = {f"{i}#{j}": [_simple_tok(r) for r in refs[i]] for i, j in keys}
-    res = {f"{i}#{j}": [_simple_tok(pool_c[name][i][j])] for i, j in keys}
+    gts = {f"{i}#{j}": [caption_tokens(r) for r in refs[i]] for i, j in keys}
+    res = {f"{i}#{j}": [caption_tokens(pool_c[name][i][j])] for i, j in keys}
     _, per = Cider().compute_score(gts, res)
     best = {}
     for (i, j), v in zip(keys, per):

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from captioner_data import corpus_for_pretraining
-from retrieval.training.features import _key, _save_atomic
+from retrieval.training.features import cache_key, save_atomic
 from retrieval.encoders.text import SentenceEncoder
 
 ap = argparse.ArgumentParser()
@@ -27,7 +27,7 @@ ap.add_argument("--text-encoder", default="all-MiniLM-L6-v2")
 a = ap.parse_args()
 torch.set_num_threads(a.threads)
 caps = corpus_for_pretraining(Path(a.data), a.max_captions)  # noqa: E402
-cache = Path(a.cache) / f"txt-{a.text_encoder}-{_key('txt', a.text_encoder, chr(10).join(caps))}.npy"
+cache = Path(a.cache) / f"txt-{a.text_encoder}-{cache_key('txt', a.text_encoder, chr(10).join(caps))}.npy"
 print(len(caps), "captions ->", cache, flush=True)
 if cache.exists():
     raise SystemExit("already cached")
@@ -40,5 +40,5 @@ for s in range(0, len(order), step):
     idx = order[s : s + step]
     out[idx] = se.embed([caps[i] for i in idx], 128)
     print(f"{s + len(idx)}/{len(caps)} {time.time() - t0:.0f} s", flush=True)
-_save_atomic(cache, out)
+save_atomic(cache, out)
 print("done", time.time() - t0)

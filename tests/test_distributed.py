@@ -170,7 +170,7 @@ def test_unreachable_cluster_is_one_line(library, tmp_path):
 def test_without_ray_the_error_is_one_line(library, tmp_path, monkeypatch):
     """Ray missing: `require_ray` says how to install it; Ray that cannot be imported is one line too."""
     from retrieval.indexing import distributed
-    from retrieval.indexing.indexer import IndexingError
+    from retrieval.errors import IndexingError
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a))

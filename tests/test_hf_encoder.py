@@ -121,7 +121,8 @@ def test_changed_checkpoint_is_another_encoder(tiny_clip, tmp_path, monkeypatch)
 
 
 def test_bad_specs(tmp_path):
-    from retrieval.encoders.base import EncoderError, load_encoder
+    from retrieval.encoders.base import load_encoder
+    from retrieval.errors import EncoderError
 
     with pytest.raises(EncoderError, match="not found") as e:
         load_encoder("hf:/nonexistent")

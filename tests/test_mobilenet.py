@@ -35,7 +35,7 @@ def _photos(*names):
 def test_imagenet_weights_load_strictly_and_classify_the_demo_photos(mnv2):
     import torch
 
-    from retrieval.encoders.backbones import preprocess
+    from retrieval.encoders.onnx_runtime import preprocess
 
     assert sum(p.numel() for p in mnv2._net.parameters()) == 3_504_872  # torchvision's mobilenet_v2
     x = torch.from_numpy(preprocess(_photos("cat.jpg", "coffee.jpg", "eagle.jpg"), 224))
@@ -51,7 +51,7 @@ def test_pooled_module_converts_symmetric_pixels_to_imagenet_normalisation(mnv2)
     (x01 - mean) / std with x01 = (x + 1) / 2, not the raw pixels."""
     import torch
 
-    from retrieval.encoders.backbones import preprocess
+    from retrieval.encoders.onnx_runtime import preprocess
     from retrieval.encoders.mobilenet import IMAGENET_MEAN, IMAGENET_STD
 
     x = torch.from_numpy(preprocess(_photos("horses.jpg"), 224))

@@ -231,7 +231,7 @@ def test_host_header_guard(served_index, encoder):
 
 def test_no_index_is_a_store_error(tmp_path):
     from retrieval.app.server.app import create_app
-    from retrieval.store.database import StoreError
+    from retrieval.errors import StoreError
 
     with pytest.raises(StoreError):
         create_app(tmp_path / "nothing")

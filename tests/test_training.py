@@ -224,7 +224,7 @@ def test_readable_photos_second_run_decodes_only_last_runs_failures(tmp_path, mo
 
     import retrieval.training.features as features
     from retrieval.io.coco import load_coco_captions
-    from retrieval.io.decode import DecodeError
+    from retrieval.errors import DecodeError
 
     d = tmp_path / "photos"
     shutil.copytree(DEMO, d)

@@ -21,7 +21,8 @@ def test_recall_at_k_by_hand():
 
 
 def test_decode_modes_and_orientation(tmp_path):
-    from retrieval.io.decode import DecodeError, load_image
+    from retrieval.io.decode import load_image
+    from retrieval.errors import DecodeError
 
     base = Image.linear_gradient("L").resize((64, 32)).convert("RGB")
     base.save(tmp_path / "upright.jpg")

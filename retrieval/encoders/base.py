@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
+from retrieval.errors import EncoderError
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 #: The shipped default alignment weights (the ``fast`` preset).
@@ -41,10 +42,6 @@ class Encoder(Protocol):
     def encode_images(self, images: list) -> np.ndarray: ...
 
     def encode_texts(self, texts: list[str]) -> np.ndarray: ...
-
-
-class EncoderError(Exception):
-    """An encoder cannot be loaded (missing or invalid weights file)."""
 
 
 def _file_digest(path: Path) -> str:
@@ -147,11 +144,12 @@ class AlignedEncoder:
     def export_fast_path(self) -> bool:
         """Export both paths to ONNX once (cached per encoder id); returns whether they are available."""
         from retrieval.encoders import onnx_runtime
+        from retrieval.encoders.onnx_export import export_encoder
 
         if self.runtime == "torch":
             return False
         if not onnx_runtime.has_export(self.id):
-            onnx_runtime.export_encoder(self)
+            export_encoder(self)
         return True
 
     def _onnx(self):

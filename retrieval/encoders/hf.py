@@ -28,7 +28,7 @@ _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".msgpack", 
 
 
 def _error(msg: str) -> Exception:
-    from retrieval.encoders.base import EncoderError
+    from retrieval.errors import EncoderError
 
     return EncoderError(msg)
 

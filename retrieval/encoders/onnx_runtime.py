@@ -19,10 +19,14 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from retrieval.config import image_precision  # noqa: F401 - re-exported: one reading of the setting
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 MODEL_FILE = "text_query.onnx"
 IMAGE_FILE = "image.onnx"
@@ -56,86 +60,6 @@ def has_export(encoder_id: str) -> bool:
     return all((d / f).is_file() for f in (MODEL_FILE, TOKENIZER_FILE, IMAGE_FILE))
 
 
-def export_encoder(encoder) -> Path:
-    """Export ``encoder``'s text and image paths to ONNX (see the module docstring).
-
-    Args:
-        encoder: a :class:`retrieval.encoders.base.AlignedEncoder`.
-
-    Returns:
-        the export folder (``text_query.onnx``, ``tokenizer.json``, ``image.onnx``),
-        written to a temporary folder and renamed into place.
-    """
-    import shutil
-    import tempfile
-
-    import torch
-
-    se = encoder.sentence_encoder
-    head = encoder.net.text
-
-    class TextPath(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.bert, self.head = se.model, head
-
-        def forward(self, input_ids, attention_mask):
-            h = self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-            m = attention_mask.unsqueeze(-1).to(h.dtype)
-            e = (h * m).sum(1) / m.sum(1).clamp(min=1e-9)
-            e = torch.nn.functional.normalize(e, dim=-1)
-            return self.head(e)
-
-    final = export_dir(encoder.id)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=".tmp-"))
-    import warnings
-
-    try:
-        with warnings.catch_warnings():  # the exporter's tracer warnings are not the user's concern
-            warnings.simplefilter("ignore")
-            model = TextPath().eval()
-            enc = se.tokenizer(["a dog runs on the beach", "two people"], padding=True, return_tensors="pt")
-            with torch.no_grad():
-                torch.onnx.export(model, (enc["input_ids"], enc["attention_mask"]), str(tmp / MODEL_FILE),
-                                  input_names=["input_ids", "attention_mask"], output_names=["embedding"],
-                                  dynamic_axes={"input_ids": {0: "batch", 1: "tokens"},
-                                                "attention_mask": {0: "batch", 1: "tokens"},
-                                                "embedding": {0: "batch"}},
-                                  opset_version=17, dynamo=False)
-            se.tokenizer.backend_tokenizer.save(str(tmp / TOKENIZER_FILE))
-
-            bb, ihead = encoder.backbone, encoder.net.image
-            parts = getattr(bb, "parts", [bb])
-            pooled = torch.nn.ModuleList([p.pooled_module() for p in parts])
-
-            class ImagePath(torch.nn.Module):
-                """One pixel input per backbone (each at its native size) -> image head."""
-
-                def __init__(self):
-                    super().__init__()
-                    self.pooled, self.head = pooled, ihead
-
-                def forward(self, *pixels):
-                    return self.head(torch.cat([m(x) for m, x in zip(self.pooled, pixels)], dim=1))
-
-            sizes = [p.spec.image_size for p in parts]
-            names = ["pixels"] + [f"pixels_{i}" for i in range(1, len(parts))]
-            with torch.no_grad():
-                torch.onnx.export(ImagePath().eval(), tuple(torch.zeros(2, 3, n, n) for n in sizes),
-                                  str(tmp / IMAGE_FILE), input_names=names, output_names=["embedding"],
-                                  dynamic_axes={**{n: {0: "batch"} for n in names}, "embedding": {0: "batch"}},
-                                  opset_version=17, dynamo=False)
-            (tmp / "image_size.txt").write_text(" ".join(map(str, sizes)))
-            if final.exists():
-                shutil.rmtree(final)
-            os.replace(tmp, final)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return final
-
-
 def _calibration_batches(image_sizes: list[int], input_names: list[str], batch: int = 8):
     """Calibration inputs for :func:`quantize_image_model`: the shipped photos
     (:data:`CALIBRATION_DIR`), each also mirrored and cropped to 60% and 80% of its size at three
@@ -146,7 +70,6 @@ def _calibration_batches(image_sizes: list[int], input_names: list[str], batch: 
     """
     from PIL import ImageOps
 
-    from retrieval.encoders.backbones import preprocess
     from retrieval.io.decode import load_image
 
     ims = []
@@ -239,7 +162,27 @@ def quantize_image_model(folder: str | Path) -> Path:
     return folder / IMAGE_INT8_FILE
 
 
-def _session(path: Path, threads: int | None = None, cache_optimized: bool = False, prepack: bool = True):
+def preprocess(images: list[Image.Image], size: int) -> np.ndarray:
+    """Resize RGB images to ``size`` x ``size`` (aspect squashed, as in training)
+    and scale to [-1, 1] (EfficientNet-Lite's mean = std = 0.5).
+
+    Returns:
+        (N, 3, size, size) float32 array.
+    """
+    from PIL import Image
+
+    out = np.empty((len(images), size, size, 3), dtype=np.uint8)
+    for i, im in enumerate(images):
+        if im.mode != "RGB":
+            im = im.convert("RGB")
+        out[i] = np.asarray(im.resize((size, size), Image.BILINEAR, reducing_gap=3.0))
+    x = out.astype(np.float32).transpose(0, 3, 1, 2)
+    x /= 127.5
+    x -= 1.0
+    return np.ascontiguousarray(x)
+
+
+def session(path: str | Path, threads: int | None = None, cache_optimized: bool = False, prepack: bool = True):
     """An ONNX Runtime CPU session for ``path``.
 
     ``cache_optimized``: the first session saves its graph-optimised model (level EXTENDED:
@@ -303,7 +246,7 @@ class OnnxImageEncoder:
     """RGB PIL images -> (N, D) float32 L2-normalised aligned embeddings, with ONNX Runtime.
 
     Args:
-        folder: an export folder from :func:`export_encoder`.
+        folder: an export folder from :func:`retrieval.encoders.onnx_export.export_encoder`.
         precision: ``"int8"`` runs ``image.int8.onnx`` (made now by :func:`quantize_image_model`
             if it is missing; float32 if that fails), ``"fp32"`` runs ``image.onnx``;
             None: :func:`image_precision` (float32 unless ``RETR_IMAGE_PRECISION=int8``).
@@ -341,13 +284,11 @@ class OnnxImageEncoder:
                 path = q
                 remove_stale_quantisation(folder)
         self.precision = "int8" if path.name == IMAGE_INT8_FILE else "fp32"
-        self.session = _session(path, threads=threads)
+        self.session = session(path, threads=threads)
         self.input_names = [i.name for i in self.session.get_inputs()]
 
     def encode_images(self, images: list, batch_size: int = 32) -> np.ndarray:
         """RGB PIL images -> (N, D) float32, L2-normalised (resized to each backbone's input size)."""
-        from retrieval.encoders.backbones import preprocess
-
         outs = []
         for i in range(0, len(images), batch_size):
             batch = images[i : i + batch_size]
@@ -361,9 +302,9 @@ class OnnxTextEncoder:
     """Text queries -> (N, D) float32 L2-normalised aligned embeddings, without torch.
 
     Args:
-        folder: an export folder from :func:`export_encoder`.
+        folder: an export folder from :func:`retrieval.encoders.onnx_export.export_encoder`.
         max_tokens: truncation length (the sentence encoder's limit, 256).
-        prepack: pre-pack weights at load (see :func:`_session`); ``False`` for a few queries.
+        prepack: pre-pack weights at load (see :func:`session`); ``False`` for a few queries.
 
     Raises:
         FileNotFoundError: the export is missing.
@@ -377,7 +318,7 @@ class OnnxTextEncoder:
         self.tokenizer.enable_truncation(max_tokens)
         self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
         self.max_tokens = max_tokens
-        self.session = _session(folder / MODEL_FILE, cache_optimized=True, prepack=prepack)
+        self.session = session(folder / MODEL_FILE, cache_optimized=True, prepack=prepack)
 
     def encode_texts(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         """Strings -> (N, D) float32, L2-normalised; long texts truncated with a warning.

@@ -18,21 +18,19 @@ import numpy as np
 from sqlalchemy import delete, select
 
 from retrieval.store import ann
-from retrieval.io.decode import DEFAULT_MAX_MEGAPIXELS, DecodeError, load_image
+from retrieval.io.decode import DEFAULT_MAX_MEGAPIXELS, load_image
+from retrieval.errors import DecodeError
 from retrieval.io.files import FileInfo, content_hash, walk_images
 from retrieval.store.queries import faiss_is_current
-from retrieval.store.database import (DB_NAME, Photo, Store, StoreError, TextRow, drop_index_tables, now_iso, resolve_db_url,
+from retrieval.store.database import (DB_NAME, Photo, Store, TextRow, drop_index_tables, now_iso, resolve_db_url,
                     sqlite_file)
+from retrieval.errors import IndexingError, StoreError
 
 
 #: photos captioned together by :meth:`retrieval.captioning.model.Captioner.beam_search_batch` at index
 #: time (and per commit): the batched beam search costs 22 CPU ms a photo in groups of 32, 10 in
 #: 128, 6 in 512 (2 cores)
 CAPTION_BATCH = 512
-
-
-class IndexingError(Exception):
-    """The run cannot start (bad folder, locked or incompatible index)."""
 
 
 @dataclass

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
+from retrieval.errors import DecodeError
 
 try:  # HEIC/HEIF photos from phones
     from pillow_heif import register_heif_opener
@@ -20,20 +21,6 @@ except ImportError:  # pragma: no cover - optional
 Image.MAX_IMAGE_PIXELS = None
 #: Default ceiling on decoded pixels, in megapixels (width * height / 1e6).
 DEFAULT_MAX_MEGAPIXELS = 200.0
-
-
-class DecodeError(Exception):
-    """A file could not be decoded as an image.
-
-    Attributes:
-        path: the file that failed.
-        reason: one line saying why (no traceback).
-    """
-
-    def __init__(self, path: str | Path, reason: str):
-        self.path = str(path)
-        self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
 
 
 def load_image(

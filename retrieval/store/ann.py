@@ -27,6 +27,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from retrieval.store.blas import import_faiss
+from retrieval.errors import IndexTypeError
 
 INDEX_TYPES = ("auto", "flat", "hnsw", "ivf")
 #: ``auto`` uses flat search below this many vectors, HNSW from there: flat costs ~0.23 ms of CPU per
@@ -44,10 +45,6 @@ RERANK_FACTOR = 10
 #: vectors used to train the 8-bit quantiser and the IVF cells (a strided sample of the table)
 TRAIN_SAMPLE = 50_000
 CHUNK = 20_000
-
-
-class IndexTypeError(ValueError):
-    """An unknown index type name."""
 
 
 def check_type(name: str) -> str:

@@ -34,7 +34,7 @@ from sqlalchemy.exc import ArgumentError, DatabaseError, InterfaceError, Operati
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from retrieval.store import queries as reader
-from retrieval.store.queries import StoreError  # noqa: F401 - defined there (no SQLAlchemy import), exported here
+from retrieval.errors import StoreError
 
 #: Bumped whenever the on-disk layout changes; older indexes must be rebuilt or migrated.
 FORMAT_VERSION = reader.FORMAT_VERSION

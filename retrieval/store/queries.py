@@ -18,6 +18,7 @@ import numpy as np
 
 from retrieval.store import ann
 from retrieval.store.blas import import_faiss
+from retrieval.errors import StoreError
 
 TABLES = ("photos", "texts")
 #: The format and schema revision :class:`SqliteReader` understands (kept equal to store.py's).
@@ -25,10 +26,6 @@ FORMAT_VERSION = 1
 SCHEMA_REVISION = "0001"
 DB_NAME = "retr.sqlite"
 _IN_CHUNK = 500
-
-
-class StoreError(Exception):
-    """The index cannot be opened or used; the message says what to do (also :mod:`retrieval.store.database`'s)."""
 
 
 class Queries:

@@ -5,8 +5,9 @@ pycocoevalcap's METEOR and PTB tokenizer need a Java runtime (``java`` on PATH).
 from __future__ import annotations
 
 
-
-def _simple_tok(s: str) -> str:
+def caption_tokens(s: str) -> str:
+    """``s`` as the captioner tokenizes it (lower case, no punctuation), words joined by spaces: the
+    form pycocoevalcap's scorers compare."""
     from retrieval.captioning.model import tokenize
 
     return " ".join(tokenize(s))
@@ -27,8 +28,8 @@ def caption_scores(refs: dict, hyps: dict, meteor: bool = True) -> dict:
     from pycocoevalcap.cider.cider import Cider
     from pycocoevalcap.rouge.rouge import Rouge
 
-    gts = {k: [_simple_tok(r) for r in v] for k, v in refs.items()}
-    res = {k: [_simple_tok(hyps[k])] for k in refs}
+    gts = {k: [caption_tokens(r) for r in v] for k, v in refs.items()}
+    res = {k: [caption_tokens(hyps[k])] for k in refs}
     out = {}
     b, _ = Bleu(4).compute_score(gts, res, verbose=0)
     for i, v in enumerate(b):
@@ -61,7 +62,7 @@ def diversity(samples: dict) -> dict:
     d1, d2 = [], []
     gts, res = {}, {}
     for k, caps in samples.items():
-        toks = [_simple_tok(c).split() for c in caps]
+        toks = [caption_tokens(c).split() for c in caps]
         for n, acc in ((1, d1), (2, d2)):
             grams = [tuple(t[i : i + n]) for t in toks for i in range(len(t) - n + 1)]
             acc.append(len(set(grams)) / max(1, len(grams)))

@@ -16,16 +16,19 @@ from typing import Callable
 import numpy as np
 
 from retrieval.io.coco import CaptionCorpus
-from retrieval.io.decode import DecodeError, load_image
+from retrieval.io.decode import load_image
+from retrieval.errors import DecodeError
 
 log = logging.getLogger(__name__)
 
 
-def _key(*parts: str) -> str:
+def cache_key(*parts: str) -> str:
+    """A 16-hex-digit SHA-1 key of ``parts`` (joined by NUL): the file name of a cached feature array."""
     return hashlib.sha1("\x00".join(parts).encode()).hexdigest()[:16]
 
 
-def _save_atomic(path: Path, arr: np.ndarray) -> None:
+def save_atomic(path: Path, arr: np.ndarray) -> None:
+    """Write ``arr`` to ``path`` (.npy) through a temporary file renamed into place (never half a file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npy")
     np.save(tmp, arr)
@@ -68,7 +71,7 @@ def readable_photos(corpus: CaptionCorpus, image_dir: str | Path, cache_dir: str
             stats.append(f"{f}\x01{st.st_size}\x01{st.st_mtime_ns}\x01{st.st_ctime_ns}")
         except OSError:
             stats.append(f"{f}\x01-")
-    cache = (Path(cache_dir) / f"readable-{_key('readable', str(image_dir.resolve()), *stats)}.json"
+    cache = (Path(cache_dir) / f"readable-{cache_key('readable', str(image_dir.resolve()), *stats)}.json"
              if cache_dir else None)
     suspects: list[int] | None = None  # photos to decode: all, or only those that failed last time
     if cache and cache.exists():
@@ -133,7 +136,7 @@ def image_features(corpus: CaptionCorpus, image_dir: str | Path, backbone_name: 
         return np.concatenate(parts, axis=-1)
 
     image_dir = Path(image_dir)
-    key = _key("img", backbone_name, str(image_dir.resolve()), "\n".join(corpus.file_names), str(flip))
+    key = cache_key("img", backbone_name, str(image_dir.resolve()), "\n".join(corpus.file_names), str(flip))
     cache = Path(cache_dir) / f"img-{backbone_name}-{key}.npy" if cache_dir else None
     if cache and cache.exists():
         return np.load(cache)
@@ -149,7 +152,7 @@ def image_features(corpus: CaptionCorpus, image_dir: str | Path, backbone_name: 
             progress(min(s + batch_size, n), n)
     res = out if flip else out[0]
     if cache:
-        _save_atomic(cache, res)
+        save_atomic(cache, res)
     return res
 
 
@@ -162,11 +165,11 @@ def text_features(texts: list[str], encoder_name: str, cache_dir: str | Path | N
     """
     from retrieval.encoders.text import SentenceEncoder
 
-    key = _key("txt", encoder_name, "\n".join(texts))
+    key = cache_key("txt", encoder_name, "\n".join(texts))
     cache = Path(cache_dir) / f"txt-{encoder_name}-{key}.npy" if cache_dir else None
     if cache and cache.exists():
         return np.load(cache)
     res = SentenceEncoder(encoder_name).embed(texts, batch_size)
     if cache:
-        _save_atomic(cache, res)
+        save_atomic(cache, res)
     return res

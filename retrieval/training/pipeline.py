@@ -272,10 +272,10 @@ def evaluate_captioner(captions: str | Path, images: str | Path, *, encoder=None
         # oracle: for each photo the sample with the best CIDEr against its references
         from pycocoevalcap.cider.cider import Cider
 
-        from retrieval.training.caption_metrics import _simple_tok
+        from retrieval.training.caption_metrics import caption_tokens
 
-        gts = {f"{i}#{j}": [_simple_tok(r) for r in refs[i]] for i in refs for j in range(n_samples)}
-        res = {f"{i}#{j}": [_simple_tok(samples[i][j])] for i in refs for j in range(n_samples)}
+        gts = {f"{i}#{j}": [caption_tokens(r) for r in refs[i]] for i in refs for j in range(n_samples)}
+        res = {f"{i}#{j}": [caption_tokens(samples[i][j])] for i in refs for j in range(n_samples)}
         _, per = Cider().compute_score(gts, res)
         per = dict(zip(gts.keys(), per))
         out["oracle_CIDEr"] = 100 * float(np.mean([max(per[f"{i}#{j}"] for j in range(n_samples)) for i in refs]))

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np, torch
 from PIL import ImageOps
 from retrieval.io.coco import load_coco_captions
-from retrieval.encoders.backbones import Backbone, preprocess
+from retrieval.encoders.backbones import Backbone
+from retrieval.encoders.onnx_runtime import preprocess
 from retrieval.io.decode import load_image
 torch.set_num_threads(2)
 name = {'l0': 'efficientnet-lite0', 'l2': 'efficientnet-lite2'}[sys.argv[1]]

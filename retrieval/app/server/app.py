@@ -48,8 +48,10 @@ from sqlalchemy import select
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from retrieval import __version__
-from retrieval.search import Hit, Index, QueryError
-from retrieval.store.database import Photo, StoreError, TextRow
+from retrieval.search import Hit, Index
+from retrieval.errors import QueryError
+from retrieval.store.database import Photo, TextRow
+from retrieval.errors import StoreError
 
 log = logging.getLogger("retr.serve")
 
@@ -215,7 +217,8 @@ def create_app(index_dir: str | Path, *, encoder=None, captioner=None,
     def read_upload(file: UploadFile):
         """Decode an upload into an RGB PIL image with :func:`retrieval.io.decode.load_image`, through a
         temporary file (never in the photo folders). Raises ApiError 413 or 415."""
-        from retrieval.io.decode import DecodeError, load_image
+        from retrieval.io.decode import load_image
+        from retrieval.errors import DecodeError
 
         ctype = (file.content_type or "").split(";")[0].strip().lower()
         if ctype and not (ctype.startswith("image/") or ctype == "application/octet-stream"):
@@ -349,7 +352,9 @@ def create_app(index_dir: str | Path, *, encoder=None, captioner=None,
     def make_thumbnail(path: str) -> bytes:
         from PIL import Image
 
-        from retrieval.io.decode import DecodeError, load_image
+        from retrieval.io.decode import load_image
+
+        from retrieval.errors import DecodeError
 
         try:
             im = load_image(path, draft_size=(THUMB_PX, THUMB_PX))

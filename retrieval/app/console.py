@@ -1,0 +1,74 @@
+"""What ``retr``'s two entry points share, without Typer: logging set-up, one-line output and
+``retr search`` itself (:func:`run_search`), answered by :mod:`retrieval.app.cli` directly and by the
+Typer app of :mod:`retrieval.app.commands` when its own parser takes the arguments."""
+from __future__ import annotations
+
+import os
+import sys
+
+
+def plain(s: str) -> str:
+    """One line per result: control characters in names (a newline in a file name) escaped; --json is exact."""
+    return s if s.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in s)
+
+
+def setup_logging() -> None:
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, format="retr: warning: %(message)s")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def write_line(msg: str, err: bool = False) -> None:
+    stream = sys.stderr if err else sys.stdout
+    if stream is None:  # started with that stream closed (`>&-`): nothing to write to
+        return
+    stream.write(msg + "\n")
+    stream.flush()
+
+
+def run_search(query: str, k: int = 10, as_text: bool = False, texts: bool = False, as_json: bool = False,
+               index_dir=None, db: str | None = None, echo=None) -> int:
+    """``retr search``: print the hits; returns the exit status (0, 1: no index/bad query, 2: bad -k).
+
+    ``echo(msg)`` writes a line to stdout (``echo(msg, err=True)`` to stderr).
+    """
+    import json
+
+    echo = echo or write_line
+    setup_logging()
+    from retrieval.config import default_index_dir
+    from retrieval.errors import EncoderError
+    from retrieval.errors import StoreError
+    from retrieval.search import Index
+    from retrieval.errors import QueryError
+
+    def err(msg):
+        echo(f"retr: {msg}", err=True)
+
+    if k < 1:
+        err(f"-k must be at least 1 (got {k})")
+        return 2
+    try:
+        ix = Index(default_index_dir(index_dir), db_url=db)
+        hits = ix.search(query, k=k, texts=texts, as_text=as_text)
+    except (QueryError, StoreError, EncoderError) as e:
+        err(str(e))
+        return 1
+    if ix.rebuilt:
+        err("warning: the vector index was out of date (an interrupted or running `retr index`) or damaged, "
+            "and was rebuilt in memory from the database; a finished `retr index` saves it")
+    if not hits:
+        err("no captions in this index (index with --captions, or without --no-captions)" if texts
+            else "the index has no photos")
+    if as_json:
+        echo(json.dumps([h.to_dict() for h in hits], ensure_ascii=False))
+        return 0
+    for h in hits:
+        if texts:
+            echo(f"{h.score:.3f}\t{plain(h.text)}\t{plain(h.path or '')}")
+        else:
+            echo(f"{h.score:.3f}\t{plain(h.path)}")
+    return 0
