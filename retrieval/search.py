@@ -9,7 +9,8 @@ import numpy as np
 
 from retrieval.store import ann
 from retrieval.io.files import is_image_name
-from retrieval.store.queries import open_sqlite_reader, read_faiss
+from retrieval.store.faiss_file import check_encoder, read_faiss
+from retrieval.store.queries import open_sqlite_reader
 from retrieval.errors import StoreError
 from retrieval.errors import QueryError
 
@@ -88,11 +89,7 @@ class Index:
 
             spec = self.reader.get_meta("encoder_spec")
             self._encoder = load_encoder(spec or None)
-        want = self.reader.get_meta("encoder_id")
-        if want and self._encoder.id != want:
-
-            raise StoreError(f"index at {self.path} was built with encoder {want}, but {self._encoder.id} is "
-                             f"loaded; rebuild with `retr index PHOTO_FOLDER --rebuild`")
+        check_encoder(self.reader.get_meta("encoder_id"), self._encoder.id, self.path)
         return self._encoder
 
     @property

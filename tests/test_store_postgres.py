@@ -104,7 +104,8 @@ def _exec(backend, idx, sql: str) -> None:
 
 def test_index_incremental_and_search(backend, photos, tmp_path, encoder):
     from retrieval import Index, index_folder
-    from retrieval.store.database import FORMAT_VERSION, SCHEMA_REVISION, Store, head_revision
+    from retrieval.store.database import Store, head_revision
+    from retrieval.store.layout import FORMAT_VERSION, SCHEMA_REVISION
 
     idx = tmp_path / "idx"
     errors = []

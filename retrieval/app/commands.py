@@ -92,9 +92,10 @@ def index(
     from retrieval.indexing.indexer import index_folder
     from retrieval.errors import IndexingError
     from retrieval.errors import StoreError
+    from retrieval.store.ann import INDEX_TYPES
+    from retrieval.store.faiss_file import check_encoder
 
     idx = default_index_dir(index_dir)
-    from retrieval.store.ann import INDEX_TYPES
 
     if index_type is not None and index_type not in INDEX_TYPES:
         _fail(f"--index-type must be one of {', '.join(INDEX_TYPES)}, not {index_type!r}", 2)
@@ -127,9 +128,11 @@ def index(
         enc = load_encoder(encoder)
     except EncoderError as e:
         _fail(str(e))
-    if recorded_id and recorded_id != enc.id and not rebuild:  # refuse before any export or embedding
-        _fail(f"index at {idx} was built with encoder {recorded_id}, not {enc.id}; vectors of different "
-              f"encoders cannot be mixed: use `retr index PHOTO_FOLDER --rebuild`")
+    if not rebuild:  # refuse before any export or embedding
+        try:
+            check_encoder(recorded_id, enc.id, idx)
+        except StoreError as e:
+            _fail(str(e))
     cap = None
     if not no_captions:
         try:

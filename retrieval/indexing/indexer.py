@@ -21,8 +21,9 @@ from retrieval.store import ann
 from retrieval.io.decode import DEFAULT_MAX_MEGAPIXELS, load_image
 from retrieval.errors import DecodeError
 from retrieval.io.files import FileInfo, content_hash, walk_images
-from retrieval.store.queries import faiss_is_current
-from retrieval.store.database import (DB_NAME, Photo, Store, TextRow, drop_index_tables, now_iso, resolve_db_url,
+from retrieval.store.faiss_file import check_encoder, faiss_is_current
+from retrieval.store.layout import DB_NAME, LOCK_NAME, VECTOR_TABLES, faiss_file
+from retrieval.store.database import (Photo, Store, TextRow, drop_index_tables, now_iso, resolve_db_url,
                     sqlite_file)
 from retrieval.errors import IndexingError, StoreError
 
@@ -179,7 +180,7 @@ def _remove_index_files(index_dir: Path, db_url: str | None = None) -> None:
     db_file = index_dir / DB_NAME if db_url is None else sqlite_file(db_url)
     if db_url is not None and db_file is None:
         drop_index_tables(db_url)  # a server database: retr's tables, never files
-    paths = [index_dir / "photos.faiss", index_dir / "texts.faiss"]
+    paths = [faiss_file(index_dir, t) for t in VECTOR_TABLES]
     if db_file is not None:
         paths += [db_file, db_file.with_name(db_file.name + "-wal"), db_file.with_name(db_file.name + "-shm")]
     for p in paths:
@@ -201,16 +202,17 @@ def open_for_write(index_dir: Path, encoder, rebuild: bool = False, db_url: str 
         _remove_index_files(index_dir, db_url)
     store = Store(index_dir, create=True, db_url=db_url)
     have = store.get_meta("encoder_id")
+    try:
+        check_encoder(have, encoder.id, index_dir)
+    except StoreError:
+        store.close()
+        raise
     if have is None:
         with store.session() as s:
             store.set_meta(s, "encoder_id", encoder.id)
             store.set_meta(s, "encoder_spec", getattr(encoder, "spec", None) or "default")
             store.set_meta(s, "dim", str(encoder.dim))
             s.commit()
-    elif have != encoder.id:
-        store.close()
-        raise StoreError(f"index at {index_dir} was built with encoder {have}, not {encoder.id}; vectors of "
-                         f"different encoders cannot be mixed: use `retr index PHOTO_FOLDER --rebuild`")
     return store
 
 
@@ -298,7 +300,7 @@ def index_folder(
         if on_error:
             on_error(path, reason)
 
-    lock = FileLock(str(index_dir / ".lock"))
+    lock = FileLock(str(index_dir / LOCK_NAME))
     try:
         lock.acquire(timeout=0)
     except Timeout:

@@ -1,19 +1,13 @@
 """On-disk index: a SQL database (through SQLAlchemy) is the source of truth, FAISS the search structure.
 
-Layout of an index folder::
-
-    retr.sqlite     photos, texts (captions), their vectors, and meta (the embedded default)
-    photos.faiss    FAISS IndexIDMap over photo vectors, ids = photos.id; its type (flat, HNSW, IVF)
-                    is chosen by ``retr index --index-type`` (meta ``index_type``, default auto:
-                    see :mod:`retrieval.store.ann`)
-    texts.faiss     the same over text vectors, ids = texts.id
-    .lock           held by a writer (filelock)
+The index folder's files and format constants are :mod:`retrieval.store.layout`'s; the FAISS files'
+life cycle is :mod:`retrieval.store.faiss_file`'s.
 
 With ``db_url`` (``retr --db URL``, or ``$RETR_DB``) the tables live in that
 database instead (any SQLAlchemy URL, e.g. ``postgresql+psycopg://user:pw@host/db``)
 and the FAISS files stay in the index folder. One database holds exactly one index.
 The schema is created and changed by the Alembic migrations in
-``retrieval/migrations`` (run from here, no alembic.ini needed).
+``retrieval/store/migrations`` (run from here, no alembic.ini needed).
 
 Every vector is also stored in the database, so a FAISS file that is missing, stale
 (an interrupted run) or corrupt is rebuilt from the database; commits are
@@ -33,19 +27,13 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, InterfaceError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from retrieval.store import queries as reader
+from retrieval.store import faiss_file
+from retrieval.store.layout import DB_ENV, DB_NAME, FORMAT_VERSION, REBUILD_HINT, SCHEMA_REVISION
+from retrieval.store.queries import Queries
 from retrieval.errors import StoreError
 
-#: Bumped whenever the on-disk layout changes; older indexes must be rebuilt or migrated.
-FORMAT_VERSION = reader.FORMAT_VERSION
-DB_NAME = "retr.sqlite"
-#: The Alembic head revision this retr's schema is at (``retrieval/migrations/versions``).
-SCHEMA_REVISION = reader.SCHEMA_REVISION
 #: The first revision: today's schema, the one indexes made before Alembic have (they are stamped at it).
 BASE_REVISION = "0001"
-#: Environment variable naming the database when no ``db_url`` is given.
-DB_ENV = "RETR_DB"
-REBUILD_HINT = "`retr index PHOTO_FOLDER --rebuild`"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
@@ -185,7 +173,7 @@ def head_revision() -> str:
     return ScriptDirectory.from_config(_alembic_config(None)).get_current_head()
 
 
-class Store(reader.Queries):
+class Store(Queries):
     """An index: its database (open or create it), its rows, and its FAISS files.
 
     Args:
@@ -342,17 +330,17 @@ class Store(reader.Queries):
 
     def write_faiss(self, table: str) -> int:
         """Rebuild ``<table>.faiss`` from the database (atomic: temp file + rename), of the
-        type the index records (see :func:`retrieval.store.queries.write_faiss`).
+        type the index records (see :func:`retrieval.store.faiss_file.write_faiss`).
 
         Returns:
             number of vectors written.
         """
-        return reader.write_faiss(self, table)
+        return faiss_file.write_faiss(self, table)
 
     def build_faiss(self, table: str, kind: str | None = None):
         """A FAISS ``IndexIDMap`` over all vectors of ``table`` (ids = row ids), of the recorded
         type resolved for the table's size unless ``kind`` (flat, hnsw, ivf) is given."""
-        return reader.build_faiss(self, table, kind)
+        return faiss_file.build_faiss(self, table, kind)
 
     def read_faiss(self, table: str):
         """Load ``<table>.faiss``; rebuilt in memory from the database when it is
@@ -361,7 +349,7 @@ class Store(reader.Queries):
         Returns:
             (faiss index, rebuilt: bool)
         """
-        return reader.read_faiss(self, table)
+        return faiss_file.read_faiss(self, table)
 
     def delete_photos(self, s: Session, ids) -> None:
         ids = list(ids)

@@ -2,14 +2,10 @@
 database) and :class:`SqliteReader` (the standard library's ``sqlite3``, for the query path of
 an SQLite index: ``retr search`` in a new process then does not import SQLAlchemy, ~0.3 s).
 
-Also the FAISS file's life cycle (:func:`read_faiss`, :func:`build_faiss`, :func:`write_faiss`):
-the database is the source of truth for vectors; the FAISS file is derived from it and is
-rebuilt when missing, damaged, stale (an interrupted ``retr index``) or of another type than
-the index records (``retr index --index-type``, see :mod:`retrieval.store.ann`).
+The FAISS files' life cycle is :mod:`retrieval.store.faiss_file`'s.
 """
 from __future__ import annotations
 
-import os
 import sqlite3
 from pathlib import Path
 from typing import Iterator
@@ -17,14 +13,9 @@ from typing import Iterator
 import numpy as np
 
 from retrieval.store import ann
-from retrieval.store.blas import import_faiss
-from retrieval.errors import StoreError
+from retrieval.store.layout import DB_NAME, FORMAT_VERSION, SCHEMA_REVISION, VECTOR_TABLES, faiss_file
 
-TABLES = ("photos", "texts")
-#: The format and schema revision :class:`SqliteReader` understands (kept equal to store.py's).
-FORMAT_VERSION = 1
-SCHEMA_REVISION = "0001"
-DB_NAME = "retr.sqlite"
+TABLES = VECTOR_TABLES
 _IN_CHUNK = 500
 
 
@@ -49,7 +40,7 @@ class Queries:
         return int(self._rows(f"SELECT count(*) FROM {table}")[0][0])
 
     def faiss_path(self, table: str) -> Path:
-        return self.root / f"{table}.faiss"
+        return faiss_file(self.root, table)
 
     def iter_vectors(self, table: str, chunk: int = ann.CHUNK) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """All (ids (m,) int64, vectors (m, D) float32) of ``table`` in id order, ``chunk`` rows at a time
@@ -151,83 +142,3 @@ def open_sqlite_reader(root: str | Path, db_path: str | Path | None = None) -> S
         conn.close()
         return None
     return SqliteReader(root, db_path, conn)
-
-
-# -- the FAISS file ------------------------------------------------------------------------
-
-def wanted_type(reader: Queries, table: str, n: int | None = None) -> str:
-    """The concrete FAISS type ``table`` should have: the index's recorded ``index_type``
-    (default auto) resolved for its row count."""
-    return ann.resolve(reader.get_meta("index_type"), reader.count(table) if n is None else n)
-
-
-def build_faiss(reader: Queries, table: str, kind: str | None = None):
-    """A FAISS index over all vectors of ``table`` (ids = row ids), built from the database in
-    chunks (see :func:`retrieval.store.ann.build`); ``kind`` defaults to :func:`wanted_type`."""
-    n = reader.count(table)
-    kind = kind or wanted_type(reader, table, n)
-    return ann.build(kind, reader.dim() or 1, n, lambda: reader.iter_vectors(table))
-
-
-def write_faiss(reader: Queries, table: str) -> int:
-    """Rebuild ``<table>.faiss`` from the database (atomic: temp file + rename); returns its vector count.
-
-    Returns (and, when ``reader`` can write meta, i.e. a :class:`retrieval.store.database.Store`, records
-    in meta ``faiss_<table>``) the file's type, vector count, size and mtime, for
-    :func:`faiss_is_current`."""
-    faiss = import_faiss()
-
-    index = build_faiss(reader, table)
-    path = reader.faiss_path(table)
-    tmp = path.with_name(path.name + ".tmp")
-    faiss.write_index(index, str(tmp))
-    os.replace(tmp, path)
-    if hasattr(reader, "set_meta"):
-        with reader.session() as s:
-            reader.set_meta(s, f"faiss_{table}", _file_stamp(path, ann.kind_of(index), index.ntotal))
-            s.commit()
-    return index.ntotal
-
-
-def _file_stamp(path: Path, kind: str, n: int) -> str:
-    st = path.stat()
-    return f"{kind} {n} {st.st_size} {st.st_mtime_ns}"
-
-
-def faiss_is_current(reader: Queries, table: str) -> bool:
-    """True when ``<table>.faiss`` is the file the last :func:`write_faiss` wrote (same size and
-    mtime), for the database's row count and the wanted type, whatever the dirty mark says.
-    Reads no index data (an unchanged `retr index` of 1M photos does not load 0.8 GB to check);
-    an index without that record is loaded and checked instead."""
-    path = reader.faiss_path(table)
-    n = reader.count(table)
-    stamp = reader.get_meta(f"faiss_{table}")
-    if stamp is not None:
-        kind = wanted_type(reader, table, n)
-        return path.exists() and stamp == _file_stamp(path, kind, n)
-    return read_faiss(reader, table, rebuild=False, check_dirty=False)[0] is not None
-
-
-def read_faiss(reader: Queries, table: str, rebuild: bool = True, check_dirty: bool = True):
-    """Load ``<table>.faiss``; rebuilt in memory from the database when it is missing, damaged,
-    stale (the index is marked dirty by an interrupted or running ``retr index``, or its
-    vector count differs from the database's) or of another type than the index records.
-
-    Returns:
-        (faiss index, rebuilt: bool); with ``rebuild=False``, (None, True) instead of rebuilding.
-    """
-    faiss = import_faiss()
-
-    path = reader.faiss_path(table)
-    n = reader.count(table)
-    stale = check_dirty and reader.get_meta("dirty") == "1"
-    if path.exists() and not stale:
-        try:
-            index = faiss.read_index(str(path))
-            if index.ntotal == n and ann.kind_of(index) == wanted_type(reader, table, n):
-                return index, False
-        except RuntimeError:
-            pass
-    if not rebuild:
-        return None, True
-    return build_faiss(reader, table), True
