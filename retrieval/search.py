@@ -11,7 +11,6 @@ from retrieval.store import ann
 from retrieval.io.files import is_image_name
 from retrieval.store.faiss_file import check_encoder, read_faiss
 from retrieval.store.queries import open_sqlite_reader
-from retrieval.errors import StoreError
 from retrieval.errors import QueryError
 
 

@@ -122,7 +122,8 @@ def child(mode: str, list_file: str, batch: int) -> None:
     # onnx_<fp32|int8>_<main|workers>: the indexer's embed_locally with that image model
     from retrieval.encoders import onnx_runtime
     from retrieval.io.files import FileInfo
-    from retrieval.indexing.indexer import Todo, embed_locally
+    from retrieval.indexing.indexer import embed_locally
+    from retrieval.indexing.plan import Todo
 
     _, precision, where = mode.split("_")
     if not onnx_runtime.has_export(enc.id):

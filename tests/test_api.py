@@ -234,7 +234,8 @@ def test_embedding_in_the_workers_gives_the_main_thread_vectors(demo_index, enco
     import os
 
     from retrieval.io.files import FileInfo
-    from retrieval.indexing.indexer import Todo, embed_locally
+    from retrieval.indexing.indexer import embed_locally
+    from retrieval.indexing.plan import Todo
 
     assert encoder.concurrent_images
     files = sorted(DEMO.glob("*.jpg")) + [DEMO.parent / "captions.json"]

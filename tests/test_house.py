@@ -129,3 +129,19 @@ def test_scripts_use_public_names_only():
     assert _private_imports(paths) == []
     hacks = [str(p.relative_to(ROOT)) for p in paths if "sys.path" in p.read_text()]
     assert hacks == []
+
+
+def _length(path: Path, name: str) -> int:
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == name:
+            start = min([node.lineno] + [d.lineno for d in node.decorator_list])
+            return node.end_lineno - start + 1
+    raise AssertionError(f"{name} not in {path}")
+
+
+def test_entry_functions_are_short():
+    """The functions a reader follows first: each under 80 lines, docstring included."""
+    lengths = {"index_folder": _length(PKG / "indexing" / "indexer.py", "index_folder"),
+               "commands.index": _length(PKG / "app" / "commands.py", "index"),
+               "create_app": _length(PKG / "app" / "server" / "app.py", "create_app")}
+    assert {k: v for k, v in lengths.items() if v >= 80} == {}

@@ -38,7 +38,8 @@ import numpy as np
 
 from retrieval.io.decode import DEFAULT_MAX_MEGAPIXELS
 from retrieval.io.files import FileInfo
-from retrieval.indexing.indexer import Embedded, IndexReport, Todo, embed_locally, index_folder
+from retrieval.indexing.indexer import Embedded, IndexReport, embed_locally, index_folder
+from retrieval.indexing.plan import Todo
 from retrieval.errors import IndexingError
 
 #: What ``--ray`` needs, said when it is missing.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -20,7 +21,8 @@ from sqlalchemy import delete, select
 from retrieval.store import ann
 from retrieval.io.decode import DEFAULT_MAX_MEGAPIXELS, load_image
 from retrieval.errors import DecodeError
-from retrieval.io.files import FileInfo, content_hash, walk_images
+from retrieval.indexing.plan import Plan, Todo, is_under, plan
+from retrieval.io.files import content_hash, walk_images
 from retrieval.store.faiss_file import check_encoder, faiss_is_current
 from retrieval.store.layout import DB_NAME, LOCK_NAME, VECTOR_TABLES, faiss_file
 from retrieval.store.database import (Photo, Store, TextRow, drop_index_tables, now_iso, resolve_db_url,
@@ -53,24 +55,13 @@ class IndexReport:
         """Photos in the index from this folder after the run."""
         return self.added + self.updated + self.moved + self.unchanged
 
+    def changed(self) -> bool:
+        """Whether the run changed any photo or text of the index."""
+        return bool(self.added or self.updated or self.moved or self.removed or self.captions or self.generated)
+
     def summary(self) -> str:
         return (f"added {self.added}, updated {self.updated}, moved {self.moved}, removed {self.removed}, "
                 f"unchanged {self.unchanged}, failed {self.failed}")
-
-
-@dataclass
-class Todo:
-    """A photo file to embed: a new one, or a changed one whose row is updated.
-
-    Attributes:
-        file: the file as walked (path, size, mtime are stored with the row).
-        hash: its content hash, or None when not read yet (the embedder hashes it).
-        row_id: the row of the same path to update; None for a new photo.
-    """
-
-    file: FileInfo
-    hash: str | None = None
-    row_id: int | None = None
 
 
 @dataclass
@@ -169,10 +160,6 @@ def embed_locally(todo: list[Todo], encoder, *, batch_size: int = 32, workers: i
             yield done if in_workers else encode(done)
 
 
-def _under(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
-
-
 def _remove_index_files(index_dir: Path, db_url: str | None = None) -> None:
     """Delete the index: its FAISS files, and its database (the SQLite file, or retr's
     tables in the database at ``db_url``)."""
@@ -217,62 +204,40 @@ def open_for_write(index_dir: Path, encoder, rebuild: bool = False, db_url: str 
 
 
 def index_folder(
-    root: str | Path,
-    index_dir: str | Path,
-    *,
-    encoder=None,
-    captions_file: str | Path | None = None,
-    captioner=None,
-    rebuild: bool = False,
-    batch_size: int = 32,
-    workers: int = 2,
-    max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
-    include_hidden: bool = False,
-    exclude: tuple[str, ...] = (),
-    export_query_path: bool = True,
-    on_error: Callable[[str, str], None] | None = None,
-    on_progress: Callable[[int, int], None] | None = None,
-    db_url: str | None = None,
-    embed: Embedder | None = None,
-    defer_hashes: bool = False,
-    index_type: str | None = None,
+    root: str | Path, index_dir: str | Path, *, encoder=None, captions_file: str | Path | None = None,
+    captioner=None, rebuild: bool = False, batch_size: int = 32, workers: int = 2,
+    max_megapixels: float = DEFAULT_MAX_MEGAPIXELS, include_hidden: bool = False, exclude: tuple[str, ...] = (),
+    export_query_path: bool = True, on_error: Callable[[str, str], None] | None = None,
+    on_progress: Callable[[int, int], None] | None = None, db_url: str | None = None,
+    embed: Embedder | None = None, defer_hashes: bool = False, index_type: str | None = None,
 ) -> IndexReport:
-    """Index every image under ``root`` into the index at ``index_dir``.
+    """Index every image under ``root`` (a folder, or one image file) into the index at ``index_dir``
+    (created if missing; never indexed itself), incrementally (see :func:`retrieval.indexing.plan.plan`).
 
     Args:
-        root: photo folder (or one image file).
-        index_dir: index folder (created if missing); never indexed itself.
         encoder: an :class:`retrieval.encoders.base.Encoder` (default: the shipped one).
-        captions_file: optional COCO-captions JSON whose ``file_name`` values are
-            relative to ``root``; its captions are indexed as texts of their photos.
-        captioner: optional :class:`retrieval.captioning.model.Captioner`; when given,
-            every photo under ``root`` without a generated caption (new, changed, or
-            indexed earlier without one) gets one, stored and indexed as a text.
-        rebuild: delete the existing index files first.
+        captions_file: COCO-captions JSON, ``file_name`` relative to ``root``: its captions are indexed.
+        captioner: a :class:`retrieval.captioning.model.Captioner`: every photo under ``root`` without a
+            generated caption (new, changed, or indexed earlier without one) gets one, indexed as a text.
+        rebuild: delete the existing index first.
         batch_size: photos per encoder batch (and per checkpoint commit).
-        workers: threads hashing and decoding (and, for an encoder with ``concurrent_images``,
-            embedding) batches; see :func:`embed_locally`.
+        workers: threads hashing, decoding (and, for ``concurrent_images`` encoders, embedding) batches.
         max_megapixels: larger images are refused (reported as failed).
-        include_hidden: also index hidden files and folders.
-        exclude: glob patterns of names or root-relative paths to leave out.
-        export_query_path: export the encoder to ONNX first (once per encoder), so
-            that embedding runs with ONNX Runtime and text search without torch
-            (see :mod:`retrieval.encoders.onnx_runtime`).
-        on_error: ``on_error(path, reason)`` for each file that could not be indexed.
-        on_progress: ``on_progress(done, total)`` over the files to embed.
-        db_url: SQLAlchemy URL of the database for the index's tables (one database
-            holds one index); None: ``$RETR_DB`` if set, else ``index_dir/retr.sqlite``.
-            The FAISS files are in ``index_dir`` either way.
-        embed: the embedding step (see :data:`Embedder`); default :func:`embed_locally`
-            with ``encoder``, ``batch_size``, ``workers`` and ``max_megapixels``
-            (:func:`retrieval.indexing.distributed.embed_on_ray` embeds on a Ray cluster).
-        defer_hashes: leave hashing a new file to ``embed`` when no photo is gone (then no
-            file can be a moved one), so that a first run reads each file once, where it
-            is embedded. Changed files and possible moves are still hashed here.
-        index_type: the FAISS search structure, ``auto``, ``flat``, ``hnsw`` or ``ivf`` (see
-            :mod:`retrieval.store.ann`), recorded in the index; None keeps the recorded one (auto
-            for a new index). A change rebuilds the FAISS files from the database. They are
-            rewritten when photos or texts changed, or when they are missing or damaged.
+        include_hidden, exclude: also index hidden files; glob patterns of names or root-relative paths to skip.
+        export_query_path: export the encoder to ONNX first (once per encoder): embedding then runs with
+            ONNX Runtime and text search without torch (:mod:`retrieval.encoders.onnx_runtime`).
+        on_error, on_progress: ``on_error(path, reason)`` for each file not indexed; ``on_progress(done,
+            total)`` over the files to embed.
+        db_url: SQLAlchemy URL of the database for the index's tables (one database holds one index);
+            None: ``$RETR_DB`` if set, else ``index_dir/retr.sqlite``. FAISS files stay in ``index_dir``.
+        embed: the embedding step (:data:`Embedder`); default :func:`embed_locally` with ``encoder``,
+            ``batch_size``, ``workers``, ``max_megapixels`` (:func:`retrieval.indexing.distributed.embed_on_ray`
+            embeds on a Ray cluster).
+        defer_hashes: leave hashing a new file to ``embed`` when no photo is gone (a first run reads each
+            file once, where it is embedded); changed files and possible moves are still hashed here.
+        index_type: ``auto``, ``flat``, ``hnsw`` or ``ivf`` (:mod:`retrieval.store.ann`), recorded in the
+            index; None keeps the recorded one. A change rebuilds the FAISS files, which are also rewritten
+            when photos or texts changed, or when they are missing or damaged.
 
     Returns:
         :class:`IndexReport`.
@@ -283,8 +248,6 @@ def index_folder(
         IndexTypeError: ``index_type`` is not one of :data:`retrieval.store.ann.INDEX_TYPES`.
         KeyboardInterrupt: passed on after the finished batches are committed.
     """
-    from filelock import FileLock, Timeout
-
     if index_type is not None:
         ann.check_type(index_type)
     root = os.path.abspath(root)
@@ -300,109 +263,115 @@ def index_folder(
         if on_error:
             on_error(path, reason)
 
-    lock = FileLock(str(index_dir / LOCK_NAME))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        raise IndexingError(f"{index_dir}: another `retr index` is writing this index") from None
-    store = None
-    try:
+    with _writer_lock(index_dir):
         if encoder is None:
             from retrieval.encoders.base import load_encoder
 
             encoder = load_encoder()
         store = open_for_write(index_dir, encoder, rebuild, db_url=db_url)
-        was_clean = store.get_meta("dirty") == "0"
-        type_changed = index_type is not None and store.index_type() != index_type
-        if type_changed:
-            with store.session() as s:
-                store.set_meta(s, "index_type", index_type)
-                s.commit()
-        if export_query_path:
-            _export_fast_path(encoder)
-        with store.session() as s:
-            existing = {r.path: r for r in s.execute(select(Photo.id, Photo.path, Photo.size, Photo.mtime,
-                                                            Photo.hash)).all()}
-        found = list(walk_images(root, skip_dirs=(index_dir,), include_hidden=include_hidden,
-                                 exclude=tuple(exclude), on_error=lambda p, r: fail(p, r)))
-        seen = {f.path for f in found}
-        gone = {p: r for p, r in existing.items() if _under(p, root) and p not in seen}
-        by_hash = {}
-        for p, r in gone.items():
-            by_hash.setdefault(r.hash, []).append(r)
-
-        todo: list[Todo] = []
-        moves = []  # (row id, FileInfo)
-        touch = []  # (row id, FileInfo): same bytes, new mtime
-        for f in found:
-            r = existing.get(f.path)
-            if r is not None and r.size == f.size and r.mtime == f.mtime:
-                report.unchanged += 1
-                continue
-            if r is None and defer_hashes and not gone:
-                todo.append(Todo(f))
-                continue
-            try:
-                h = content_hash(f.path)
-            except OSError as e:
-                fail(f.path, f"cannot read file ({e.strerror or e})")
-                continue
-            if r is not None and r.hash == h:
-                touch.append((r.id, f))
-                report.unchanged += 1
-            elif r is None and by_hash.get(h):
-                old = by_hash[h].pop()
-                del gone[old.path]
-                moves.append((old.id, f))
-            else:
-                todo.append(Todo(f, h, r.id if r is not None else None))
-
-        with store.session() as s:
-            store.set_meta(s, "dirty", "1")
-            for rid, f in touch:
-                row = s.get(Photo, rid)
-                row.mtime = f.mtime
-            for rid, f in moves:
-                row = s.get(Photo, rid)
-                row.path, row.size, row.mtime = f.path, f.size, f.mtime
-                report.moved += 1
-            if gone:
-                store.delete_photos(s, [r.id for r in gone.values()])
-                report.removed += len(gone)
-            s.commit()
-
-        if embed is None:
-            def embed(items: list[Todo]) -> Iterator[list[Embedded]]:
-                return embed_locally(items, encoder, batch_size=batch_size, workers=workers,
-                                     max_megapixels=max_megapixels)
-
-        done = 0
-        if on_progress:
-            on_progress(0, len(todo))
-        for batch in embed(todo):
-            _store_embedded(store, batch, report, fail)
-            done += len(batch)
-            if on_progress:
-                on_progress(done, len(todo))
-
-        if captioner is not None:  # new, changed, and earlier --no-captions photos alike
-            report.generated += _caption_uncaptioned(store, encoder, captioner, root, batch_size)
-        if captions_file is not None:
-            report.captions = _index_captions(store, encoder, root, captions_file, on_error)
-        changed = (type_changed or not was_clean or report.added or report.updated or report.moved
-                   or report.removed or report.captions or report.generated)
-        for table in ("photos", "texts"):
-            if changed or not faiss_is_current(store, table):
-                store.write_faiss(table)
-        with store.session() as s:
-            store.set_meta(s, "dirty", "0")
-            store.set_meta(s, "updated_at", now_iso())
-            s.commit()
-        return report
-    finally:
-        if store is not None:
+        try:
+            was_clean = store.get_meta("dirty") == "0"
+            type_changed = _record_index_type(store, index_type)
+            if export_query_path:
+                _export_fast_path(encoder)
+            existing = _indexed_photos(store)
+            found = list(walk_images(root, skip_dirs=(index_dir,), include_hidden=include_hidden,
+                                     exclude=tuple(exclude), on_error=lambda p, r: fail(p, r)))
+            todo = _apply_plan(store, plan(existing, found, root, defer_hashes=defer_hashes), report, fail)
+            embed = embed or (lambda items: embed_locally(items, encoder, batch_size=batch_size, workers=workers,
+                                                          max_megapixels=max_megapixels))
+            _embed_and_store(store, todo, embed, report, fail, on_progress)
+            if captioner is not None:  # new, changed, and earlier --no-captions photos alike
+                report.generated += _caption_uncaptioned(store, encoder, captioner, root, batch_size)
+            if captions_file is not None:
+                report.captions = _index_captions(store, encoder, root, captions_file, on_error)
+            _save_search_files(store, type_changed or not was_clean or report.changed())
+            return report
+        finally:
             store.close()
+
+
+@contextmanager
+def _writer_lock(index_dir: Path):
+    """Hold the index's writer lock (``.lock``) for the block.
+
+    Raises:
+        IndexingError: another ``retr index`` holds it."""
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(index_dir / LOCK_NAME))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise IndexingError(f"{index_dir}: another `retr index` is writing this index") from None
+    try:
+        yield
+    finally:
         lock.release()
+
+
+def _record_index_type(store: Store, index_type: str | None) -> bool:
+    """Record ``index_type`` in the index when it is another than the recorded one; returns whether it changed."""
+    if index_type is None or store.index_type() == index_type:
+        return False
+    with store.session() as s:
+        store.set_meta(s, "index_type", index_type)
+        s.commit()
+    return True
+
+
+def _indexed_photos(store: Store) -> dict:
+    """{path: row (id, path, size, mtime, hash)} of every photo in the index."""
+    with store.session() as s:
+        return {r.path: r for r in s.execute(select(Photo.id, Photo.path, Photo.size, Photo.mtime,
+                                                    Photo.hash)).all()}
+
+
+def _apply_plan(store: Store, p: Plan, report: IndexReport, fail: Callable[[str, str], None]) -> list[Todo]:
+    """Mark the index dirty, then carry out ``p``'s touches, moves and removals in one commit;
+    returns the photos left to embed."""
+    for path, reason in p.failures:
+        fail(path, reason)
+    report.unchanged += p.unchanged
+    with store.session() as s:
+        store.set_meta(s, "dirty", "1")
+        for rid, f in p.touch:
+            row = s.get(Photo, rid)
+            row.mtime = f.mtime
+        for rid, f in p.moves:
+            row = s.get(Photo, rid)
+            row.path, row.size, row.mtime = f.path, f.size, f.mtime
+            report.moved += 1
+        if p.gone:
+            store.delete_photos(s, [r.id for r in p.gone])
+            report.removed += len(p.gone)
+        s.commit()
+    return p.todo
+
+
+def _embed_and_store(store: Store, todo: list[Todo], embed: Embedder, report: IndexReport,
+                     fail: Callable[[str, str], None], on_progress: Callable[[int, int], None] | None) -> None:
+    """Embed ``todo`` batch by batch, committing each batch as it comes (a checkpoint)."""
+    done = 0
+    if on_progress:
+        on_progress(0, len(todo))
+    for batch in embed(todo):
+        _store_embedded(store, batch, report, fail)
+        done += len(batch)
+        if on_progress:
+            on_progress(done, len(todo))
+
+
+def _save_search_files(store: Store, changed: bool) -> None:
+    """Rewrite the FAISS files when anything changed (or one is not the one last written) and mark
+    the index clean."""
+    for table in VECTOR_TABLES:
+        if changed or not faiss_is_current(store, table):
+            store.write_faiss(table)
+    with store.session() as s:
+        store.set_meta(s, "dirty", "0")
+        store.set_meta(s, "updated_at", now_iso())
+        s.commit()
 
 
 def _store_embedded(store: Store, batch: list[Embedded], report: IndexReport,
@@ -440,7 +409,7 @@ def _caption_uncaptioned(store: Store, encoder, captioner, root: str, batch_size
     with store.session() as s:
         have = select(TextRow.photo_id).where(TextRow.source == "generated", TextRow.photo_id.is_not(None))
         rows = [(i, p, v) for i, p, v in s.execute(select(Photo.id, Photo.path, Photo.vector)
-                                                   .where(Photo.id.not_in(have))).all() if _under(p, root)]
+                                                   .where(Photo.id.not_in(have))).all() if is_under(p, root)]
     from retrieval.captioning.model import INDEX_BEAM
 
     n = 0
@@ -478,7 +447,7 @@ def _index_captions(store: Store, encoder, root: str, captions_file, on_error) -
     corpus = load_coco_captions(captions_file)
     base = root if os.path.isdir(root) else os.path.dirname(root)
     with store.session() as s:
-        ids = {p: i for i, p in s.execute(select(Photo.id, Photo.path)).all() if _under(p, root)}
+        ids = {p: i for i, p in s.execute(select(Photo.id, Photo.path)).all() if is_under(p, root)}
         missing = set()
         pairs = []
         for c, pi in zip(corpus.captions, corpus.caption_photo):
@@ -503,5 +472,5 @@ def _index_captions(store: Store, encoder, root: str, captions_file, on_error) -
     return len(pairs)
 
 
-__all__ = ["Embedded", "Embedder", "IndexReport", "IndexingError", "Todo", "embed_locally", "index_folder",
+__all__ = ["Embedded", "Embedder", "IndexReport", "embed_locally", "index_folder",
            "open_for_write"]
