@@ -5,16 +5,14 @@ without importing Typer (a faster cold start) and hands everything else to :data
 from __future__ import annotations
 
 import json
-import logging
-import os
 import signal
-import sys
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
 from retrieval.app.console import run_search, setup_logging
+from retrieval.app.progress import IndexProgress, first_time_notice, index_flag_problem
 from retrieval.config import default_index_dir
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -86,131 +84,56 @@ def index(
     setup_logging()
     _sigterm_to_interrupt()
     from retrieval.captioning.model import load_captioner
-    from retrieval.errors import CaptionerError
     from retrieval.encoders.base import load_encoder
-    from retrieval.errors import EncoderError
+    from retrieval.errors import CaptionerError, EncoderError, IndexingError, StoreError
     from retrieval.indexing.indexer import index_folder
-    from retrieval.errors import IndexingError
-    from retrieval.errors import StoreError
-    from retrieval.store.ann import INDEX_TYPES
     from retrieval.store.faiss_file import check_encoder
 
     idx = default_index_dir(index_dir)
-
-    if index_type is not None and index_type not in INDEX_TYPES:
-        _fail(f"--index-type must be one of {', '.join(INDEX_TYPES)}, not {index_type!r}", 2)
-    if not path.exists():
-        _fail(f"{path}: no such file or folder")
-    if shards is not None and ray is None:
-        _fail("--shards needs --ray ADDRESS", 2)
-    if ray is not None:
-        from retrieval.indexing.distributed import require_ray
-
-        try:
-            require_ray()
-        except IndexingError as e:
-            _fail(str(e))
-    if captions is not None:
-        from retrieval.io.coco import load_coco_captions
-
-        if not captions.is_file():
-            _fail(f"{captions}: captions file not found")
-        try:
-            load_coco_captions(captions)  # fail before the expensive work, not after
-        except (ValueError, OSError) as e:
-            _fail(str(e))
-    if idx.exists() and not idx.is_dir():
-        _fail(f"{idx}: --index must be a folder, and this is a file")
+    problem = index_flag_problem(path, idx, index_type, ray, shards, captions)
+    if problem:
+        _fail(*problem)
     recorded_spec, recorded_id = _recorded_encoder(idx, db) if idx.is_dir() else (None, None)
-    if encoder is None:
-        encoder = recorded_spec  # a later run (or --rebuild) keeps the index's encoder
-    try:  # (a bad RETR_IMAGE_PRECISION was refused by retrieval.app.cli.main, before any command)
-        enc = load_encoder(encoder)
-    except EncoderError as e:
-        _fail(str(e))
-    if not rebuild:  # refuse before any export or embedding
-        try:
+    try:  # a later run (or --rebuild) keeps the index's encoder; a bad RETR_IMAGE_PRECISION was refused before
+        enc = load_encoder(encoder if encoder is not None else recorded_spec)
+        if not rebuild:  # refuse before any export or embedding
             check_encoder(recorded_id, enc.id, idx)
-        except StoreError as e:
-            _fail(str(e))
+    except (EncoderError, StoreError) as e:
+        _fail(str(e))
     cap = None
     if not no_captions:
         try:
             cap = load_captioner(captioner, enc.id)
         except CaptionerError as e:
             _err(f"warning: no captions generated ({e})")
-    from retrieval.encoders import onnx_runtime
-
-    if hasattr(enc, "export_fast_path") and not onnx_runtime.has_export(enc.id):
-        _err(f"exporting the encoder to ONNX once for fast runs (~30 s) into {onnx_runtime.export_dir(enc.id)}")
-    elif (hasattr(enc, "export_fast_path") and onnx_runtime.image_precision() == "int8"
-          and not (onnx_runtime.export_dir(enc.id) / onnx_runtime.IMAGE_INT8_FILE).is_file()):
-        _err("quantising the image model to int8 once (~20 s)")
-    tty = sys.stderr.isatty()
-    progress = None
-    # errors: files reported so far; at_start: those reported before embedding began (walking),
-    # so that the progress line counts the photos it could not embed as skipped, not as embedded
-    state = {"last": -1, "errors": 0, "at_start": 0}
-
-    def on_error(p, reason):
-        state["errors"] += 1
-        _skipped(p, reason)
-
-    def skipped(done):
-        if done == 0:
-            state["at_start"] = state["errors"]
-        return state["errors"] - state["at_start"]
-
-    if tty:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-        progress = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                            TimeRemainingColumn(), transient=True, console=__import__("rich.console").console.Console(stderr=True))
-        task = progress.add_task("embedding", total=None)
-
-        def on_progress(done, total):
-            bad = skipped(done)
-            progress.update(task, completed=done, total=total,
-                            description=f"embedding ({bad} skipped)" if bad else "embedding")
-    else:
-        def on_progress(done, total):
-            bad = skipped(done)
-            step = max(1, total // 10) if total else 1
-            if done and (done == total or done // step != state["last"]):
-                state["last"] = done // step
-                if total:
-                    _err(f"embedded {done - bad}/{total}" + (f", skipped {bad}" if bad else ""))
-
+    notice = first_time_notice(enc)
+    if notice:
+        _err(notice)
     try:
-        if progress:
-            progress.start()
-        common = dict(encoder=enc, captions_file=captions, captioner=cap, rebuild=rebuild, batch_size=batch_size,
-                      max_megapixels=max_megapixels, include_hidden=include_hidden, exclude=tuple(exclude),
-                      on_error=on_error, on_progress=on_progress, db_url=db, index_type=index_type)
-        if ray is None:
-            rep = index_folder(path, idx, workers=workers or 2, defer_hashes=True, **common)
-        else:
-            from retrieval.indexing.distributed import index_folder_ray
-
-            def on_cluster(info):
-                _err(f"embedding on the Ray cluster {info['address']}: {info['nodes']} node(s), {info['cpus']} CPUs")
-
-            rep = index_folder_ray(path, idx, address=ray, num_cpus=workers if ray == "local" else None,
-                                   shards_dir=shards, on_cluster=on_cluster, **common)
+        with IndexProgress(_skipped, _err) as shown:
+            common = dict(encoder=enc, captions_file=captions, captioner=cap, rebuild=rebuild, batch_size=batch_size,
+                          max_megapixels=max_megapixels, include_hidden=include_hidden, exclude=tuple(exclude),
+                          on_error=shown.on_error, on_progress=shown.on_progress, db_url=db, index_type=index_type)
+            rep = (index_folder(path, idx, workers=workers or 2, defer_hashes=True, **common) if ray is None
+                   else _index_on_ray(path, idx, ray, workers, shards, common))
     except KeyboardInterrupt:
-        if progress:
-            progress.stop()
         _fail("interrupted: photos embedded so far are saved; run the same command again to resume", 130)
     except (IndexingError, StoreError, ValueError, OSError) as e:
-        if progress:
-            progress.stop()
         _fail(str(e))
-    finally:
-        if progress:
-            progress.stop()
     typer.echo(f"{rep.summary()}" + (f"; {rep.captions} captions indexed" if captions else "") + f" -> {idx}")
     if rep.indexed == 0 and rep.failed > 0:
         raise typer.Exit(1)
+
+
+def _index_on_ray(path: Path, idx: Path, ray: str, workers: Optional[int], shards: Optional[Path], common: dict):
+    """``retr index --ray ADDRESS``: :func:`retrieval.indexing.distributed.index_folder_ray`, saying which cluster."""
+    from retrieval.indexing.distributed import index_folder_ray
+
+    def on_cluster(info):
+        _err(f"embedding on the Ray cluster {info['address']}: {info['nodes']} node(s), {info['cpus']} CPUs")
+
+    return index_folder_ray(path, idx, address=ray, num_cpus=workers if ray == "local" else None,
+                            shards_dir=shards, on_cluster=on_cluster, **common)
 
 
 def _recorded_encoder(idx: Path, db: Optional[str]) -> tuple[Optional[str], Optional[str]]:

@@ -12,6 +12,7 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -54,6 +55,13 @@ class IndexReport:
     def indexed(self) -> int:
         """Photos in the index from this folder after the run."""
         return self.added + self.updated + self.moved + self.unchanged
+
+    def fail(self, path: str, reason: str, on_error: Callable[[str, str], None] | None = None) -> None:
+        """Count ``path`` as failed for ``reason`` (one line), and tell ``on_error(path, reason)``."""
+        self.failed += 1
+        self.failures.append((path, reason))
+        if on_error:
+            on_error(path, reason)
 
     def changed(self) -> bool:
         """Whether the run changed any photo or text of the index."""
@@ -222,10 +230,9 @@ def index_folder(
         rebuild: delete the existing index first.
         batch_size: photos per encoder batch (and per checkpoint commit).
         workers: threads hashing, decoding (and, for ``concurrent_images`` encoders, embedding) batches.
-        max_megapixels: larger images are refused (reported as failed).
-        include_hidden, exclude: also index hidden files; glob patterns of names or root-relative paths to skip.
-        export_query_path: export the encoder to ONNX first (once per encoder): embedding then runs with
-            ONNX Runtime and text search without torch (:mod:`retrieval.encoders.onnx_runtime`).
+        max_megapixels, include_hidden, exclude: larger images are refused (reported as failed); also index
+            hidden files; glob patterns of names or root-relative paths to skip.
+        export_query_path: export the encoder to ONNX first (once per encoder; fast embedding, torch-free search).
         on_error, on_progress: ``on_error(path, reason)`` for each file not indexed; ``on_progress(done,
             total)`` over the files to embed.
         db_url: SQLAlchemy URL of the database for the index's tables (one database holds one index);
@@ -256,13 +263,7 @@ def index_folder(
     index_dir = Path(index_dir).absolute()
     index_dir.mkdir(parents=True, exist_ok=True)
     report = IndexReport()
-
-    def fail(path: str, reason: str) -> None:
-        report.failed += 1
-        report.failures.append((path, reason))
-        if on_error:
-            on_error(path, reason)
-
+    fail = partial(report.fail, on_error=on_error)
     with _writer_lock(index_dir):
         if encoder is None:
             from retrieval.encoders.base import load_encoder
@@ -276,7 +277,7 @@ def index_folder(
                 _export_fast_path(encoder)
             existing = _indexed_photos(store)
             found = list(walk_images(root, skip_dirs=(index_dir,), include_hidden=include_hidden,
-                                     exclude=tuple(exclude), on_error=lambda p, r: fail(p, r)))
+                                     exclude=tuple(exclude), on_error=fail))
             todo = _apply_plan(store, plan(existing, found, root, defer_hashes=defer_hashes), report, fail)
             embed = embed or (lambda items: embed_locally(items, encoder, batch_size=batch_size, workers=workers,
                                                           max_megapixels=max_megapixels))
