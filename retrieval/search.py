@@ -25,6 +25,7 @@ class Hit:
         text: the caption, for text results; for photo results, the photo's generated caption if any.
         kind: ``"photo"`` or ``"text"``.
         source: for text results, ``"captions"`` or ``"generated"``.
+        photo_id: the photo's id (for a text result: the photo it belongs to, or None).
     """
 
     score: float
@@ -33,6 +34,7 @@ class Hit:
     text: str | None = None
     kind: str = "photo"
     source: str | None = None
+    photo_id: int | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -193,6 +195,6 @@ class Index:
         pairs = [(float(sc), int(i)) for sc, i in zip(scores, ids)]
         if texts:
             rows = self.reader.text_rows([i for _, i in pairs])
-            return [Hit(sc, i, rows[i][2], rows[i][0], "text", rows[i][1]) for sc, i in pairs if i in rows]
+            return [Hit(sc, i, rows[i][2], rows[i][0], "text", rows[i][1], rows[i][3]) for sc, i in pairs if i in rows]
         rows = self.reader.photo_rows([i for _, i in pairs])
-        return [Hit(sc, i, rows[i][0], rows[i][1]) for sc, i in pairs if i in rows]
+        return [Hit(sc, i, rows[i][0], rows[i][1], photo_id=i) for sc, i in pairs if i in rows]

@@ -85,15 +85,32 @@ class Queries:
                               tuple(ids)))
         return {i: (p, gen.get(i)) for i, p in paths.items()}
 
-    def text_rows(self, ids) -> dict[int, tuple[str, str, str | None]]:
-        """{text id: (text, source, its photo's path or None)} for these ids."""
+    def text_rows(self, ids) -> dict[int, tuple[str, str, str | None, int | None]]:
+        """{text id: (text, source, its photo's path or None, its photo's id or None)} for these ids."""
         ids = [int(i) for i in ids]
         if not ids:
             return {}
         q = ",".join("?" * len(ids))
-        return {i: (t, s, p) for i, t, s, p in self._rows(
-            f"SELECT texts.id, texts.text, texts.source, photos.path FROM texts LEFT OUTER JOIN photos "
-            f"ON photos.id = texts.photo_id WHERE texts.id IN ({q})", tuple(ids))}
+        return {i: (t, s, p, pid) for i, t, s, p, pid in self._rows(
+            f"SELECT texts.id, texts.text, texts.source, photos.path, texts.photo_id FROM texts LEFT OUTER JOIN "
+            f"photos ON photos.id = texts.photo_id WHERE texts.id IN ({q})", tuple(ids))}
+
+    def photo_record(self, photo_id: int) -> dict | None:
+        """One photo's row as a dict (``id``, ``path``, ``width``, ``height`` in px, ``size`` in bytes,
+        ``mtime``, ``hash``, ``indexed_at``, ``vector`` as (D,) float32), or None when there is none."""
+        rows = self._rows("SELECT id, path, width, height, size, mtime, hash, indexed_at, vector FROM photos "
+                          "WHERE id = ?", (int(photo_id),))
+        if not rows:
+            return None
+        keys = ("id", "path", "width", "height", "size", "mtime", "hash", "indexed_at")
+        rec = dict(zip(keys, rows[0][:8]))
+        rec["vector"] = np.frombuffer(bytes(rows[0][8]), np.float32)
+        return rec
+
+    def photo_texts(self, photo_id: int) -> list[tuple[int, str, str]]:
+        """(text id, text, source) of every text of one photo, in id order."""
+        return [tuple(r) for r in self._rows("SELECT id, text, source FROM texts WHERE photo_id = ? ORDER BY id",
+                                             (int(photo_id),))]
 
 
 class SqliteReader(Queries):
