@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from retrieval.captioning.model import CaptionBank
+from retrieval.captioning.bank import CaptionBank
 from retrieval.io.coco import load_coco_captions
 from retrieval.encoders.base import load_encoder
 from retrieval.training.features import image_features

@@ -33,8 +33,10 @@ import numpy as np
 import torch
 
 from retrieval.training.caption_metrics import caption_tokens, caption_scores, diversity
-from retrieval.captioning.model import (cider_against, consensus_cider, detokenize, document_frequencies, length_normalise,
-                                 load_captioner)
+from retrieval.captioning.decoding import length_normalise
+from retrieval.captioning.model import load_captioner
+from retrieval.captioning.rerank import cider_against, consensus_cider, document_frequencies
+from retrieval.captioning.vocab import detokenize
 from retrieval.encoders.base import load_encoder
 from retrieval.training.pipeline import image_features, load_coco_captions
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from captioner_data import corpus_for_pretraining
-from retrieval.captioning.model import tokenize
+from retrieval.captioning.vocab import tokenize
 from retrieval.io.coco import load_coco_captions
 from retrieval.encoders.base import load_encoder
 from retrieval.training.metrics import modality_gap

@@ -42,7 +42,7 @@ def test_diversity_of_identical_and_distinct_samples():
 
 
 def test_rerank_orders():
-    from retrieval.captioning.model import rerank
+    from retrieval.captioning.rerank import rerank
 
     t = np.array([[1, 0], [0.8, 0.6], [0, 1]], np.float32)
     assert rerank(["a", "b", "c"], t, method="consensus")[0] == 1  # the middle one agrees with both
@@ -89,7 +89,9 @@ def test_text_only_training_decodes_from_a_nearby_embedding(tmp_path):
     near (not at) a caption's embedding, as a photo's embedding is."""
     import torch
 
-    from retrieval.captioning.model import Captioner, tokenize
+    from retrieval.captioning.model import Captioner
+
+    from retrieval.captioning.vocab import tokenize
     from retrieval.training.captioner import CaptionerConfig, save_captioner, train_captioner
 
     caps = ["a dog runs on the grass", "two children play in the snow", "a man rides a red bike",
@@ -131,7 +133,7 @@ def test_train_captioner_with_text_corpus(tmp_path):
 
 
 def test_length_penalty_changes_the_choice():
-    from retrieval.captioning.model import length_normalise
+    from retrieval.captioning.decoding import length_normalise
 
     short, long = (-3.0, 3), (-4.0, 8)  # (summed log-probability, tokens incl. <eos>)
     # no penalty: the short caption has the higher raw log-probability
@@ -147,7 +149,7 @@ def test_length_penalty_changes_the_choice():
 
 
 def test_mbr_picks_the_candidate_the_others_agree_with():
-    from retrieval.captioning.model import consensus_cider, document_frequencies
+    from retrieval.captioning.rerank import consensus_cider, document_frequencies
 
     cands = ["a dog runs on the grass", "a red car parked on a street", "a dog runs in the grass",
              "a dog is running on the grass", "two people sit on a bench"]
@@ -163,7 +165,9 @@ def test_mbr_picks_the_candidate_the_others_agree_with():
 
 
 def test_beam_scores_match_the_likelihood_and_decoding_is_deterministic():
-    from retrieval.captioning.model import Captioner, detokenize, length_normalise
+    from retrieval.captioning.decoding import length_normalise
+    from retrieval.captioning.model import Captioner
+    from retrieval.captioning.vocab import detokenize
 
     cap = Captioner()
     rng = np.random.default_rng(3)
@@ -185,7 +189,7 @@ def test_beam_scores_match_the_likelihood_and_decoding_is_deterministic():
 def test_cider_against_matches_pycocoevalcap():
     from pycocoevalcap.cider.cider import Cider
 
-    from retrieval.captioning.model import cider_against, document_frequencies
+    from retrieval.captioning.rerank import cider_against, document_frequencies
 
     refs = {0: ["a dog runs on the grass", "a brown dog running in a field"],
             1: ["a man rides a bike down a street", "a cyclist on a city road"],
@@ -198,7 +202,8 @@ def test_cider_against_matches_pycocoevalcap():
 
 
 def test_caption_bank_neighbour_reranking(tmp_path):
-    from retrieval.captioning.model import CaptionBank, Captioner
+    from retrieval.captioning.bank import CaptionBank
+    from retrieval.captioning.model import Captioner
 
     cap = Captioner()
     rng = np.random.default_rng(5)

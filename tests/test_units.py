@@ -46,7 +46,7 @@ def test_decode_modes_and_orientation(tmp_path):
 
 
 def test_tokenize_detokenize():
-    from retrieval.captioning.model import detokenize, tokenize
+    from retrieval.captioning.vocab import detokenize, tokenize
 
     assert tokenize("A dog 's ball , on the beach .") == ["a", "dog's", "ball", "on", "the", "beach"]
     assert detokenize(["a", "man", "s", "dog"]) == "A man's dog."

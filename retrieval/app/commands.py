@@ -193,7 +193,7 @@ def caption(
     setup_logging()
     from retrieval.captioning.model import load_captioner
     from retrieval.errors import CaptionerError
-    from retrieval.captioning.model import rerank as rerank_captions
+    from retrieval.captioning.rerank import rerank as rerank_captions
     from retrieval.io.decode import load_image
     from retrieval.errors import DecodeError
     from retrieval.encoders.base import load_encoder

@@ -11,7 +11,6 @@ single best one.
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
@@ -20,50 +19,21 @@ import torch.nn.functional as F
 from torch import nn
 
 from retrieval.encoders.base import WEIGHTS_DIR
+from retrieval.captioning.bank import CAPTION_NEIGHBOURS, DEFAULT_BANK, CaptionBank
+from retrieval.captioning.decoding import beam_hypotheses, length_normalise, nucleus_sample
+from retrieval.captioning.rerank import cider_against, consensus_cider
+from retrieval.captioning.vocab import BOS, EOS, PAD, UNK, detokenize, tokenize
 from retrieval.errors import CaptionerError
 
 #: The shipped captioner checkpoint.
 DEFAULT_CAPTIONER = WEIGHTS_DIR / "captioner-default.pt"
-#: Captions of the photos the shipped captioner was trained on, with those photos' aligned
-#: embeddings: the neighbours' captions that re-rank the beam. Data (Flickr8k train captions),
-#: so not in git: ``python scripts/build_caption_bank.py`` writes it; used when present.
-DEFAULT_BANK = WEIGHTS_DIR / "caption-bank-default.npz"
 #: Default decodings, chosen on Flickr8k dev (docs/captioner_decoding.md): with a caption bank,
 #: beam ``RERANK_BEAM`` re-ranked by CIDEr-D against the captions of the ``CAPTION_NEIGHBOURS``
 #: nearest bank photos; without one, beam ``CAPTION_BEAM`` (length penalty power 0.7).
-RERANK_BEAM, CAPTION_NEIGHBOURS, CAPTION_BEAM = 8, 15, 5
+RERANK_BEAM, CAPTION_BEAM = 8, 5
 #: The caption ``retr index`` stores for every photo stays the cheap one: beam 3, no re-ranking
 #: (24 ms a photo on one core, already more than the rest of indexing; the re-ranked default costs ~65 ms).
 INDEX_BEAM = 3
-PAD, BOS, EOS, UNK = 0, 1, 2, 3
-SPECIALS = ["<pad>", "<bos>", "<eos>", "<unk>"]
-_WORD = re.compile(r"[a-z]+(?:'[a-z]+)?|[0-9]+")
-
-
-def tokenize(text: str) -> list[str]:
-    """Lower-cased word tokens; punctuation dropped (``"A dog 's ball ."`` -> ``["a", "dog's", "ball"]``).
-
-    Flickr8k writes possessives as separate tokens (``"dog 's"``); they are rejoined.
-    """
-    return _WORD.findall(text.lower().replace(" '", "'"))
-
-
-def detokenize(words: list[str]) -> str:
-    """Words -> a clean sentence: capitalised, single spaces, one final full stop."""
-    out = []
-    for w in words:
-        if w in SPECIALS:
-            continue
-        if w == "s" and out:  # a possessive split off by an older tokenizer: "man s" -> "man's"
-            out[-1] += "'s"
-        else:
-            out.append(w)
-    s = " ".join(out).strip()
-    if not s:
-        return ""
-    return s[0].upper() + s[1:] + "."
-
-
 def _mlp(d_in: int, d_out: int, hidden: int = 256) -> nn.Sequential:
     return nn.Sequential(nn.Linear(d_in, hidden), nn.GELU(), nn.Linear(hidden, d_out))
 
@@ -209,57 +179,7 @@ class Captioner:
         Raises:
             ValueError: ``embs`` is not (N, D).
         """
-        net = self.net
-        e = np.asarray(embs, np.float32)
-        d = net.config["cond_dim"]
-        if e.ndim != 2 or e.shape[1] != d:
-            raise ValueError(f"embeddings of shape {e.shape}: the captioner decodes (N, {d}) aligned image embeddings")
-        n = len(e)
-        if n == 0:
-            return []
-        ct = torch.from_numpy(np.ascontiguousarray(e))
-        mu, _ = net.prior_params(ct)
-        cz_all = torch.cat([ct, mu], -1)  # (N, D + z)
-        beams = [[([BOS], 0.0, -1)] for _ in range(n)]  # per photo: (tokens, log-prob, row of its hidden state)
-        finished: list[list] = [[] for _ in range(n)]
-        live = list(range(n))
-        h = None  # (1, R, hidden): one row per live beam, in the order of ``live`` and its beams
-        for _ in range(self.max_len + 1):
-            rows = [(i, b) for i in live for b in beams[i]]
-            toks = torch.tensor([[seq[-1]] for _, (seq, _, _) in rows])
-            cz = cz_all[[i for i, _ in rows]]
-            hs = None if h is None else h[:, [r for _, (_, _, r) in rows]]
-            logits, h = net.step(toks, cz, hs)
-            logp = F.log_softmax(logits[:, -1], -1)
-            logp[:, PAD] = -1e9
-            logp[:, BOS] = -1e9
-            logp[:, UNK] = -1e9
-            top = torch.topk(logp, beam, dim=-1)
-            vals, idxs = top.values.tolist(), top.indices.tolist()
-            r = 0
-            still = []
-            for i in live:
-                cand = []
-                for seq, score, _ in beams[i]:
-                    for lp, ti in zip(vals[r], idxs[r]):
-                        cand.append((seq + [ti], score + lp, r))
-                    r += 1
-                cand.sort(key=lambda x: -x[1])
-                nb = []
-                for seq, score, row in cand:
-                    if seq[-1] == EOS:
-                        finished[i].append((seq[1:-1], score))
-                    else:
-                        nb.append((seq, score, row))
-                    if len(nb) == beam:
-                        break
-                beams[i] = nb
-                if len(finished[i]) < beam and nb:
-                    still.append(i)
-            live = still
-            if not live:
-                break
-        return [fin or [(seq[1:], score) for seq, score, _ in nb] for fin, nb in zip(finished, beams)]
+        return beam_hypotheses(self.net, embs, beam, self.max_len)
 
     def beam_hypotheses(self, c: np.ndarray, beam: int = 3) -> list[tuple[list[int], float]]:
         """Beam search (width ``beam``) from the prior mean of z: the finished hypotheses of one
@@ -406,35 +326,7 @@ class Captioner:
         Returns:
             list of ``n`` sentences (duplicates possible but unlikely).
         """
-        g = torch.Generator().manual_seed(seed) if seed is not None else None
-        net = self.net
-        ct = torch.from_numpy(np.asarray(c, np.float32)).reshape(1, -1).expand(n, -1)
-        mu, lv = net.prior_params(ct)
-        z = mu + torch.randn(mu.shape, generator=g) * (0.5 * lv).exp()
-        cz = torch.cat([ct, z], -1)
-        tok = torch.full((n, 1), BOS)
-        h = None
-        out = [[] for _ in range(n)]
-        alive = torch.ones(n, dtype=torch.bool)
-        for _ in range(self.max_len):
-            logits, h = net.step(tok, cz, h)
-            logits = logits[:, -1] / temperature
-            logits[:, [PAD, BOS, UNK]] = -1e9
-            probs = F.softmax(logits, -1)
-            sp, si = probs.sort(-1, descending=True)
-            keep = (sp.cumsum(-1) - sp) < top_p
-            sp = sp * keep
-            choice = torch.multinomial(sp / sp.sum(-1, keepdim=True), 1, generator=g)
-            nxt = si.gather(1, choice)
-            for i in range(n):
-                if alive[i]:
-                    if int(nxt[i]) == EOS:
-                        alive[i] = False
-                    else:
-                        out[i].append(int(nxt[i]))
-            if not alive.any():
-                break
-            tok = nxt
+        out = nucleus_sample(self.net, c, n, top_p, temperature, seed, self.max_len)
         return [detokenize(self._words(o)) for o in out]
 
     def caption(self, c: np.ndarray, beam: int | None = None, rerank: str | None = "auto",
@@ -488,232 +380,6 @@ class Captioner:
         """The caption ``retr index`` stores for each row of (N, D) float32 aligned image embeddings:
         :meth:`caption` with beam ``INDEX_BEAM`` and no re-ranking by default (the cheap decoding)."""
         return [self.caption(e, beam, rerank) for e in np.asarray(embs, np.float32)]
-
-
-def length_normalise(logp_sum: float, length: int, length_penalty: float = 0.7, form: str = "power") -> float:
-    """Length-normalised beam score, so long captions are not out-scored by short ones.
-
-    ``power``: logp / length ** a (the form this project shipped first);
-    ``gnmt``: logp / ((5 + length) / 6) ** a, the length penalty of Wu et al. 2016 (GNMT, eq. 14).
-    ``a = 0`` gives the raw summed log-probability in both forms.
-
-    Args:
-        logp_sum: summed log-probability of the words and ``<eos>``.
-        length: number of scored tokens (words + ``<eos>``).
-        length_penalty: the exponent a.
-        form: ``"power"`` or ``"gnmt"``.
-
-    Raises:
-        ValueError: unknown form.
-    """
-    if form == "power":
-        return logp_sum / max(length, 1) ** length_penalty
-    if form == "gnmt":
-        return logp_sum / ((5 + length) / 6) ** length_penalty
-    raise ValueError(f"unknown length penalty form {form!r}: use power or gnmt")
-
-
-def _ngram_counts(words: list[str], n: int = 4) -> list[dict]:
-    out = []
-    for k in range(1, n + 1):
-        d: dict = {}
-        for i in range(len(words) - k + 1):
-            g = tuple(words[i : i + k])
-            d[g] = d.get(g, 0) + 1
-        out.append(d)
-    return out
-
-
-def document_frequencies(pools: list[list[str]], n: int = 4) -> tuple[dict, int]:
-    """n-gram document frequencies over several photos' candidate lists (a photo = a document),
-    as CIDEr computes them over the reference sets (Vedantam et al. 2015).
-
-    Returns:
-        ({n-gram tuple: number of pools containing it}, number of pools).
-    """
-    df: dict = {}
-    for pool in pools:
-        seen = set()
-        for s in pool:
-            for d in _ngram_counts(tokenize(s), n):
-                seen.update(d)
-        for g in seen:
-            df[g] = df.get(g, 0) + 1
-    return df, len(pools)
-
-
-def _cider_vectors(captions: list[str], df: dict | None, n_docs: int | None):
-    """tf-idf n-gram vectors (n = 1..4), their norms and lengths, as pycocoevalcap's CIDEr-D."""
-    logn = np.log(float(n_docs)) if df is not None and n_docs else 0.0
-    out = []
-    for s in captions:
-        words = tokenize(s)
-        vs, norms = [], []
-        for d in _ngram_counts(words):
-            if df is None:
-                v = {g: float(c) for g, c in d.items()}
-            else:
-                v = {g: c * (logn - np.log(max(1.0, float(df.get(g, 0.0))))) for g, c in d.items()}
-            vs.append(v)
-            norms.append(float(np.sqrt(sum(x * x for x in v.values()))))
-        out.append((vs, norms, len(words)))
-    return out
-
-
-def _cider_pair(h, r, sigma: float) -> float:
-    """CIDEr-D of one hypothesis vector against one reference vector (x 10)."""
-    (vh, nh, lh), (vr, nr, lr) = h, r
-    val = 0.0
-    for k in range(len(vh)):
-        rk = vr[k]
-        x = sum(min(w, rk[g]) * rk[g] for g, w in vh[k].items() if g in rk)
-        if nh[k] > 0 and nr[k] > 0:
-            x /= nh[k] * nr[k]
-        val += x
-    return val / len(vh) * np.exp(-((lh - lr) ** 2) / (2 * sigma ** 2)) * 10
-
-
-def cider_against(captions: list[str], references: list[str], df: dict | None = None, n_docs: int | None = None,
-                  sigma: float = 6.0) -> np.ndarray:
-    """Mean CIDEr-D of each caption against one shared list of references (Vedantam et al. 2015).
-
-    With the captions of the photo's nearest neighbours as references this is consensus
-    re-ranking as Devlin et al. 2015 do it (there with retrieved captions as candidates).
-
-    Args:
-        captions: N candidate sentences. references: M sentences.
-        df, n_docs: n-gram document frequencies (:func:`document_frequencies`); ``None``: weights 1.
-        sigma: CIDEr-D's length tolerance (words).
-
-    Returns:
-        (N,) float64 (0 where there are no references).
-    """
-    if not references:
-        return np.zeros(len(captions))
-    hv = _cider_vectors(captions, df, n_docs)
-    rv = _cider_vectors(references, df, n_docs)
-    return np.array([np.mean([_cider_pair(h, r, sigma) for r in rv]) for h in hv])
-
-
-def consensus_cider(captions: list[str], df: dict | None = None, n_docs: int | None = None,
-                    sigma: float = 6.0) -> np.ndarray:
-    """Consensus score of each candidate: its mean CIDEr-D against the *other* candidates as references.
-
-    The expected gain of a minimum Bayes risk (MBR) decision (Kumar & Byrne 2004) with the
-    candidates standing in for samples of the model's distribution; the argmax is the
-    consensus caption (Devlin et al. 2015, with the candidates in place of the captions of
-    nearest-neighbour photos). CIDEr-D as pycocoevalcap computes it (Vedantam et al. 2015):
-    per n = 1..4, tf-idf vectors of n-gram counts, clipped cosine
-    sum_g min(h_g, r_g) r_g / (|h| |r|), times exp(-(len_h - len_r)^2 / (2 sigma^2)),
-    averaged over n, times 10.
-
-    Args:
-        captions: N candidate sentences (duplicates count as agreeing candidates).
-        df, n_docs: n-gram document frequencies and the number of documents
-            (:func:`document_frequencies`); ``None``: every n-gram weighs 1 (one photo alone
-            gives no document frequencies).
-        sigma: CIDEr-D's length tolerance (words).
-
-    Returns:
-        (N,) float64 scores (0 for N < 2).
-    """
-    n = len(captions)
-    if n < 2:
-        return np.zeros(n)
-    v = _cider_vectors(captions, df, n_docs)
-    sim = np.array([[_cider_pair(v[i], v[j], sigma) if i != j else 0.0 for j in range(n)] for i in range(n)])
-    return sim.sum(1) / (n - 1)
-
-
-def rerank(captions: list[str], text_embs: np.ndarray, photo_emb: np.ndarray | None = None,
-           method: str = "consensus") -> list[int]:
-    """Order sampled captions best first.
-
-    ``consensus``: by mean cosine similarity to the other samples (the sample the
-    others agree with; Devlin et al. 2015). ``alignment``: by cosine similarity to
-    the photo's aligned embedding (the alignment network's score).
-
-    Args:
-        captions: N strings. text_embs: (N, D) float32 L2-normalised embeddings of them.
-        photo_emb: (D,) float32, needed for ``alignment``.
-        method: ``"consensus"`` or ``"alignment"``.
-
-    Returns:
-        indices into ``captions``, best first.
-
-    Raises:
-        ValueError: unknown method, or ``alignment`` without ``photo_emb``.
-    """
-    t = np.asarray(text_embs, np.float32)
-    if method == "consensus":
-        sim = t @ t.T
-        n = len(captions)
-        score = (sim.sum(1) - np.diag(sim)) / max(n - 1, 1)
-    elif method == "alignment":
-        if photo_emb is None:
-            raise ValueError("alignment re-ranking needs the photo embedding")
-        score = t @ np.asarray(photo_emb, np.float32)
-    else:
-        raise ValueError(f"unknown re-ranking {method!r}: use consensus or alignment")
-    return [int(i) for i in np.argsort(-score, kind="stable")]
-
-
-class CaptionBank:
-    """Captions of known photos and those photos' aligned embeddings (the photos themselves are not kept).
-
-    Used to re-rank a beam's n-best list by agreement with the captions of the photo's nearest
-    neighbours (consensus re-ranking, Devlin et al. 2015 "Language models for image captioning:
-    the quirks and what works", there with retrieved captions as candidates).
-
-    Args:
-        path: ``.npz`` written by :meth:`save`.
-
-    Attributes:
-        emb: (P, D) float16 L2-normalised aligned image embeddings of the bank's photos.
-        captions: C strings; ``photo``: (C,) int32 row of ``emb`` each caption belongs to.
-        encoder_id: the encoder of ``emb``.
-
-    Raises:
-        CaptionerError: missing or invalid file.
-    """
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        try:
-            z = np.load(self.path, allow_pickle=False)
-            self.emb = z["emb"]
-            self.photo = z["photo"].astype(np.int64)
-            self.captions: list[str] = str(z["captions"]).split("\n")
-            self.encoder_id = str(z["encoder_id"])
-        except Exception as e:  # noqa: BLE001
-            raise CaptionerError(f"{self.path}: not a retr caption bank ({e.__class__.__name__})") from None
-        if len(self.captions) != len(self.photo):
-            raise CaptionerError(f"{self.path}: {len(self.captions)} captions but {len(self.photo)} photo ids")
-        self._by_photo: list[list[str]] = [[] for _ in range(len(self.emb))]
-        for s, p in zip(self.captions, self.photo):
-            self._by_photo[p].append(s)
-        self._df = None
-
-    @staticmethod
-    def save(path: str | Path, emb: np.ndarray, captions: list[str], caption_photo, encoder_id: str) -> None:
-        """Write a bank: emb (P, D) aligned photo embeddings, C captions and their (C,) photo rows."""
-        if any("\n" in c for c in captions):
-            raise ValueError("captions must be single lines")
-        np.savez_compressed(path, emb=np.asarray(emb, np.float16), captions=np.array("\n".join(captions)),
-                            photo=np.asarray(caption_photo, np.int32), encoder_id=np.array(encoder_id))
-
-    def neighbour_captions(self, c: np.ndarray, k: int = CAPTION_NEIGHBOURS) -> list[str]:
-        """Captions of the ``k`` bank photos nearest (cosine) to the (D,) float32 embedding ``c``."""
-        sim = self.emb.astype(np.float32) @ np.asarray(c, np.float32)
-        k = min(k, len(sim))
-        nn = np.argpartition(-sim, k - 1)[:k]
-        return [s for j in nn[np.argsort(-sim[nn], kind="stable")] for s in self._by_photo[j]]
-
-    def document_frequencies(self) -> tuple[dict, int]:
-        """n-gram document frequencies over the bank's photos (computed once)."""
-        if self._df is None:
-            self._df = document_frequencies(self._by_photo)
-        return self._df
 
 
 def load_captioner(weights: str | Path | None = None, encoder_id: str | None = None,

@@ -8,7 +8,7 @@ from __future__ import annotations
 def caption_tokens(s: str) -> str:
     """``s`` as the captioner tokenizes it (lower case, no punctuation), words joined by spaces: the
     form pycocoevalcap's scorers compare."""
-    from retrieval.captioning.model import tokenize
+    from retrieval.captioning.vocab import tokenize
 
     return " ".join(tokenize(s))
 

@@ -28,7 +28,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from retrieval.captioning.model import BOS, EOS, PAD, SPECIALS, UNK, CaptionCVAE, tokenize
+from retrieval.captioning.model import CaptionCVAE
+
+from retrieval.captioning.vocab import BOS, EOS, PAD, SPECIALS, UNK, tokenize
 
 
 @dataclass

@@ -1,0 +1,138 @@
+"""Decoding a caption from the captioner's network: beam search from the prior mean of z, nucleus
+sampling from the prior, and the length normalisation of beam scores. Works on token ids; turning
+them into words is :class:`retrieval.captioning.model.Captioner`'s."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from retrieval.captioning.vocab import BOS, EOS, PAD, UNK
+
+
+@torch.no_grad()
+def beam_hypotheses(net, embs: np.ndarray, beam: int, max_len: int) -> list[list[tuple[list[int], float]]]:
+    """Beam search (width ``beam``, at most ``max_len`` words) of the CVAE ``net`` from the prior mean
+    of z for every row of ``embs`` at once (see :meth:`retrieval.captioning.model.Captioner.beam_hypotheses_batch`,
+    which documents the search).
+
+    Args:
+        net: a :class:`retrieval.captioning.model.CaptionCVAE` in eval mode.
+        embs: (N, D) float32 aligned image embeddings, L2-normalised, D = ``net``'s ``cond_dim``.
+
+    Returns:
+        N lists of (token ids without ``<bos>``/``<eos>``, summed log-probability) pairs.
+
+    Raises:
+        ValueError: ``embs`` is not (N, D).
+    """
+    e = np.asarray(embs, np.float32)
+    d = net.config["cond_dim"]
+    if e.ndim != 2 or e.shape[1] != d:
+        raise ValueError(f"embeddings of shape {e.shape}: the captioner decodes (N, {d}) aligned image embeddings")
+    n = len(e)
+    if n == 0:
+        return []
+    ct = torch.from_numpy(np.ascontiguousarray(e))
+    mu, _ = net.prior_params(ct)
+    cz_all = torch.cat([ct, mu], -1)  # (N, D + z)
+    beams = [[([BOS], 0.0, -1)] for _ in range(n)]  # per photo: (tokens, log-prob, row of its hidden state)
+    finished: list[list] = [[] for _ in range(n)]
+    live = list(range(n))
+    h = None  # (1, R, hidden): one row per live beam, in the order of ``live`` and its beams
+    for _ in range(max_len + 1):
+        rows = [(i, b) for i in live for b in beams[i]]
+        toks = torch.tensor([[seq[-1]] for _, (seq, _, _) in rows])
+        cz = cz_all[[i for i, _ in rows]]
+        hs = None if h is None else h[:, [r for _, (_, _, r) in rows]]
+        logits, h = net.step(toks, cz, hs)
+        logp = F.log_softmax(logits[:, -1], -1)
+        logp[:, PAD] = -1e9
+        logp[:, BOS] = -1e9
+        logp[:, UNK] = -1e9
+        top = torch.topk(logp, beam, dim=-1)
+        vals, idxs = top.values.tolist(), top.indices.tolist()
+        r = 0
+        still = []
+        for i in live:
+            cand = []
+            for seq, score, _ in beams[i]:
+                for lp, ti in zip(vals[r], idxs[r]):
+                    cand.append((seq + [ti], score + lp, r))
+                r += 1
+            cand.sort(key=lambda x: -x[1])
+            nb = []
+            for seq, score, row in cand:
+                if seq[-1] == EOS:
+                    finished[i].append((seq[1:-1], score))
+                else:
+                    nb.append((seq, score, row))
+                if len(nb) == beam:
+                    break
+            beams[i] = nb
+            if len(finished[i]) < beam and nb:
+                still.append(i)
+        live = still
+        if not live:
+            break
+    return [fin or [(seq[1:], score) for seq, score, _ in nb] for fin, nb in zip(finished, beams)]
+
+
+@torch.no_grad()
+def nucleus_sample(net, c: np.ndarray, n: int, top_p: float, temperature: float, seed: int | None,
+                   max_len: int) -> list[list[int]]:
+    """``n`` token-id sequences (no ``<bos>``/``<eos>``) for one photo: z drawn from the prior
+    p(z | c) of the CVAE ``net``, words by nucleus sampling (Holtzman et al. 2020) at ``temperature``
+    with mass ``top_p``; ``seed`` makes the draw reproducible."""
+    g = torch.Generator().manual_seed(seed) if seed is not None else None
+    ct = torch.from_numpy(np.asarray(c, np.float32)).reshape(1, -1).expand(n, -1)
+    mu, lv = net.prior_params(ct)
+    z = mu + torch.randn(mu.shape, generator=g) * (0.5 * lv).exp()
+    cz = torch.cat([ct, z], -1)
+    tok = torch.full((n, 1), BOS)
+    h = None
+    out = [[] for _ in range(n)]
+    alive = torch.ones(n, dtype=torch.bool)
+    for _ in range(max_len):
+        logits, h = net.step(tok, cz, h)
+        logits = logits[:, -1] / temperature
+        logits[:, [PAD, BOS, UNK]] = -1e9
+        probs = F.softmax(logits, -1)
+        sp, si = probs.sort(-1, descending=True)
+        keep = (sp.cumsum(-1) - sp) < top_p
+        sp = sp * keep
+        choice = torch.multinomial(sp / sp.sum(-1, keepdim=True), 1, generator=g)
+        nxt = si.gather(1, choice)
+        for i in range(n):
+            if alive[i]:
+                if int(nxt[i]) == EOS:
+                    alive[i] = False
+                else:
+                    out[i].append(int(nxt[i]))
+        if not alive.any():
+            break
+        tok = nxt
+    return out
+
+
+def length_normalise(logp_sum: float, length: int, length_penalty: float = 0.7, form: str = "power") -> float:
+    """Length-normalised beam score, so long captions are not out-scored by short ones.
+
+    ``power``: logp / length ** a (the form this project shipped first);
+    ``gnmt``: logp / ((5 + length) / 6) ** a, the length penalty of Wu et al. 2016 (GNMT, eq. 14).
+    ``a = 0`` gives the raw summed log-probability in both forms.
+
+    Args:
+        logp_sum: summed log-probability of the words and ``<eos>``.
+        length: number of scored tokens (words + ``<eos>``).
+        length_penalty: the exponent a.
+        form: ``"power"`` or ``"gnmt"``.
+
+    Raises:
+        ValueError: unknown form.
+    """
+    if form == "power":
+        return logp_sum / max(length, 1) ** length_penalty
+    if form == "gnmt":
+        return logp_sum / ((5 + length) / 6) ** length_penalty
+    raise ValueError(f"unknown length penalty form {form!r}: use power or gnmt")
