@@ -12,7 +12,7 @@ from retrieval.errors import CaptionerError
 
 #: Captions of the photos the shipped captioner was trained on, with those photos' aligned
 #: embeddings: the neighbours' captions that re-rank the beam. Data (Flickr8k train captions),
-#: so not in git: ``python scripts/build_caption_bank.py`` writes it; used when present.
+#: so not in git: ``python scripts/train/build_caption_bank.py`` writes it; used when present.
 DEFAULT_BANK = WEIGHTS_DIR / "caption-bank-default.npz"
 #: Captions of this many nearest bank photos re-rank a beam (chosen on Flickr8k dev, docs/captioner_decoding.md).
 CAPTION_NEIGHBOURS = 15

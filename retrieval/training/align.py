@@ -1,7 +1,7 @@
 """Train the alignment network on cached frozen features.
 
 Objectives (each switchable in :class:`AlignConfig`, measured in
-``docs/ablation_alignment.md`` by ``scripts/ablate_alignment.py``):
+``docs/ablation_alignment.md`` by ``scripts/eval/ablate_alignment.py``):
 
 * symmetric InfoNCE with a learned temperature (CLIP, Radford et al. 2021);
 * hinge loss on the hardest negative in the batch (VSE++, Faghri et al. 2018);

@@ -1,6 +1,6 @@
 """Indexing throughput: the obvious one-photo-at-a-time loop versus retr's path, and the real CLI.
 
-    python scripts/bench_index.py [--data ../shared/data] [-n 300] [--runs 3] [--big 60]
+    python scripts/bench/bench_index.py [--data ../shared/data] [-n 300] [--runs 3] [--big 60]
 
 Every row runs in its own child process, once per round; the rounds interleave all rows
 (row 1, row 2, ..., row 1, row 2, ...) so that a change in the machine's load hits every row
@@ -45,11 +45,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import load_line, machine_line  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
+from benchlib import load_line, machine_line
 
 DRAFT = (320, 320)
 
@@ -171,7 +168,7 @@ def main() -> None:
     coco = json.loads((f8 / "captions_dev.json").read_text())
     names = [im["file_name"] for im in coco["images"]]
     src = [f8 / "images" / n for n in names[: a.n]]
-    print(f"command: python scripts/bench_index.py -n {a.n} --big {a.big} --caption-n {a.caption_n} "
+    print(f"command: python scripts/bench/bench_index.py -n {a.n} --big {a.big} --caption-n {a.caption_n} "
           f"--runs {a.runs} --batch {a.batch}")
     print(machine_line())
     print(f"at the start: {load_line()}")
@@ -302,7 +299,7 @@ def memory_section(a) -> None:
     for split in ("dev", "train"):
         names += [f8 / "images" / im["file_name"] for im in json.loads((f8 / f"captions_{split}.json").read_text())["images"]]
     sizes = [int(x) for x in a.memory.split(",") if x]
-    print(f"command: python scripts/bench_index.py --memory {a.memory}{' --memory-only' if a.memory_only else ''}")
+    print(f"command: python scripts/bench/bench_index.py --memory {a.memory}{' --memory-only' if a.memory_only else ''}")
     print(machine_line())
     print(f"at the start: {load_line()}")
     rows = []

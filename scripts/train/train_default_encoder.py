@@ -1,6 +1,6 @@
 """Train the shipped alignment network on the Flickr8k train split and report dev Recall@K.
 
-    python scripts/train_default_encoder.py [--data ../shared/data] [--out retrieval/weights/align-default.pt]
+    python scripts/train/train_default_encoder.py [--data ../shared/data] [--out retrieval/weights/align-default.pt]
 
 Features are cached under cache/features (first run: ~8 min on 2 cores; then seconds).
 Early stopping uses a held-out 8% of the *train* photos; dev is only evaluated.

@@ -1,7 +1,7 @@
 """Cache the input of a backbone's last MBConv block (a spatial map) for Flickr8k train and dev,
 for the explorations that fine-tune the last block and pool with attention (spatial.py).
 
-    PYTHONPATH=scripts/explore python scripts/explore/spatial_extract.py l0
+    python experiments/spatial_extract.py l0
 writes $RETR_EXPLORE_OUT/sp-l0-{train,dev}.npy, (2, N, C, H, W) float16 (view 0 original, 1 mirrored).
 """
 import os; os.environ.setdefault("OMP_NUM_THREADS", "2")

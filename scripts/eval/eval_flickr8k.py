@@ -1,6 +1,6 @@
 """Dev-split Recall@K through the real CLI path, plus indexing throughput and cold-search time.
 
-    python scripts/eval_flickr8k.py [--data ../shared/data] [--split dev] [--runs 3]
+    python scripts/eval/eval_flickr8k.py [--data ../shared/data] [--split dev] [--runs 3]
 
 1. Links the split's photos into a temporary folder and runs
    `retr index FOLDER --captions SPLIT.json --no-captions` (timed: photos/s end to end).
@@ -90,7 +90,7 @@ with tempfile.TemporaryDirectory() as tmp:
 
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
 print(f"\nmachine: {os.cpu_count()} cores, {cpu}")
-print(f"command: python scripts/eval_flickr8k.py --split {a.split}")
+print(f"command: python scripts/eval/eval_flickr8k.py --split {a.split}")
 print(f"\nFlickr8k {a.split}: {n} photos (gallery), {len(tv)} captions (queries)")
 print("| direction | R@1 | R@5 | R@10 |\n|---|---|---|---|")
 for d, name in (("t2i", "text -> image"), ("i2t", "image -> text")):

@@ -1,6 +1,6 @@
 """Build the caption bank the shipped captioner re-ranks its beam with (docs/captioner_decoding.md):
 
-    python scripts/build_caption_bank.py [--data ../shared/data] [--cache cache/features] [--encoder PATH]
+    python scripts/train/build_caption_bank.py [--data ../shared/data] [--cache cache/features] [--encoder PATH]
         [--out retrieval/weights/caption-bank-default.npz]
 
 The Flickr8k *train* photos' aligned image embeddings (the encoder's image head on the cached

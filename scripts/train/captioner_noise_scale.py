@@ -1,7 +1,7 @@
 """Measure the modality gap of the shipped encoder, to choose the noise of text-only (CapDec)
 captioner pre-training, and the vocabulary size / dev out-of-vocabulary rate per min count.
 
-    python scripts/captioner_noise_scale.py [--data ../shared/data] [--cache cache/features] [--corpus-captions 100000]
+    python scripts/train/captioner_noise_scale.py [--data ../shared/data] [--cache cache/features] [--corpus-captions 100000]
 
 CapDec (Nukrai et al. 2022) adds N(0, 0.016) (std 0.126) to CLIP text embeddings; here the
 noise std is read off the encoder's own gap: the per-dimension RMS of (photo embedding - caption

@@ -1,7 +1,7 @@
 """Rows of the captioner ablation table (docs/captioner_ablation.md): dev metrics of captioner
 checkpoints under several decoding settings.
 
-    python scripts/captioner_ablation.py LABEL=CKPT [LABEL=CKPT ...] [--decode 3,0.7,none] [--decode 5,0.7,alignment]
+    python scripts/eval/captioner_ablation.py LABEL=CKPT [LABEL=CKPT ...] [--decode 3,0.7,none] [--decode 5,0.7,alignment]
            [--data ../shared/data] [--cache cache/features] [--json results.jsonl]
 
 ``--decode BEAM,LENGTH_PENALTY,RERANK`` (RERANK: none, or alignment = of the beam's hypotheses

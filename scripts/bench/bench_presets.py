@@ -1,13 +1,13 @@
 """The presets' Pareto table: dev Recall@1 against indexing photos/s.
 
-    python scripts/bench_presets.py [--data ../shared/data] [-n 300] [--runs 3]
+    python scripts/bench/bench_presets.py [--data ../shared/data] [-n 300] [--runs 3]
 
 For each preset (``fast``, ``best``) it runs the real CLI,
 ``python -m retrieval index FOLDER --index TMP --no-captions --encoder PRESET``, over
 the first N Flickr8k dev photos into a fresh index (interpreter start-up, imports and
 model loading included; the one-time ONNX export is done by an untimed warm-up run), and
 reports the median photos/s over --runs. Recall@1 is read from the preset's checkpoint,
-where ``scripts/train_default_encoder.py`` recorded it on the full dev split (1,000
+where ``scripts/train/train_default_encoder.py`` recorded it on the full dev split (1,000
 photos, 4,999 captions). Both presets run in the same session, so their ratio holds even
 when the machine is busy; the load average is printed.
 """
@@ -23,10 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import load_line, machine_line  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
+from benchlib import load_line, machine_line
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--data", default="../shared/data")
@@ -49,7 +47,7 @@ for f in dev.file_names[: a.n]:
     shutil.copy(f8 / "images" / f, photos / Path(f).name)
 env = dict(os.environ, RETR_CACHE=os.environ.get("RETR_CACHE", str(tmp / "cache")))
 
-print(f"$ python scripts/bench_presets.py -n {a.n} --runs {a.runs}")
+print(f"$ python scripts/bench/bench_presets.py -n {a.n} --runs {a.runs}")
 print(machine_line())
 rows = []
 for preset in a.presets.split(","):

@@ -1,6 +1,6 @@
 """Train the shipped VAE captioner and report dev caption metrics, in one command:
 
-    python scripts/train_default_captioner.py [--data ../shared/data] [--cache cache/features]
+    python scripts/train/train_default_captioner.py [--data ../shared/data] [--cache cache/features]
 
 Two stages (retrieval/training/captioner.py):
 
@@ -13,12 +13,12 @@ Two stages (retrieval/training/captioner.py):
 Without ``--corpus-captions`` it trains on Flickr8k alone: that reproduces the shipped captioner
 (12 epochs, ~20 min on 2 quiet cores). The two-stage model of docs/captioner_ablation.md (c):
 
-    python scripts/train_default_captioner.py --corpus-captions 100000 --pretrain-set max_epochs=1 --set max_epochs=4
+    python scripts/train/train_default_captioner.py --corpus-captions 100000 --pretrain-set max_epochs=1 --set max_epochs=4
 
-(~25 + 29 min on 2 busy cores, after ``scripts/embed_caption_corpus.py --max-captions 100000``, 27 min;
+(~25 + 29 min on 2 busy cores, after ``scripts/train/embed_caption_corpus.py --max-captions 100000``, 27 min;
 it did not beat the shipped model by more than noise, so it is not shipped).
 ``--from-pretrained PATH`` skips stage 1 and fine-tunes a stage-1 checkpoint.
-(`python scripts/eval_captioner.py` evaluates a trained captioner without retraining.)
+(`python scripts/eval/eval_captioner.py` evaluates a trained captioner without retraining.)
 """
 import argparse
 import json

@@ -1,14 +1,14 @@
 """Warm search latency and memory versus gallery size: numpy brute force, FAISS flat, FAISS HNSW.
 
-    python scripts/bench_search.py [--data ../shared/data] [--max 100000] [--queries 200]
-    python scripts/bench_search.py --max 1000000      # adds the 1M gallery (HNSW build: long)
+    python scripts/bench/bench_search.py [--data ../shared/data] [--max 100000] [--queries 200]
+    python scripts/bench/bench_search.py --max 1000000      # adds the 1M gallery (HNSW build: long)
 
-Round-2 sections (issue #6; see scripts/scale_bench.py and docs/bench.md):
+Round-2 sections (issue #6; see scripts/bench/scale_bench.py and docs/bench.md):
 
-    python scripts/bench_search.py --scale 1000,10000,30000,100000 --scale-only   # retr's Index at scale
-    python scripts/bench_search.py --scale-from A.json,B.json                      # one table + PNG from saved runs
-    python scripts/bench_search.py --cold 10000                                    # cold `retr search`, step by step
-    python scripts/bench_search.py --blas                                          # OPENBLAS_CORETYPE kernels
+    python scripts/bench/bench_search.py --scale 1000,10000,30000,100000 --scale-only   # retr's Index at scale
+    python scripts/bench/bench_search.py --scale-from A.json,B.json                      # one table + PNG from saved runs
+    python scripts/bench/bench_search.py --cold 10000                                    # cold `retr search`, step by step
+    python scripts/bench/bench_search.py --blas                                          # OPENBLAS_CORETYPE kernels
 
 The section below (round 1) uses a diagonal Gaussian mixture, an unrealistically hard gallery:
 
@@ -52,11 +52,8 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import load_line, machine_line  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
+from benchlib import load_line, machine_line
 
 K = 10
 M_HNSW = 32
@@ -325,7 +322,7 @@ def main() -> None:
     ap.add_argument("--scale-types", default="flat,hnsw,ivf", help="index types measured at each --scale size "
                     "(flat is skipped above 100k: 2 KB a photo in RAM)")
     ap.add_argument("--features", default=str(ROOT / "cache" / "features"),
-                    help="cached backbone features of the Flickr8k photos (scripts/extract_features.py) used, with "
+                    help="cached backbone features of the Flickr8k photos (scripts/train/extract_features.py) used, with "
                     "the dev photos, to fit the realistic gallery model")
     ap.add_argument("--corpus", default=str(ROOT.parent / "shared" / "data" / "captions" / "corpus.tsv.gz"),
                     help="captions corpus (TSV: source, image, caption) the scale section's queries are drawn from")
@@ -361,7 +358,7 @@ def main() -> None:
         import scale_bench
 
         rows = [r for f in a.scale_from.split(",") for r in json.loads(Path(f).read_text())]
-        print(f"command: python scripts/bench_search.py --scale-from {a.scale_from}  (rows of earlier --scale runs)")
+        print(f"command: python scripts/bench/bench_search.py --scale-from {a.scale_from}  (rows of earlier --scale runs)")
         scale_bench.report(rows, a.queries, a.scale_plot)
         return
     if a.cold:
@@ -379,7 +376,7 @@ def main() -> None:
     import faiss
 
     sizes = [s for s in (1_000, 10_000, 100_000, 1_000_000) if s <= a.max]
-    print(f"command: python scripts/bench_search.py --max {a.max} --queries {a.queries} --components {a.components}")
+    print(f"command: python scripts/bench/bench_search.py --max {a.max} --queries {a.queries} --components {a.components}")
     print(machine_line())
     print(f"at the start: {load_line()}")
     print(f"numpy {np.__version__}, faiss {faiss.__version__} ({faiss.get_compile_options().strip()}), "

@@ -1,6 +1,6 @@
 """Ablation of the alignment network: backbones, heads and objectives, on Flickr8k.
 
-    python scripts/ablate_alignment.py [--rows all|NAME,NAME] [--seeds 0] [--data ../shared/data]
+    python scripts/eval/ablate_alignment.py [--rows all|NAME,NAME] [--seeds 0] [--data ../shared/data]
 
 Each row trains alignment heads on the cached frozen features of the Flickr8k train
 split (early stopping on 8% of the *train* photos) and reports dev Recall@K (1,000
@@ -11,7 +11,7 @@ backbone features (minutes per backbone); each row then takes 2-5 minutes on a q
 2-core machine (10-20 on a busy one).
 
 ``--from-checkpoint ROW=PATH`` fills a row from a checkpoint that
-``scripts/train_default_encoder.py`` trained with that row's backbone and settings
+``scripts/train/train_default_encoder.py`` trained with that row's backbone and settings
 (same function, seed 0), instead of training it a second time: the shipped presets.
 
 Rows named ``BASE+flip-tta`` (see ``TTA``) need no training of their own: they are the
@@ -162,7 +162,7 @@ for name in names if not a.from_checkpoint else []:
 
 recs = [json.loads(x) for x in log.read_text().splitlines()]
 lines = ["# Alignment ablation (Flickr8k dev, 1K protocol)", "",
-         f"Made by `python scripts/ablate_alignment.py` on {platform.node() or 'this machine'} "
+         f"Made by `python scripts/eval/ablate_alignment.py` on {platform.node() or 'this machine'} "
          f"({os.cpu_count()} cores). Frozen backbone + frozen all-MiniLM-L6-v2 features (train photos "
          "and their mirror images), heads trained on Flickr8k train (6,091 photos), early stopping on 8% "
          "of train; dev = 1,000 photos as gallery, 4,999 captions as queries. Mean over the seeds run; "

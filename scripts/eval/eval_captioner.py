@@ -1,6 +1,6 @@
 """Caption metrics of the shipped (or a given) captioner on the Flickr8k dev split.
 
-    python scripts/eval_captioner.py [--data ../shared/data] [--captioner PATH] [--encoder PATH]
+    python scripts/eval/eval_captioner.py [--data ../shared/data] [--captioner PATH] [--encoder PATH]
         [--beam K] [--rerank none|auto|neighbours|mbr|alignment] [--no-diversity]
 
 Beam search (width 3, no re-ranking, unless --beam/--rerank say otherwise; ``--rerank auto``
@@ -35,7 +35,7 @@ t = time.time()
 r = evaluate_captioner(f8 / "captions_dev.json", f8 / "images", encoder=enc,
                        captioner=load_captioner(a.captioner, enc.id), max_photos=a.max_photos, cache_dir=a.cache,
                        beam=beam, rerank=rr, diversity_samples=not a.no_diversity)
-print(f"command: python scripts/eval_captioner.py  ({os.cpu_count()} cores, {time.time() - t:.0f} s)")
+print(f"command: python scripts/eval/eval_captioner.py  ({os.cpu_count()} cores, {time.time() - t:.0f} s)")
 print(f"Flickr8k dev: {r['photos']} photos, beam {beam or 'default'}, re-ranking {a.rerank}; "
       f"diversity over 5 samples a photo\n")
 keys = ["BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr"]

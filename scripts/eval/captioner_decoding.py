@@ -1,6 +1,6 @@
 """Decoding and re-ranking of the VAE captioner on Flickr8k dev (issue #4): no training.
 
-    python scripts/captioner_decoding.py [--data ../shared/data] [--cache cache/features]
+    python scripts/eval/captioner_decoding.py [--data ../shared/data] [--cache cache/features]
         [--captioner PATH] [--max-photos N] [--no-meteor] [--decodes decodes.pkl] [--out docs/captioner_decoding.md]
 
 For every dev photo it runs beam search at widths 3, 5 and 8 (the finished hypotheses with their
@@ -263,7 +263,7 @@ for dec, selname, hyps, ms, pool in rows:
             + " | ".join(f"{s[k]:.1f}" if k in s else "-" for k in K) + f" | {ms:.0f} | | | | |")
     lines.append(line)
     print(line, flush=True)
-hdr = (f"command: python scripts/captioner_decoding.py {' '.join(sys.argv[1:])}\n"
+hdr = (f"command: python scripts/eval/captioner_decoding.py {' '.join(sys.argv[1:])}\n"
        f"Flickr8k dev: {len(photos)} photos; {os.cpu_count()} cores; CPU ms per photo = time.process_time, 1 torch thread; "
        f"log-likelihood {D['ms']['ll_per_cand']:.2f} ms and text embedding {D['ms']['text_per_cand']:.2f} ms a candidate\n")
 if a.out:

@@ -3,7 +3,7 @@ Trains (optionally) the backbone's last MBConv block and/or its 1x1 head conv, a
 pooling over the 7x7 map, and the alignment heads, from the cached input of the last block
 (spatial_extract.py). --extra l2,mn concatenates those backbones' frozen pooled features.
 
-    PYTHONPATH=scripts/explore python scripts/explore/spatial.py --ft none --pool attn
+    python experiments/spatial.py --ft none --pool attn
 """
 from common import *
 import argparse, copy, torch.nn as nn

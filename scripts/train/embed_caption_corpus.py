@@ -1,7 +1,7 @@
 """Embed the text-only caption corpus with the frozen sentence encoder (MiniLM) once, into the
 feature cache, keyed as :func:`retrieval.training.features.text_features` keys it.
 
-    python scripts/embed_caption_corpus.py [--data ../shared/data] [--cache cache/features] [--max-captions N]
+    python scripts/train/embed_caption_corpus.py [--data ../shared/data] [--cache cache/features] [--max-captions N]
 
 Captions of the Flickr8k dev photos (which the corpus holds, through Flickr8k and Flickr30k)
 are dropped first, so that dev metrics stay clean. Sentences are batched by length

@@ -1,10 +1,10 @@
 """Shared loading for the exploratory alignment scripts (run from the repo root, e.g.
-``PYTHONPATH=scripts/explore python scripts/explore/mp.py l0,l2,mn --drop 0.7 --tdrop 0.1 --caps 5``).
+``python experiments/mp.py l0,l2,mn --drop 0.7 --tdrop 0.1 --caps 5``).
 
-Reads the cached features that ``scripts/ablate_alignment.py`` writes (the hashes below are
+Reads the cached features that ``scripts/eval/ablate_alignment.py`` writes (the hashes below are
 their cache keys for ../shared/data/flickr8k); results are appended to
 ``$RETR_EXPLORE_OUT/results.jsonl``. Exploration only: the committed ablation table is
-``scripts/ablate_alignment.py``'s.
+``scripts/eval/ablate_alignment.py``'s.
 """
 import os; os.environ.setdefault("OMP_NUM_THREADS","1")
 import sys, time, json, numpy as np, torch
@@ -12,7 +12,7 @@ from pathlib import Path
 from retrieval.io.coco import load_coco_captions
 from retrieval.training.metrics import recall_at_k
 torch.set_num_threads(int(os.environ.get("T", "1")))
-C = Path(os.environ.get('RETR_FEATURES', 'cache/features'))  # scripts/ablate_alignment.py fills it
+C = Path(os.environ.get('RETR_FEATURES', 'cache/features'))  # scripts/eval/ablate_alignment.py fills it
 f8 = Path(os.environ.get('RETR_DATA', '../shared/data')) / 'flickr8k'
 train = load_coco_captions(f8 / 'captions_train.json')
 dev = load_coco_captions(f8 / 'captions_dev.json')

@@ -3,7 +3,7 @@
 writes cls_/prob_ features for mp.py and reports the zero-shot Recall@K."""
 from common import *
 import importlib
-from retrieval.encoders.backbones import _SPECS
+from retrieval.encoders.backbones import REGISTRY
 from retrieval.encoders.text import SentenceEncoder
 I = os.environ.get('IMAGENET_INFO', '/tmp/timm/x/timm/data/_info/')  # timm wheel's data/_info (Apache-2.0)
 lem = dict(l.rstrip('\n').split('\t') for l in open(I + 'imagenet_synset_to_lemma.txt'))
@@ -16,7 +16,7 @@ def fc(name):
         net = load_mobilenet_v2(); lin = net.classifier[1]
     else:
         from efficientnet_lite_pytorch import EfficientNet
-        model_name, pkg, cls, size = _SPECS[name]
+        model_name, pkg, cls, size = REGISTRY[name]
         w = getattr(importlib.import_module(pkg), cls).get_model_file_path()
         net = EfficientNet.from_name(model_name); net.load_state_dict(torch.load(w, map_location='cpu', weights_only=True)); lin = net._fc
     return lin.weight.detach().numpy(), lin.bias.detach().numpy()

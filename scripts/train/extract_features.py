@@ -1,6 +1,6 @@
 """Cache frozen backbone and text features of a COCO-captions corpus.
 
-    python scripts/extract_features.py ../shared/data/flickr8k/captions_train.json \
+    python scripts/train/extract_features.py ../shared/data/flickr8k/captions_train.json \
         --images ../shared/data/flickr8k/images --backbone efficientnet-lite0 [--flip]
 """
 import argparse

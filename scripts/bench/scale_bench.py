@@ -1,4 +1,4 @@
-"""The ``--scale`` section of ``scripts/bench_search.py``: retr's own ``Index`` at 1k..1M photos.
+"""The ``--scale`` section of ``scripts/bench/bench_search.py``: retr's own ``Index`` at 1k..1M photos.
 
 Gallery (REALISTIC SYNTHETIC): photo embeddings sampled from a model fitted to real ones: the
 Flickr8k photos' cached EfficientNet-Lite0 features (dev + train, ``--features``) mapped through
@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 K = 10
 PCA_DIMS = 128
 COMPONENTS = 32
@@ -240,7 +240,7 @@ def prepare(a, tmp: Path) -> tuple[Path, dict]:
     feats = [np.load(f, mmap_mode="r") for f in files]
     feats = [f[0] if f.ndim == 3 else f for f in feats]
     if not feats:
-        sys.exit(f"no cached {bb} features in {a.features} (run scripts/extract_features.py)")
+        sys.exit(f"no cached {bb} features in {a.features} (run scripts/train/extract_features.py)")
     real = np.concatenate([enc.project_images(np.asarray(f, np.float32)) for f in feats]).astype(np.float32)
     dev = next((enc.project_images(np.asarray(f, np.float32)) for f in feats if len(f) == 1000), real[:1000])
     with gzip.open(a.corpus, "rt", encoding="utf-8") as fh:
@@ -269,12 +269,11 @@ def prepare(a, tmp: Path) -> tuple[Path, dict]:
 def run(a, run_worker) -> None:
     import tempfile
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     from benchlib import load_line, machine_line
 
     sizes = [int(x) for x in a.scale.split(",") if x]
     types = [t for t in a.scale_types.split(",") if t]
-    print(f"command: python scripts/bench_search.py --scale {a.scale} --scale-types {a.scale_types} "
+    print(f"command: python scripts/bench/bench_search.py --scale {a.scale} --scale-types {a.scale_types} "
           f"--queries {a.queries}{' --scale-only' if a.scale_only else ''}")
     print(machine_line())
     print(f"at the start: {load_line()}")
@@ -397,14 +396,13 @@ def cold(a) -> None:
     import subprocess
     import tempfile
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     from benchlib import load_line, machine_line
 
     from retrieval.encoders import onnx_runtime
     from retrieval.encoders.base import load_encoder
 
     n = a.cold
-    print(f"command: python scripts/bench_search.py --cold {n} --cold-runs {a.cold_runs}")
+    print(f"command: python scripts/bench/bench_search.py --cold {n} --cold-runs {a.cold_runs}")
     print(machine_line())
     print(f"at the start: {load_line()}")
     enc = load_encoder()
@@ -523,13 +521,12 @@ def blas(a) -> None:
     retrieval.store.blas picks on this CPU."""
     import subprocess
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     from benchlib import load_line, machine_line
 
     from retrieval.store.blas import choose_coretype, cpu_flags
 
     n, nq = 10_000, 1_000
-    print(f"command: python scripts/bench_search.py --blas --blas-rounds {a.blas_rounds}")
+    print(f"command: python scripts/bench/bench_search.py --blas --blas-rounds {a.blas_rounds}")
     print(machine_line())
     print(f"at the start: {load_line()}")
     res = {ct: [] for ct in BLAS_CORETYPES}
