@@ -43,13 +43,14 @@ def index_flag_problem(path: Path, idx: Path, index_type: str | None, ray: str |
 
 def first_time_notice(enc) -> str | None:
     """The line to show before a one-time ONNX export or int8 quantisation of ``enc``, else None."""
+    from retrieval.config import image_precision
     from retrieval.encoders import onnx_runtime
 
     if not hasattr(enc, "export_fast_path"):
         return None
     if not onnx_runtime.has_export(enc.id):
         return f"exporting the encoder to ONNX once for fast runs (~30 s) into {onnx_runtime.export_dir(enc.id)}"
-    if (onnx_runtime.image_precision() == "int8"
+    if (image_precision() == "int8"
             and not (onnx_runtime.export_dir(enc.id) / onnx_runtime.IMAGE_INT8_FILE).is_file()):
         return "quantising the image model to int8 once (~20 s)"
     return None

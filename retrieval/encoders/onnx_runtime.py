@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from retrieval.config import image_precision  # noqa: F401 - re-exported: one reading of the setting
+from retrieval.config import image_precision
 
 if TYPE_CHECKING:
     from PIL import Image
