@@ -6,14 +6,34 @@ from pathlib import Path
 
 #: Environment variable naming the index folder.
 INDEX_ENV = "RETR_INDEX"
+#: Environment variable naming retr's data folder (the default index lives in it).
+HOME_ENV = "RETR_HOME"
+
+
+def data_dir() -> Path:
+    """retr's data folder: ``$RETR_HOME`` if set, else the user's data folder for retr
+    (platformdirs: ``~/.local/share/retr`` on Linux, ``~/Library/Application Support/retr`` on
+    macOS, ``%LOCALAPPDATA%\\retr`` on Windows; ``$XDG_DATA_HOME`` is honoured)."""
+    env = os.environ.get(HOME_ENV)
+    if env:
+        return Path(env)
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("retr", appauthor=False))
 
 
 def default_index_dir(explicit: str | Path | None = None) -> Path:
-    """The index folder: ``explicit`` if given, else ``$RETR_INDEX``, else ``./index``."""
+    """The index folder: ``explicit`` if given, else ``$RETR_INDEX``, else ``index`` in
+    :func:`data_dir` (one index for all of the user's photo folders, whatever the current folder)."""
     if explicit:
         return Path(explicit)
     env = os.environ.get(INDEX_ENV)
-    return Path(env) if env else Path.cwd() / "index"
+    return Path(env) if env else data_dir() / "index"
+
+
+def is_default_index(explicit: str | Path | None = None) -> bool:
+    """Whether neither ``explicit`` nor ``$RETR_INDEX`` names the index (the data folder's one is used)."""
+    return not explicit and not os.environ.get(INDEX_ENV)
 
 
 #: Environment variable choosing the image model's precision (see :func:`image_precision`).

@@ -19,6 +19,9 @@ SHARED = ROOT.parent / "shared" / "data"
 # Keep the tests' ONNX exports out of the user's cache (one export per test session).
 os.environ["RETR_CACHE"] = tempfile.mkdtemp(prefix="retr-test-cache-")
 atexit.register(shutil.rmtree, os.environ["RETR_CACHE"], True)
+# ... and the default index out of the user's data folder: RETR_HOME is retr's data folder.
+os.environ["RETR_HOME"] = tempfile.mkdtemp(prefix="retr-test-home-")
+atexit.register(shutil.rmtree, os.environ["RETR_HOME"], True)
 
 
 class ConstantEncoder:

@@ -18,7 +18,8 @@ from retrieval.config import default_index_dir
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Offline image-text search: index photos, find them by words or by another photo, caption them.")
 
-IndexOpt = typer.Option(None, "--index", help="Index folder [default: $RETR_INDEX or ./index].")
+IndexOpt = typer.Option(None, "--index", help="Index folder [default: $RETR_INDEX, else the one index in retr's "
+                        "data folder ($RETR_HOME, else e.g. ~/.local/share/retr/index)].")
 DbOpt = typer.Option(None, "--db", help="SQLAlchemy URL of the database for the index's tables, e.g. "
                      "postgresql+psycopg://user:pw@host/db (one database holds one index; FAISS files stay in "
                      "the index folder) [default: $RETR_DB, else INDEX/retr.sqlite].")
@@ -388,6 +389,28 @@ def eval_cmd(
         else:
             r = res["recall"][d]
             typer.echo(f"{name:14s} " + " ".join(f"{r[k]:6.1f}" for k in (1, 5, 10)))
+
+
+@app.command()
+def status(
+    index_dir: Optional[Path] = IndexOpt,
+    db: Optional[str] = DbOpt,
+    as_json: bool = typer.Option(False, "--json", help="One JSON object on stdout."),
+):
+    """What the index holds: its photo folders with counts, the model, the last run, the size on disk."""
+    setup_logging()
+    from retrieval.app.status import index_status, status_lines
+    from retrieval.errors import StoreError
+
+    try:
+        st = index_status(default_index_dir(index_dir), db)
+    except StoreError as e:
+        _fail(str(e))
+    if as_json:
+        typer.echo(json.dumps(st, ensure_ascii=False))
+        return
+    for line in status_lines(st):
+        typer.echo(line)
 
 
 @app.command()

@@ -29,6 +29,20 @@ def write_line(msg: str, err: bool = False) -> None:
     stream.flush()
 
 
+def local_index_hint() -> str:
+    """When the current folder holds an index of the old default place (``./index``), how to use
+    it or move it to the default place ('' otherwise)."""
+    from pathlib import Path
+
+    from retrieval.config import default_index_dir
+    from retrieval.store.layout import DB_NAME
+
+    if not (Path("index") / DB_NAME).is_file():
+        return ""
+    return (f"; ./index holds an index: name it with --index ./index (or RETR_INDEX), or move it to the "
+            f"default place: mv ./index {default_index_dir()}")
+
+
 def run_search(query: str, k: int = 10, as_text: bool = False, texts: bool = False, as_json: bool = False,
                index_dir=None, db: str | None = None, echo=None) -> int:
     """``retr search``: print the hits; returns the exit status (0, 1: no index/bad query, 2: bad -k).
@@ -39,7 +53,7 @@ def run_search(query: str, k: int = 10, as_text: bool = False, texts: bool = Fal
 
     echo = echo or write_line
     setup_logging()
-    from retrieval.config import default_index_dir
+    from retrieval.config import default_index_dir, is_default_index
     from retrieval.errors import EncoderError
     from retrieval.errors import StoreError
     from retrieval.search import Index
@@ -55,7 +69,7 @@ def run_search(query: str, k: int = 10, as_text: bool = False, texts: bool = Fal
         ix = Index(default_index_dir(index_dir), db_url=db)
         hits = ix.search(query, k=k, texts=texts, as_text=as_text)
     except (QueryError, StoreError, EncoderError) as e:
-        err(str(e))
+        err(str(e) + (local_index_hint() if isinstance(e, StoreError) and is_default_index(index_dir) else ""))
         return 1
     if ix.rebuilt:
         err("warning: the vector index was out of date (an interrupted or running `retr index`) or damaged, "

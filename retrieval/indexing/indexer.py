@@ -25,6 +25,7 @@ from retrieval.errors import DecodeError
 from retrieval.indexing.plan import Plan, Todo, is_under, plan
 from retrieval.io.files import content_hash, walk_images
 from retrieval.store.faiss_file import check_encoder, faiss_is_current
+from retrieval.store.folders import FOLDERS_KEY, with_folder
 from retrieval.store.layout import DB_NAME, LOCK_NAME, VECTOR_TABLES, faiss_file
 from retrieval.store.database import (Photo, Store, TextRow, drop_index_tables, now_iso, resolve_db_url,
                     sqlite_file)
@@ -286,7 +287,7 @@ def index_folder(
                 report.generated += _caption_uncaptioned(store, encoder, captioner, root, batch_size)
             if captions_file is not None:
                 report.captions = _index_captions(store, encoder, root, captions_file, on_error)
-            _save_search_files(store, type_changed or not was_clean or report.changed())
+            _save_search_files(store, type_changed or not was_clean or report.changed(), root)
             return report
         finally:
             store.close()
@@ -363,15 +364,17 @@ def _embed_and_store(store: Store, todo: list[Todo], embed: Embedder, report: In
             on_progress(done, len(todo))
 
 
-def _save_search_files(store: Store, changed: bool) -> None:
-    """Rewrite the FAISS files when anything changed (or one is not the one last written) and mark
-    the index clean."""
+def _save_search_files(store: Store, changed: bool, root: str) -> None:
+    """Rewrite the FAISS files when anything changed (or one is not the one last written), record
+    the run over ``root`` (:mod:`retrieval.store.folders`) and mark the index clean."""
     for table in VECTOR_TABLES:
         if changed or not faiss_is_current(store, table):
             store.write_faiss(table)
+    folders = with_folder(store, root, now_iso())
     with store.session() as s:
         store.set_meta(s, "dirty", "0")
         store.set_meta(s, "updated_at", now_iso())
+        store.set_meta(s, FOLDERS_KEY, folders)
         s.commit()
 
 

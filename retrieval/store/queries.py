@@ -39,6 +39,10 @@ class Queries:
         assert table in TABLES
         return int(self._rows(f"SELECT count(*) FROM {table}")[0][0])
 
+    def count_photos_where(self, where: str, params: tuple = ()) -> int:
+        """How many photos satisfy the SQL condition ``where`` (``?`` placeholders, columns of ``photos``)."""
+        return int(self._rows(f"SELECT count(*) FROM photos WHERE {where}", params)[0][0])
+
     def faiss_path(self, table: str) -> Path:
         return faiss_file(self.root, table)
 
