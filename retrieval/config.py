@@ -58,3 +58,29 @@ def image_precision() -> str:
     if v == "int8":
         return "int8"
     raise ValueError(f"{PRECISION_ENV}={raw!r}: choose fp32 or int8")
+
+
+#: Environment variables overriding ``retr index --watch``'s timings (seconds; see
+#: :class:`retrieval.indexing.watch.WatchSettings`): quiet time after the last event, and how long a
+#: new photo's size and mtime must stay the same.
+WATCH_ENV = {"debounce_s": "RETR_WATCH_DEBOUNCE", "stable_s": "RETR_WATCH_STABLE"}
+
+
+def watch_timings() -> dict[str, float]:
+    """The ``retr index --watch`` timings set in the environment (:data:`WATCH_ENV`), as keyword arguments
+    of :class:`retrieval.indexing.watch.WatchSettings`.
+
+    Raises:
+        ValueError: a value that is not a number of seconds >= 0.
+    """
+    out = {}
+    for key, env in WATCH_ENV.items():
+        raw = os.environ.get(env, "").strip()
+        if raw:
+            try:
+                out[key] = float(raw)
+            except ValueError:
+                raise ValueError(f"{env}={raw!r}: not a number of seconds") from None
+            if not out[key] >= 0:
+                raise ValueError(f"{env}={raw!r}: not a number of seconds >= 0")
+    return out

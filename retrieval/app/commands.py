@@ -12,7 +12,7 @@ from typing import List, Optional
 import typer
 
 from retrieval.app.console import run_search, setup_logging
-from retrieval.app.progress import IndexProgress, first_time_notice, index_flag_problem
+from retrieval.app.progress import IndexProgress, first_time_notice, index_flag_problem, watch_flag_problem
 from retrieval.config import default_index_dir
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -56,7 +56,8 @@ def _sigterm_to_interrupt() -> None:
 
 @app.command()
 def index(
-    path: Path = typer.Argument(..., help="Folder of photos (searched recursively) or one image file."),
+    paths: List[Path] = typer.Argument(..., metavar="PATH...", help="Folder of photos (searched recursively) or "
+                                       "one image file; several folders with --watch."),
     index_dir: Optional[Path] = IndexOpt,
     captions: Optional[Path] = typer.Option(None, "--captions", help="COCO-captions JSON; file_name relative to PATH."),
     rebuild: bool = typer.Option(False, "--rebuild", help="Delete the index and embed everything again."),
@@ -80,6 +81,8 @@ def index(
                                       "paths on every node). Needs Ray: the 'ray' extra of retr."),
     shards: Optional[Path] = typer.Option(None, "--shards", help="With --ray: folder for the vector shards, seen "
                                           "by every node at the same path (default INDEX/shards)."),
+    watch: bool = typer.Option(False, "--watch", help="Then keep watching the folders and index photos as they "
+                               "appear, change, move or disappear, until Ctrl-C."),
 ):
     """Embed every photo under PATH into the index (incremental: only new or changed files)."""
     setup_logging()
@@ -91,7 +94,8 @@ def index(
     from retrieval.store.faiss_file import check_encoder
 
     idx = default_index_dir(index_dir)
-    problem = index_flag_problem(path, idx, index_type, ray, shards, captions)
+    path = paths[0]
+    problem = watch_flag_problem(paths, watch, ray) or index_flag_problem(path, idx, index_type, ray, shards, captions)
     if problem:
         _fail(*problem)
     recorded_spec, recorded_id = _recorded_encoder(idx, db) if idx.is_dir() else (None, None)
@@ -110,11 +114,14 @@ def index(
     notice = first_time_notice(enc)
     if notice:
         _err(notice)
+    common = dict(encoder=enc, captions_file=captions, captioner=cap, rebuild=rebuild, batch_size=batch_size,
+                  max_megapixels=max_megapixels, include_hidden=include_hidden, exclude=tuple(exclude), db_url=db,
+                  index_type=index_type)
+    if watch:
+        return _watch(paths, idx, workers or 2, common)
     try:
         with IndexProgress(_skipped, _err) as shown:
-            common = dict(encoder=enc, captions_file=captions, captioner=cap, rebuild=rebuild, batch_size=batch_size,
-                          max_megapixels=max_megapixels, include_hidden=include_hidden, exclude=tuple(exclude),
-                          on_error=shown.on_error, on_progress=shown.on_progress, db_url=db, index_type=index_type)
+            common.update(on_error=shown.on_error, on_progress=shown.on_progress)
             rep = (index_folder(path, idx, workers=workers or 2, defer_hashes=True, **common) if ray is None
                    else _index_on_ray(path, idx, ray, workers, shards, common))
     except KeyboardInterrupt:
@@ -124,6 +131,29 @@ def index(
     typer.echo(f"{rep.summary()}" + (f"; {rep.captions} captions indexed" if captions else "") + f" -> {idx}")
     if rep.indexed == 0 and rep.failed > 0:
         raise typer.Exit(1)
+
+
+def _watch(paths: List[Path], idx: Path, workers: int, common: dict) -> None:
+    """``retr index --watch``: :func:`retrieval.indexing.watch.watch_folders` over ``paths``, each update one
+    incremental :func:`retrieval.indexing.indexer.index_folder` run (``--rebuild`` applies to the first only)."""
+    from retrieval.indexing.indexer import index_folder
+    from retrieval.config import watch_timings
+    from retrieval.errors import IndexingError, StoreError
+    from retrieval.indexing.watch import WatchSettings, watch_folders
+
+    def index_root(root: str, exclude: tuple):
+        with IndexProgress(_skipped, _err) as shown:
+            args = dict(common, exclude=common["exclude"] + exclude, on_error=shown.on_error,
+                        on_progress=shown.on_progress)
+            common["rebuild"] = False
+            return index_folder(root, idx, workers=workers, defer_hashes=True, **args)
+
+    _err(f"watching {', '.join(str(p) for p in paths)} for changes -> {idx} (Ctrl-C to stop)")
+    try:
+        watch_folders(paths, idx, index_root, WatchSettings(**watch_timings()), notice=_err)
+    except (IndexingError, StoreError, ValueError, OSError) as e:
+        _fail(str(e))
+    _err("stopped watching; every finished update is saved")
 
 
 def _index_on_ray(path: Path, idx: Path, ray: str, workers: Optional[int], shards: Optional[Path], common: dict):
@@ -450,3 +480,41 @@ def serve(
     except (OSError, SystemExit) as e:
         _fail(f"cannot serve on {host}:{port} ({e})")
 
+
+
+@app.command()
+def duplicates(
+    threshold: Optional[float] = typer.Option(None, "--threshold", min=-1.0, max=1.0, help="Cosine similarity of "
+                                              "the embeddings from which photos may be near-duplicates; higher "
+                                              "finds fewer, closer copies [default: 0.85]."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON array of groups on stdout."),
+    index_dir: Optional[Path] = IndexOpt,
+    db: Optional[str] = DbOpt,
+):
+    """List groups of near-identical photos (resized, recompressed, lightly cropped or edited copies).
+    Reads the index only: nothing is deleted or moved."""
+    setup_logging()
+    from retrieval.app.console import plain
+    from retrieval.duplicates import DEFAULT_THRESHOLD, find_duplicates
+    from retrieval.errors import StoreError
+    from retrieval.search import Index
+
+    try:
+        reader = Index(default_index_dir(index_dir), db_url=db).reader
+        groups, unhashed = find_duplicates(reader, DEFAULT_THRESHOLD if threshold is None else threshold)
+    except StoreError as e:
+        _fail(str(e))
+    if unhashed:
+        _err(f"warning: {unhashed} photo(s) have no perceptual hash yet (indexed by an older retr); "
+             f"`retr index` adds them without re-embedding")
+    if as_json:
+        typer.echo(json.dumps([{"kind": g.kind, "photos": [vars(m) for m in g.photos]} for g in groups],
+                              ensure_ascii=False))
+        return
+    for n, g in enumerate(groups, 1):
+        typer.echo(f"group {n}: {len(g.photos)} photos ({g.kind})")
+        for m in g.photos:
+            d = "-" if m.hash_distance is None else str(m.hash_distance)
+            typer.echo(f"  {m.similarity:.3f}\t{d}\t{plain(m.path)}")
+    _err(f"{len(groups)} group(s), {sum(len(g.photos) for g in groups)} photos"
+         + ("" if groups else ": no near-duplicates found"))

@@ -41,6 +41,18 @@ def index_flag_problem(path: Path, idx: Path, index_type: str | None, ray: str |
     return None
 
 
+def watch_flag_problem(paths: list[Path], watch: bool, ray: str | None) -> tuple[str, int] | None:
+    """(message, exit status) when ``retr index``'s paths do not suit ``--watch`` (or its absence), else None."""
+    if not watch:
+        return None if len(paths) == 1 else ("one PATH at a time (several folders only with --watch)", 2)
+    if ray is not None:
+        return "--watch indexes on this machine: not with --ray", 2
+    for p in paths:
+        if not p.is_dir():
+            return f"{p}: --watch needs folders, and this is {'a file' if p.exists() else 'not there'}", 1
+    return None
+
+
 def first_time_notice(enc) -> str | None:
     """The line to show before a one-time ONNX export or int8 quantisation of ``enc``, else None."""
     from retrieval.config import image_precision

@@ -24,6 +24,7 @@ from retrieval.io.decode import DEFAULT_MAX_MEGAPIXELS, load_image
 from retrieval.errors import DecodeError
 from retrieval.indexing.plan import Plan, Todo, is_under, plan
 from retrieval.io.files import content_hash, walk_images
+from retrieval.indexing.fingerprints import fill_perceptual_hashes, hash_or_blank
 from retrieval.store.faiss_file import check_encoder, faiss_is_current
 from retrieval.store.folders import FOLDERS_KEY, with_folder
 from retrieval.store.layout import DB_NAME, LOCK_NAME, VECTOR_TABLES, faiss_file
@@ -82,6 +83,7 @@ class Embedded:
         hash: content hash (None only when the file could not be read).
         width, height: upright size in pixels before any reduction (0 on failure).
         vector: (D,) float32, L2-normalised; None on failure.
+        phash: perceptual hash, 16 hex digits (:func:`retrieval.io.phash.perceptual_hash`); None when not computed.
         error: one line saying why the photo could not be embedded; None on success.
     """
 
@@ -91,6 +93,7 @@ class Embedded:
     height: int = 0
     vector: np.ndarray | None = None
     error: str | None = None
+    phash: str | None = None
 
 
 #: ``embed(todo) -> iterable of batches``: embeds the photos of ``todo`` and yields lists of
@@ -147,7 +150,7 @@ def embed_locally(todo: list[Todo], encoder, *, batch_size: int = 32, workers: i
         except DecodeError as e:
             return Embedded(t, hash=h, error=e.reason), None
         w, hh = im.info.get("original_size", im.size)
-        return Embedded(t, hash=h, width=w, height=hh), im
+        return Embedded(t, hash=h, width=w, height=hh, phash=hash_or_blank(im)), im
 
     with ThreadPoolExecutor(max(1, workers)) as pool:
         # Decoding runs ahead of the encoder by at most workers + 1 batches: memory stays
@@ -272,8 +275,7 @@ def index_folder(
             encoder = load_encoder()
         store = open_for_write(index_dir, encoder, rebuild, db_url=db_url)
         try:
-            was_clean = store.get_meta("dirty") == "0"
-            type_changed = _record_index_type(store, index_type)
+            was_clean, type_changed = store.get_meta("dirty") == "0", _record_index_type(store, index_type)
             if export_query_path:
                 _export_fast_path(encoder)
             existing = _indexed_photos(store)
@@ -283,6 +285,7 @@ def index_folder(
             embed = embed or (lambda items: embed_locally(items, encoder, batch_size=batch_size, workers=workers,
                                                           max_megapixels=max_megapixels))
             _embed_and_store(store, todo, embed, report, fail, on_progress)
+            fill_perceptual_hashes(store, root, workers=workers, max_megapixels=max_megapixels)
             if captioner is not None:  # new, changed, and earlier --no-captions photos alike
                 report.generated += _caption_uncaptioned(store, encoder, captioner, root, batch_size)
             if captions_file is not None:
@@ -397,12 +400,12 @@ def _store_embedded(store: Store, batch: list[Embedded], report: IndexReport,
             if rid is not None:
                 row = s.get(Photo, rid)
                 row.size, row.mtime, row.hash, row.width, row.height = f.size, f.mtime, e.hash, e.width, e.height
-                row.indexed_at, row.vector = now_iso(), vec
+                row.indexed_at, row.vector, row.phash = now_iso(), vec, e.phash
                 s.execute(delete(TextRow).where(TextRow.photo_id == rid, TextRow.source == "generated"))
                 report.updated += 1
             else:
                 s.add(Photo(path=f.path, size=f.size, mtime=f.mtime, hash=e.hash, width=e.width, height=e.height,
-                            indexed_at=now_iso(), vector=vec))
+                            indexed_at=now_iso(), vector=vec, phash=e.phash))
                 report.added += 1
         s.commit()
 

@@ -54,6 +54,8 @@ class Photo(Base):
     height: Mapped[int] = mapped_column(Integer)
     indexed_at: Mapped[str] = mapped_column(String(32))
     vector: Mapped[bytes] = mapped_column(LargeBinary)
+    #: perceptual hash, 16 hex digits (:mod:`retrieval.io.phash`); None: not computed yet; "": could not be
+    phash: Mapped[str | None] = mapped_column(String(16), nullable=True)
 
 
 class TextRow(Base):

@@ -111,6 +111,12 @@ class Queries:
         rec["vector"] = np.frombuffer(bytes(rows[0][8]), np.float32)
         return rec
 
+    def photo_fingerprints(self) -> dict[int, tuple[str, int, int, str | None]]:
+        """{photo id: (path, pixels (width x height), file size in bytes, perceptual hash or None)} of every
+        photo (the hash: 16 hex digits, ``""`` when it could not be computed, None when not computed yet)."""
+        return {i: (p, int(w or 0) * int(h or 0), int(sz or 0), ph) for i, p, w, h, sz, ph in self._rows(
+            "SELECT id, path, width, height, size, phash FROM photos")}
+
     def photo_texts(self, photo_id: int) -> list[tuple[int, str, str]]:
         """(text id, text, source) of every text of one photo, in id order."""
         return [tuple(r) for r in self._rows("SELECT id, text, source FROM texts WHERE photo_id = ? ORDER BY id",
