@@ -21,7 +21,7 @@ import numpy as np
 from retrieval.io.phash import HASH_BITS
 
 #: default cosine similarity of the embeddings from which two photos may be near-duplicates
-DEFAULT_THRESHOLD = 0.85
+DEFAULT_THRESHOLD = 0.92
 #: largest perceptual-hash distance (bits of 64) of a near-duplicate pair found by its embeddings
 MAX_HASH_DISTANCE = 20
 #: hash distance at or below which two photos are near-duplicates whatever their embeddings say

@@ -313,19 +313,28 @@ def test_connection_failure_is_one_line_without_password(tmp_path):
 
 def test_index_made_before_alembic_is_stamped(tmp_path):
     """An SQLite index of retr before Alembic (meta with format_version 1, no alembic_version)
-    opens as before and is stamped at the first revision."""
-    from retrieval.store.database import BASE_REVISION, Base, Store
+    opens as before: stamped at the first revision, then migrated to this retr's head."""
+    from alembic import command
+    from alembic.config import Config
+
+    from retrieval.store.database import BASE_REVISION, MIGRATIONS_DIR, Store
+    from retrieval.store.layout import SCHEMA_REVISION
 
     idx = tmp_path / "idx"
     idx.mkdir()
     engine = create_engine(f"sqlite:///{idx / 'retr.sqlite'}")
-    Base.metadata.create_all(engine)  # what retr did before Alembic
+    with engine.begin() as c:  # the schema retr made before Alembic: the first revision's, unstamped
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+        cfg.attributes["connection"] = c
+        command.upgrade(cfg, BASE_REVISION)
+        c.execute(text("DROP TABLE alembic_version"))
     with engine.begin() as c:
         c.execute(text("INSERT INTO meta (key, value) VALUES ('format_version', '1'), ('dim', '512')"))
     engine.dispose()
     st = Store(idx)
     with st.engine.connect() as c:
-        assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() == BASE_REVISION
+        assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() == SCHEMA_REVISION
     assert st.count("photos") == 0 and st.dim() == 512
     st.close()
 

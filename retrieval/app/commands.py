@@ -486,7 +486,7 @@ def serve(
 def duplicates(
     threshold: Optional[float] = typer.Option(None, "--threshold", min=-1.0, max=1.0, help="Cosine similarity of "
                                               "the embeddings from which photos may be near-duplicates; higher "
-                                              "finds fewer, closer copies [default: 0.85]."),
+                                              "finds fewer, closer copies [default: 0.92]."),
     as_json: bool = typer.Option(False, "--json", help="One JSON array of groups on stdout."),
     index_dir: Optional[Path] = IndexOpt,
     db: Optional[str] = DbOpt,
