@@ -3,14 +3,14 @@
     python scripts/bench/bench_search.py [--data ../shared/data] [--max 100000] [--queries 200]
     python scripts/bench/bench_search.py --max 1000000      # adds the 1M gallery (HNSW build: long)
 
-Round-2 sections (issue #6; see scripts/bench/scale_bench.py and docs/bench.md):
+Scale sections (see scripts/bench/scale_bench.py and docs/bench.md):
 
     python scripts/bench/bench_search.py --scale 1000,10000,30000,100000 --scale-only   # retr's Index at scale
     python scripts/bench/bench_search.py --scale-from A.json,B.json                      # one table + PNG from saved runs
     python scripts/bench/bench_search.py --cold 10000                                    # cold `retr search`, step by step
     python scripts/bench/bench_search.py --blas                                          # OPENBLAS_CORETYPE kernels
 
-The section below (round 1) uses a diagonal Gaussian mixture, an unrealistically hard gallery:
+The section below uses a diagonal Gaussian mixture, an unrealistically hard gallery:
 
 Gallery: the 1,000 Flickr8k dev photos are indexed once with ``index_folder`` and their
 vectors read back (``Store.load_vectors("photos")``). Larger galleries are SYNTHETIC:

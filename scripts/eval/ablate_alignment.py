@@ -40,7 +40,7 @@ OLD = dict(text_dropout=-1.0, captions_per_photo=1)
 #: name -> (backbone, AlignConfig overrides, what it tests)
 ROWS = {
     "linear-infonce": (L0, dict(OLD, hidden=0), "linear heads, symmetric InfoNCE (CLIP)"),
-    "mlp-infonce": (L0, dict(OLD), "linear + residual MLP heads, InfoNCE (`fast` until session 4)"),
+    "mlp-infonce": (L0, dict(OLD), "linear + residual MLP heads, InfoNCE (the previous `fast` recipe)"),
     "mlp-hinge": (L0, dict(OLD, loss="hinge"), "hardest-negative hinge only (VSE++)"),
     "mlp-infonce+hinge": (L0, dict(OLD, loss="infonce+hinge"), "InfoNCE + hardest-negative hinge"),
     "mlp-infonce+adv": (L0, dict(OLD, adversarial=0.1), "InfoNCE + adversarial modality loss (ACMR; heads trained by domain confusion)"),

@@ -1,4 +1,4 @@
-"""Decoding and re-ranking of the VAE captioner on Flickr8k dev (issue #4): no training.
+"""Decoding and re-ranking of the VAE captioner on Flickr8k dev: no training.
 
     python scripts/eval/captioner_decoding.py [--data ../shared/data] [--cache cache/features]
         [--captioner PATH] [--max-photos N] [--no-meteor] [--decodes decodes.pkl] [--out docs/captioner_decoding.md]
