@@ -8,9 +8,12 @@ from pathlib import Path
 import numpy as np
 
 from retrieval.store import ann
+from retrieval.io.exif import camera_name
 from retrieval.io.files import is_image_name
 from retrieval.store.faiss_file import check_encoder, read_faiss
 from retrieval.store.queries import open_sqlite_reader
+from retrieval.store.subset import search_subset
+from retrieval.query.operators import combine, split_weight
 from retrieval.errors import QueryError
 
 
@@ -26,6 +29,9 @@ class Hit:
         kind: ``"photo"`` or ``"text"``.
         source: for text results, ``"captions"`` or ``"generated"``.
         photo_id: the photo's id (for a text result: the photo it belongs to, or None).
+        taken: when the photo was taken, local ``YYYY-MM-DDTHH:MM:SS`` (EXIF, else the file's time), or None.
+        place: where (``Oslo, Norway``), from the photo's GPS position, or None.
+        camera: the camera's make and model, or None.
     """
 
     score: float
@@ -35,6 +41,9 @@ class Hit:
     kind: str = "photo"
     source: str | None = None
     photo_id: int | None = None
+    taken: str | None = None
+    place: str | None = None
+    camera: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -73,6 +82,8 @@ class Index:
         self._faiss = {}
         self._text_encoder = None
         self.rebuilt = False
+        #: photos the last search's filters kept (None: that search had no filters)
+        self.matched: int | None = None
 
     @property
     def store(self):
@@ -157,7 +168,8 @@ class Index:
             raise QueryError(f"{text.strip()}: no such image file")
         return self.text_encoder.encode_texts([text])[0], "text"
 
-    def search(self, query, k: int = 10, texts: bool = False, as_text: bool = False) -> list[Hit]:
+    def search(self, query, k: int = 10, texts: bool = False, as_text: bool = False, filters=None,
+               sort: str = "score", add=(), subtract=()) -> list[Hit]:
         """Find the ``k`` photos (or texts, with ``texts=True``) closest to ``query``.
 
         Args:
@@ -165,36 +177,80 @@ class Index:
             k: number of results (>= 1); more than the gallery returns the whole gallery.
             texts: search indexed captions instead of photos.
             as_text: a string query is words even if a file has that name.
+            filters: a :class:`retrieval.query.filters.Filters`: only photos that pass are searched
+                (:attr:`matched` then says how many passed).
+            sort: ``"score"`` (best first) or ``"date"`` (the ``k`` best, newest first; undated last).
+            add, subtract: words or photo paths (``W:TERM`` weighs a term) added to or subtracted from
+                the query's embedding (:mod:`retrieval.query.operators`).
 
         Returns:
             list of :class:`Hit`, best first.
 
         Raises:
-            QueryError: bad query or k < 1.
+            QueryError: bad query, k < 1, an unknown sort, or filters with ``texts``.
             StoreError: the index cannot be used.
         """
         if k < 1:
             raise QueryError(f"k must be at least 1 (got {k})")
         vec, _ = self.embed_query(query, as_text=as_text)
-        return self.search_vector(vec, k, texts)
+        if add or subtract:
+            vec = self.steer(vec, add, subtract, as_text)
+        return self.search_vector(vec, k, texts, filters=filters, sort=sort)
 
-    def search_vector(self, vec: np.ndarray, k: int = 10, texts: bool = False) -> list[Hit]:
+    def steer(self, vec: np.ndarray, add=(), subtract=(), as_text: bool = False) -> np.ndarray:
+        """``vec`` ((D,) float32) plus the embeddings of the ``add`` terms minus those of ``subtract``
+        (words or photo paths, ``W:TERM`` weighted), normalised (:func:`retrieval.query.operators.combine`).
+
+        Raises:
+            QueryError: an empty term, a term that is not a readable photo or words, or parts that cancel out.
+        """
+        try:
+            parts = [[(w, self.embed_query(t, as_text=as_text)[0]) for w, t in map(split_weight, terms)]
+                     for terms in (add, subtract)]
+            return combine(vec, parts[0], parts[1])
+        except ValueError as e:
+            raise QueryError(str(e)) from None
+
+    def search_vector(self, vec: np.ndarray, k: int = 10, texts: bool = False, filters=None,
+                      sort: str = "score") -> list[Hit]:
         """Nearest neighbours of a (D,) float32 L2-normalised vector; see :meth:`search`.
 
         Flat indexes are exact; HNSW and IVF indexes give ``max(100, 10*k)`` candidates that
         are re-scored exactly with their float32 vectors read from the database
         (:func:`retrieval.store.ann.candidates`, :func:`retrieval.store.ann.rerank`): scores are exact cosines.
         """
+        if sort not in ("score", "date"):
+            raise QueryError(f"sort must be score or date, not {sort!r}")
+        if filters and texts:
+            raise QueryError("filters (dates, places, folders, cameras) apply to photos, not to --texts")
         table = "texts" if texts else "photos"
         idx = self._index(table)
         q = np.ascontiguousarray(np.asarray(vec, np.float32).reshape(-1))
-        scores, ids, exact = ann.candidates(idx, q, k)
-        if not exact:
-            cid, cvec = self.reader.vectors_for(table, ids)
-            scores, ids = ann.rerank(q, cid, cvec, k)
+        self.matched = None
+        if filters:
+            allowed = self.reader.photo_ids_where(*filters.sql())
+            self.matched = len(allowed)
+            scores, ids = search_subset(self.reader, idx, q, k, allowed, table)
+        else:
+            scores, ids, exact = ann.candidates(idx, q, k)
+            if not exact:
+                cid, cvec = self.reader.vectors_for(table, ids)
+                scores, ids = ann.rerank(q, cid, cvec, k)
         pairs = [(float(sc), int(i)) for sc, i in zip(scores, ids)]
         if texts:
             rows = self.reader.text_rows([i for _, i in pairs])
             return [Hit(sc, i, rows[i][2], rows[i][0], "text", rows[i][1], rows[i][3]) for sc, i in pairs if i in rows]
         rows = self.reader.photo_rows([i for _, i in pairs])
-        return [Hit(sc, i, rows[i][0], rows[i][1], photo_id=i) for sc, i in pairs if i in rows]
+        hits = with_metadata([Hit(sc, i, rows[i][0], rows[i][1], photo_id=i) for sc, i in pairs if i in rows],
+                             self.reader.photo_metadata(rows))
+        return sorted(hits, key=lambda h: h.taken or "", reverse=True) if sort == "date" else hits
+
+
+def with_metadata(hits: list[Hit], meta: dict[int, dict]) -> list[Hit]:
+    """``hits`` with ``taken``, ``place`` and ``camera`` set from ``meta`` ({photo id: metadata row})."""
+    for h in hits:
+        m = meta.get(h.photo_id)
+        if m:
+            h.taken, h.place, h.camera = m.get("taken"), m.get("place"), camera_name(m.get("camera_make"),
+                                                                                     m.get("camera_model"))
+    return hits

@@ -33,6 +33,12 @@ def _parse_search(argv: list[str]) -> dict | None:
     p.add_argument("--json", dest="as_json", action="store_true")
     p.add_argument("--index", dest="index_dir", default=None)
     p.add_argument("--db", default=None)
+    for opt in ("--after", "--before", "--folder", "--camera", "--place"):
+        p.add_argument(opt, default=None)
+    p.add_argument("--sort", default="score")
+    p.add_argument("--literal", action="store_true")
+    p.add_argument("--add", action="append", default=[])
+    p.add_argument("--subtract", action="append", default=[])
     try:
         ns, rest = p.parse_known_args(argv)
     except (argparse.ArgumentError, SystemExit):

@@ -190,10 +190,28 @@ def search(
     as_json: bool = typer.Option(False, "--json", help="One JSON array on stdout."),
     index_dir: Optional[Path] = IndexOpt,
     db: Optional[str] = DbOpt,
+    after: Optional[str] = typer.Option(None, "--after", metavar="DATE", help="Photos taken on or after DATE "
+                                        "(YYYY, YYYY-MM or YYYY-MM-DD: its first day)."),
+    before: Optional[str] = typer.Option(None, "--before", metavar="DATE", help="Photos taken before DATE "
+                                         "(its first day)."),
+    folder: Optional[str] = typer.Option(None, "--folder", metavar="GLOB", help="Photos in this folder or "
+                                         "below it: a path, a folder name, or a glob ('*/2023-*')."),
+    camera: Optional[str] = typer.Option(None, "--camera", help="Photos whose camera make or model contains this."),
+    place: Optional[str] = typer.Option(None, "--place", help="Photos taken in this city, region or country."),
+    sort: str = typer.Option("score", "--sort", help="score (best first) or date (the best K, newest first)."),
+    literal: bool = typer.Option(False, "--literal", help="Search the words as typed: no dates or places "
+                                 "parsed out of them."),
+    add: List[str] = typer.Option([], "--add", help="Words or a photo added to the query (repeatable; W:TERM "
+                                  "weighs it)."),
+    subtract: List[str] = typer.Option([], "--subtract", help="Words or a photo subtracted from the query "
+                                       "(repeatable; W:TERM weighs it)."),
 ):
-    """Find photos (or captions, with --texts) by words or by another photo."""
+    """Find photos (or captions, with --texts) by words or by another photo.
+
+    Dates and places in the words ("beach 2023", "snow in Norway") become filters; --literal turns this off."""
     code = run_search(query, k=k, as_text=as_text, texts=texts, as_json=as_json, index_dir=index_dir, db=db,
-                      echo=typer.echo)
+                      echo=typer.echo, after=after, before=before, folder=folder, camera=camera, place=place,
+                      sort=sort, literal=literal, add=tuple(add), subtract=tuple(subtract))
     if code:
         raise typer.Exit(code)
 

@@ -44,45 +44,80 @@ def local_index_hint() -> str:
 
 
 def run_search(query: str, k: int = 10, as_text: bool = False, texts: bool = False, as_json: bool = False,
-               index_dir=None, db: str | None = None, echo=None) -> int:
-    """``retr search``: print the hits; returns the exit status (0, 1: no index/bad query, 2: bad -k).
+               index_dir=None, db: str | None = None, echo=None, after: str | None = None,
+               before: str | None = None, folder: str | None = None, camera: str | None = None,
+               place: str | None = None, sort: str = "score", literal: bool = False, add=(), subtract=()) -> int:
+    """``retr search``: print the hits; returns the exit status (0, 1: no index/bad query, 2: bad
+    -k, a bad date or --sort).
 
-    ``echo(msg)`` writes a line to stdout (``echo(msg, err=True)`` to stderr).
+    Dates and places in the words are parsed into filters unless ``literal``
+    (:mod:`retrieval.query.understand`); the filters ``after`` ... ``place`` are those of
+    :meth:`retrieval.query.filters.Filters.from_options`; ``add``/``subtract`` steer the query
+    (:mod:`retrieval.query.operators`). ``echo(msg)`` writes a line to stdout (``echo(msg, err=True)`` to stderr).
     """
-    import json
-
     echo = echo or write_line
     setup_logging()
     from retrieval.config import default_index_dir, is_default_index
-    from retrieval.errors import EncoderError
-    from retrieval.errors import StoreError
+    from retrieval.errors import EncoderError, QueryError, StoreError
+    from retrieval.query.filters import Filters
     from retrieval.search import Index
-    from retrieval.errors import QueryError
 
     def err(msg):
         echo(f"retr: {msg}", err=True)
 
-    if k < 1:
-        err(f"-k must be at least 1 (got {k})")
+    try:
+        if k < 1:
+            raise ValueError(f"-k must be at least 1 (got {k})")
+        if sort not in ("score", "date"):
+            raise ValueError(f"--sort must be score or date, not {sort!r}")
+        given = Filters.from_options(after, before, folder, camera, place)
+    except ValueError as e:
+        err(str(e))
         return 2
     try:
         ix = Index(default_index_dir(index_dir), db_url=db)
-        hits = ix.search(query, k=k, texts=texts, as_text=as_text)
+        asked = understood_query(query, ix, given, literal or texts)
+        if asked.parsed:
+            err(asked.line())
+        hits = ix.search(asked.text, k=k, texts=texts, as_text=as_text, filters=asked.filters or None, sort=sort,
+                         add=add, subtract=subtract)
     except (QueryError, StoreError, EncoderError) as e:
         err(str(e) + (local_index_hint() if isinstance(e, StoreError) and is_default_index(index_dir) else ""))
         return 1
+    print_hits(ix, hits, asked, texts=texts, as_json=as_json, dated=sort == "date", echo=echo)
+    return 0
+
+
+def understood_query(query: str, ix, given, literal: bool):
+    """:func:`retrieval.query.understand.understand` with the index's place names."""
+    from retrieval.query.understand import understand
+
+    return understand(str(query), given, literal=literal, places=ix.reader.place_names)
+
+
+def print_hits(ix, hits, asked, *, texts: bool, as_json: bool, dated: bool, echo) -> None:
+    """Print ``hits`` (``score TAB path``; with ``dated`` ``score TAB taken TAB path``; ``--texts``:
+    ``score TAB caption TAB path``; ``--json``: one array) and the one-line notes on stderr."""
+    import json
+
+    def err(msg):
+        echo(f"retr: {msg}", err=True)
+
     if ix.rebuilt:
         err("warning: the vector index was out of date (an interrupted or running `retr index`) or damaged, "
             "and was rebuilt in memory from the database; a finished `retr index` saves it")
-    if not hits:
+    if not hits and ix.matched == 0:
+        err(f"no photo matches the filters ({asked.filters.describe()})")
+    elif not hits:
         err("no captions in this index (index with --captions, or without --no-captions)" if texts
             else "the index has no photos")
     if as_json:
         echo(json.dumps([h.to_dict() for h in hits], ensure_ascii=False))
-        return 0
+        return
     for h in hits:
         if texts:
             echo(f"{h.score:.3f}\t{plain(h.text)}\t{plain(h.path or '')}")
+        elif dated:
+            echo(f"{h.score:.3f}\t{h.taken or '-'}\t{plain(h.path)}")
         else:
             echo(f"{h.score:.3f}\t{plain(h.path)}")
-    return 0

@@ -27,6 +27,8 @@ from retrieval.io.files import content_hash, walk_images
 from retrieval.indexing.fingerprints import fill_perceptual_hashes, hash_or_blank
 from retrieval.store.faiss_file import check_encoder, faiss_is_current
 from retrieval.store.folders import FOLDERS_KEY, with_folder
+from retrieval.store.metadata_table import PhotoInfo
+from retrieval.indexing.metadata import add_missing_metadata
 from retrieval.store.layout import DB_NAME, LOCK_NAME, VECTOR_TABLES, faiss_file
 from retrieval.store.database import (Photo, Store, TextRow, drop_index_tables, now_iso, resolve_db_url,
                     sqlite_file)
@@ -284,7 +286,7 @@ def index_folder(
             todo = _apply_plan(store, plan(existing, found, root, defer_hashes=defer_hashes), report, fail)
             embed = embed or (lambda items: embed_locally(items, encoder, batch_size=batch_size, workers=workers,
                                                           max_megapixels=max_megapixels))
-            _embed_and_store(store, todo, embed, report, fail, on_progress)
+            _embed_and_store(store, todo, embed, report, fail, on_progress, root)
             fill_perceptual_hashes(store, root, workers=workers, max_megapixels=max_megapixels)
             if captioner is not None:  # new, changed, and earlier --no-captions photos alike
                 report.generated += _caption_uncaptioned(store, encoder, captioner, root, batch_size)
@@ -355,8 +357,10 @@ def _apply_plan(store: Store, p: Plan, report: IndexReport, fail: Callable[[str,
 
 
 def _embed_and_store(store: Store, todo: list[Todo], embed: Embedder, report: IndexReport,
-                     fail: Callable[[str, str], None], on_progress: Callable[[int, int], None] | None) -> None:
-    """Embed ``todo`` batch by batch, committing each batch as it comes (a checkpoint)."""
+                     fail: Callable[[str, str], None], on_progress: Callable[[int, int], None] | None,
+                     root: str) -> None:
+    """Embed ``todo`` batch by batch, committing each batch as it comes (a checkpoint); then read the
+    metadata (EXIF) of the photos under ``root`` that have none (:mod:`retrieval.indexing.metadata`)."""
     done = 0
     if on_progress:
         on_progress(0, len(todo))
@@ -365,6 +369,7 @@ def _embed_and_store(store: Store, todo: list[Todo], embed: Embedder, report: In
         done += len(batch)
         if on_progress:
             on_progress(done, len(todo))
+    add_missing_metadata(store, root)
 
 
 def _save_search_files(store: Store, changed: bool, root: str) -> None:
@@ -402,6 +407,7 @@ def _store_embedded(store: Store, batch: list[Embedded], report: IndexReport,
                 row.size, row.mtime, row.hash, row.width, row.height = f.size, f.mtime, e.hash, e.width, e.height
                 row.indexed_at, row.vector, row.phash = now_iso(), vec, e.phash
                 s.execute(delete(TextRow).where(TextRow.photo_id == rid, TextRow.source == "generated"))
+                s.execute(delete(PhotoInfo).where(PhotoInfo.photo_id == rid))  # read again: new content
                 report.updated += 1
             else:
                 s.add(Photo(path=f.path, size=f.size, mtime=f.mtime, hash=e.hash, width=e.width, height=e.height,

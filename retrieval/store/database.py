@@ -78,7 +78,7 @@ class Meta(Base):
 
 
 #: Every table retr owns in a database (dropped by :func:`drop_index_tables`).
-TABLES = ("texts", "photos", "meta", "alembic_version")
+TABLES = ("photo_metadata", "texts", "photos", "meta", "alembic_version")
 
 
 def now_iso() -> str:

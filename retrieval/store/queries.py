@@ -43,6 +43,33 @@ class Queries:
         """How many photos satisfy the SQL condition ``where`` (``?`` placeholders, columns of ``photos``)."""
         return int(self._rows(f"SELECT count(*) FROM photos WHERE {where}", params)[0][0])
 
+    def photo_ids_where(self, where: str, params: tuple = ()) -> np.ndarray:
+        """(m,) int64 sorted ids of the photos satisfying ``where`` (``?`` placeholders) over ``photos p``
+        left-joined to ``photo_metadata m`` (see :meth:`retrieval.query.filters.Filters.sql`)."""
+        rows = self._rows(f"SELECT p.id FROM photos p LEFT OUTER JOIN photo_metadata m ON m.photo_id = p.id "
+                          f"WHERE {where} ORDER BY p.id", params)
+        return np.fromiter((r[0] for r in rows), np.int64, len(rows))
+
+    def photo_metadata(self, ids) -> dict[int, dict]:
+        """{photo id: {taken, taken_source, place, camera_make, camera_model, lens, latitude, longitude}}
+        for the photos of these ids that have a metadata row."""
+        ids = [int(i) for i in ids]
+        keys = ("taken", "taken_source", "place", "camera_make", "camera_model", "lens", "latitude", "longitude")
+        out = {}
+        for b in range(0, len(ids), _IN_CHUNK):
+            part = ids[b : b + _IN_CHUNK]
+            for r in self._rows(f"SELECT photo_id, {', '.join(keys)} FROM photo_metadata WHERE photo_id IN "
+                                f"({','.join('?' * len(part))})", tuple(part)):
+                out[int(r[0])] = dict(zip(keys, r[1:]))
+        return out
+
+    def place_names(self) -> set[str]:
+        """Every place name (city, region, country, country code) of the indexed photos, case-folded."""
+        names = set()
+        for (key,) in self._rows("SELECT DISTINCT place_key FROM photo_metadata WHERE place_key IS NOT NULL"):
+            names.update(n for n in key.split("|") if n)
+        return names
+
     def faiss_path(self, table: str) -> Path:
         return faiss_file(self.root, table)
 

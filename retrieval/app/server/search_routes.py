@@ -1,10 +1,14 @@
 """``retr serve``'s search routes: by words, and by an uploaded photo."""
 from __future__ import annotations
 
+from typing import Optional
+
 from fastapi import APIRouter, Depends, File, Query, UploadFile
 
 from retrieval.app.server.errors import ApiError
 from retrieval.app.server.state import Served, read_upload, served
+from retrieval.query.filters import Filters
+from retrieval.query.understand import understand
 
 router = APIRouter()
 
@@ -13,18 +17,33 @@ router = APIRouter()
 def search_text(q: str = Query(..., max_length=4096, description="Words."),
                 k: int = Query(10, ge=1, le=10000, description="Number of results."),
                 texts: bool = Query(False, description="Search indexed captions instead of photos."),
+                after: Optional[str] = Query(None, description="Taken on or after: YYYY, YYYY-MM or YYYY-MM-DD."),
+                before: Optional[str] = Query(None, description="Taken before (its first day)."),
+                folder: Optional[str] = Query(None, description="In this folder or below: path, name or glob."),
+                camera: Optional[str] = Query(None, description="Camera make or model contains this."),
+                place: Optional[str] = Query(None, description="Taken in this city, region or country."),
+                sort: str = Query("score", pattern="^(score|date)$", description="score, or date (newest first)."),
+                literal: bool = Query(False, description="Do not parse dates and places out of the words."),
                 st: Served = Depends(served)):
-    """Photos (or captions, with ``texts``) best first, as ``{query, hits}``; ``hits[i]`` has
-    ``score`` (cosine in [-1, 1]), ``id``, ``photo_id``, ``kind``, ``path``, ``name``, ``text``, ``source``.
-    The query is always words: a query that names a file is not read."""
+    """Photos (or captions, with ``texts``) best first, as ``{query, understood, matched, hits}``;
+    ``hits[i]`` has ``score`` (cosine in [-1, 1]), ``id``, ``photo_id``, ``kind``, ``path``, ``name``,
+    ``text``, ``source``, ``taken``, ``place``, ``camera``. ``understood`` is what was searched
+    (``searched "beach" from 2023-01-01 to 2023-12-31``); ``matched`` how many photos passed the
+    filters (null without filters). The query is always words: a query that names a file is not read."""
     if not q.strip():
         raise ApiError(400, "empty query: give some words")
     try:
+        given = Filters.from_options(after, before, folder, camera, place)
+    except ValueError as e:
+        raise ApiError(400, str(e)) from None
+    asked = understand(q, given, literal=literal or texts, places=st.index.reader.place_names, files=False)
+    try:
         with st.lock:
-            vec = st.index.text_encoder.encode_texts([q])[0]
+            vec = st.index.text_encoder.encode_texts([asked.text])[0]
     except Exception as e:  # noqa: BLE001
         raise ApiError(503, f"text encoder unavailable: {e}") from None
-    return {"query": q, "hits": st.search(vec, k, texts)}
+    hits = st.search(vec, k, texts, filters=asked.filters or None, sort=sort)
+    return {"query": q, "understood": asked.line(), "matched": st.index.matched, "hits": hits}
 
 
 @router.post("/api/search/image", summary="Search by an uploaded photo")

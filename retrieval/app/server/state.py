@@ -47,14 +47,15 @@ class Served:
             raise ApiError(404, f"no photo with id {photo_id} in the index")
         return rec
 
-    def search(self, vec_or_image, k: int, texts: bool) -> list[dict]:
-        """Hits (as :func:`hits_json`) for a (D,) vector or a PIL image; ApiError 400 (bad query), 503."""
+    def search(self, vec_or_image, k: int, texts: bool, filters=None, sort: str = "score") -> list[dict]:
+        """Hits (as :func:`hits_json`) for a (D,) vector or a PIL image, among the photos that pass
+        ``filters`` (:class:`retrieval.query.filters.Filters`), sorted by ``sort``; ApiError 400 (bad query), 503."""
         try:
             with self.lock:
                 if isinstance(vec_or_image, np.ndarray):
-                    hits = self.index.search_vector(vec_or_image, k, texts)
+                    hits = self.index.search_vector(vec_or_image, k, texts, filters=filters, sort=sort)
                 else:
-                    hits = self.index.search(vec_or_image, k=k, texts=texts)
+                    hits = self.index.search(vec_or_image, k=k, texts=texts, filters=filters, sort=sort)
         except QueryError as e:
             raise ApiError(400, str(e)) from None
         except StoreError as e:
@@ -78,7 +79,7 @@ def hits_json(hits: list[Hit]) -> list[dict]:
     """Hits as JSON; every hit has ``photo_id`` (for text hits: the photo the caption belongs to)."""
     return [{"score": round(float(h.score), 4), "id": h.id, "photo_id": h.photo_id, "kind": h.kind,
              "path": h.path, "name": os.path.basename(h.path) if h.path else None, "text": h.text,
-             "source": h.source} for h in hits]
+             "source": h.source, "taken": h.taken, "place": h.place, "camera": h.camera} for h in hits]
 
 
 def read_upload(file: UploadFile):

@@ -1,0 +1,49 @@
+"""Nearest neighbours among a subset of the photos (a metadata filter's matches).
+
+By selectivity: a subset of at most :data:`EXACT_SUBSET_MAX` photos is scored exactly from its
+vectors read from the database (no FAISS); a larger one is searched in the FAISS index for
+enough candidates that ``k`` of them are expected to pass (``k / fraction`` times a margin,
+grown until ``k`` pass or the whole index was read), then filtered."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from retrieval.store import ann
+
+#: Subsets up to this size are scored exactly from their stored vectors.
+EXACT_SUBSET_MAX = 20_000
+#: Candidates fetched = k / (fraction of photos kept) * this.
+MARGIN = 3.0
+
+
+def search_subset(reader, index, query: np.ndarray, k: int, allowed: np.ndarray,
+                  table: str = "photos") -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-``k`` of ``query`` ((D,) float32) among the rows ``allowed`` ((m,) int64, sorted) of ``table``.
+
+    Args:
+        reader: a :class:`retrieval.store.queries.Queries` (``vectors_for``).
+        index: the table's FAISS index (ids = row ids).
+
+    Returns:
+        (scores (<=k,) float32, ids (<=k,) int64), best first.
+    """
+    if len(allowed) == 0:
+        return np.zeros(0, np.float32), np.zeros(0, np.int64)
+    n = max(int(index.ntotal), 1)
+    if len(allowed) <= EXACT_SUBSET_MAX and len(allowed) < n:
+        ids, vecs = reader.vectors_for(table, allowed)
+        return ann.rerank(query, ids, vecs, k)
+    kk = min(n, math.ceil(k * n / len(allowed) * MARGIN))
+    while True:
+        scores, ids, exact = ann.candidates(index, query, kk)
+        keep = np.isin(ids, allowed, assume_unique=False)
+        if keep.sum() >= k or kk >= n:
+            break
+        kk = min(n, kk * 4)
+    scores, ids = scores[keep], ids[keep]
+    if exact:
+        return scores[:k], ids[:k]
+    cid, cvec = reader.vectors_for(table, ids)
+    return ann.rerank(query, cid, cvec, k)
