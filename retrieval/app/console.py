@@ -88,11 +88,17 @@ def run_search(query: str, k: int = 10, as_text: bool = False, texts: bool = Fal
     return 0
 
 
-def understood_query(query: str, ix, given, literal: bool):
-    """:func:`retrieval.query.understand.understand` with the index's place names."""
+def understood_query(query: str, ix, given, literal: bool, files: bool = True):
+    """:func:`retrieval.query.understand.understand` with the index's place names and texts, and the
+    text encoder's word list (its tokenizer's whole-word tokens, when it has one)."""
     from retrieval.query.understand import understand
 
-    return understand(str(query), given, literal=literal, places=ix.reader.place_names)
+    def vocabulary(word: str) -> bool:
+        tok = getattr(ix.text_encoder, "tokenizer", None)
+        return tok is not None and tok.token_to_id(word) is not None
+
+    return understand(str(query), given, literal=literal, places=ix.reader.place_names, vocabulary=vocabulary,
+                      in_texts=ix.reader.text_contains, files=files)
 
 
 def print_hits(ix, hits, asked, *, texts: bool, as_json: bool, dated: bool, echo) -> None:

@@ -27,11 +27,10 @@ from retrieval.io.files import content_hash, walk_images
 from retrieval.indexing.fingerprints import fill_perceptual_hashes, hash_or_blank
 from retrieval.store.faiss_file import check_encoder, faiss_is_current
 from retrieval.store.folders import FOLDERS_KEY, with_folder
-from retrieval.store.metadata_table import PhotoInfo
 from retrieval.indexing.metadata import add_missing_metadata
 from retrieval.store.layout import DB_NAME, LOCK_NAME, VECTOR_TABLES, faiss_file
-from retrieval.store.database import (Photo, Store, TextRow, drop_index_tables, now_iso, resolve_db_url,
-                    sqlite_file)
+from retrieval.store.database import (Photo, PhotoInfo, Store, TextRow, drop_index_tables, now_iso,
+                                      resolve_db_url, sqlite_file)
 from retrieval.errors import IndexingError, StoreError
 
 

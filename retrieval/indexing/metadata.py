@@ -1,5 +1,5 @@
 """The metadata step of ``retr index``: read the EXIF (date taken, camera, lens, GPS) of every
-photo under the walked folder that has no :class:`retrieval.store.metadata_table.PhotoInfo` row yet
+photo under the walked folder that has no :class:`retrieval.store.database.PhotoInfo` row yet
 (new and changed photos, and photos indexed before metadata was read), and name the place of
 each GPS position; no photo is decoded or embedded again."""
 from __future__ import annotations
@@ -12,7 +12,7 @@ from retrieval.indexing.plan import is_under
 from retrieval.io.exif import read_metadata
 from retrieval.io.places import places_of
 from retrieval.store.database import Photo, Store
-from retrieval.store.metadata_table import PhotoInfo
+from retrieval.store.database import PhotoInfo
 
 #: Photos read and committed together.
 METADATA_BATCH = 500

@@ -1,5 +1,5 @@
 """Metadata filters of a search (``--after --before --folder --camera --place``), as SQL over
-``photos`` (``p``) left-joined to ``photo_metadata`` (``m``; see :mod:`retrieval.store.metadata_table`).
+``photos`` (``p``) left-joined to ``photo_metadata`` (``m``; see :class:`retrieval.store.database.PhotoInfo`).
 
 Dates compare the local date and time a photo was taken (``YYYY-MM-DDTHH:MM:SS`` text, sortable);
 a photo with no known date never passes a date filter.

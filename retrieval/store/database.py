@@ -71,6 +71,30 @@ class TextRow(Base):
     vector: Mapped[bytes] = mapped_column(LargeBinary)
 
 
+class PhotoInfo(Base):
+    """What is known of one photo besides its pixels, read at index time (every field may be None;
+    see :mod:`retrieval.io.exif`, :mod:`retrieval.io.places`). A photo without a row has not been
+    read yet: the next ``retr index`` reads it, without re-embedding.
+
+    ``taken`` is local wall-clock time ``YYYY-MM-DDTHH:MM:SS`` (sortable as text), ``taken_offset``
+    its UTC offset when the EXIF records one, ``taken_source`` ``exif`` or ``mtime``; ``place`` is a
+    display name (``Oslo, Norway``) and ``place_key`` every name of the place case-folded between
+    ``|`` (what ``--place`` matches); ``latitude``/``longitude`` in degrees (WGS 84)."""
+
+    __tablename__ = "photo_metadata"
+    photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"), primary_key=True)
+    taken: Mapped[str | None] = mapped_column(String(19), index=True, nullable=True)
+    taken_offset: Mapped[str | None] = mapped_column(String(6), nullable=True)
+    taken_source: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    camera_make: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    camera_model: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    lens: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    latitude: Mapped[float | None] = mapped_column(Float, nullable=True)
+    longitude: Mapped[float | None] = mapped_column(Float, nullable=True)
+    place: Mapped[str | None] = mapped_column(Text, nullable=True)
+    place_key: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
 class Meta(Base):
     __tablename__ = "meta"
     key: Mapped[str] = mapped_column(String(64), primary_key=True)

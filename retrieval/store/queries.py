@@ -63,6 +63,12 @@ class Queries:
                 out[int(r[0])] = dict(zip(keys, r[1:]))
         return out
 
+    def text_contains(self, word: str) -> bool:
+        """Whether any indexed text (caption, generated caption, text read in a photo) contains ``word``
+        (case-insensitive for ASCII letters; a scan of the texts, stopped at the first match)."""
+        pattern = "%" + word.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        return bool(self._rows("SELECT 1 FROM texts WHERE lower(text) LIKE ? ESCAPE '\\' LIMIT 1", (pattern,)))
+
     def place_names(self) -> set[str]:
         """Every place name (city, region, country, country code) of the indexed photos, case-folded."""
         names = set()

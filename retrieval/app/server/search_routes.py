@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, File, Query, UploadFile
 from retrieval.app.server.errors import ApiError
 from retrieval.app.server.state import Served, read_upload, served
 from retrieval.query.filters import Filters
-from retrieval.query.understand import understand
+from retrieval.app.console import understood_query
 
 router = APIRouter()
 
@@ -36,9 +36,9 @@ def search_text(q: str = Query(..., max_length=4096, description="Words."),
         given = Filters.from_options(after, before, folder, camera, place)
     except ValueError as e:
         raise ApiError(400, str(e)) from None
-    asked = understand(q, given, literal=literal or texts, places=st.index.reader.place_names, files=False)
     try:
         with st.lock:
+            asked = understood_query(q, st.index, given, literal or texts, files=False)
             vec = st.index.text_encoder.encode_texts([asked.text])[0]
     except Exception as e:  # noqa: BLE001
         raise ApiError(503, f"text encoder unavailable: {e}") from None

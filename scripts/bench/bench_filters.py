@@ -1,0 +1,138 @@
+"""Filtered search and the cold ``retr search`` with the query features on (parser, spelling).
+
+Builds a SYNTHETIC index folder of ``--n`` photos (random unit vectors of the default encoder's
+dimension, written straight into ``retr.sqlite`` with a ``photo_metadata`` row each, dates spread
+evenly over ten years; the FAISS file built by ``Store.write_faiss`` as ``retr index`` does), then:
+
+- warm: ``Index.search_vector`` median latency (ms, one query at a time) without a filter and with
+  date filters keeping about 1 %, 10 % and 50 % of the photos, each as a ratio to the unfiltered one;
+- cold (``--cold``): ``python -m retrieval search`` in a new process, median wall time of ``--runs``
+  runs, for plain words, words with a parsed year ("... 2023"), and words with a typo.
+
+Run from the repository root (the package importable): ``python scripts/bench/bench_filters.py --n 100000 --cold``.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchlib import load_line, machine_line
+
+
+def build(folder: Path, n: int, seed: int = 0, index_type: str = "auto") -> None:
+    """An index folder of ``n`` synthetic photos with dates over 2015-2024."""
+    from retrieval.encoders.base import load_encoder
+    from retrieval.store.database import Store
+
+    enc = load_encoder()
+    st = Store(folder, create=True)
+    with st.session() as s:
+        for k, v in (("encoder_id", enc.id), ("encoder_spec", "default"), ("dim", str(enc.dim)),
+                     ("index_type", index_type), ("dirty", "0")):
+            st.set_meta(s, k, v)
+        s.commit()
+    st.close()
+    rng = np.random.default_rng(seed)
+    start = dt.datetime(2015, 1, 1)
+    span = (dt.datetime(2025, 1, 1) - start).total_seconds()
+    con = sqlite3.connect(folder / "retr.sqlite")
+    for b in range(0, n, 20_000):
+        m = min(20_000, n - b)
+        v = rng.standard_normal((m, enc.dim)).astype(np.float32)
+        v /= np.linalg.norm(v, axis=1, keepdims=True)
+        ids = range(b + 1, b + m + 1)
+        con.executemany("INSERT INTO photos (id, path, size, mtime, hash, width, height, indexed_at, vector) "
+                        "VALUES (?, ?, 1, 0, ?, 1, 1, '', ?)",
+                        [(i, f"/photos/{i // 1000}/{i}.jpg", f"{i:064x}", v[j].tobytes()) for j, i in enumerate(ids)])
+        taken = [(start + dt.timedelta(seconds=span * (i - 1) / n)).isoformat(timespec="seconds") for i in ids]
+        con.executemany("INSERT INTO photo_metadata (photo_id, taken, taken_source) VALUES (?, ?, 'exif')",
+                        list(zip(ids, taken)))
+        con.commit()
+    con.close()
+    st = Store(folder)
+    st.write_faiss("photos")
+    st.write_faiss("texts")
+    st.close()
+
+
+def warm(folder: Path, queries: int) -> list[tuple[str, float]]:
+    from retrieval.query.filters import Filters
+    from retrieval.search import Index
+
+    ix = Index(folder)
+    rng = np.random.default_rng(1)
+    qs = rng.standard_normal((queries, ix.reader.dim())).astype(np.float32)
+    qs /= np.linalg.norm(qs, axis=1, keepdims=True)
+    cases = [("none", None), ("1% (5 weeks)", Filters(since="2020-01-01", until="2020-02-06")),
+             ("10% (1 year)", Filters(since="2020-01-01", until="2021-01-01")),
+             ("50% (5 years)", Filters(since="2020-01-01", until="2025-01-01"))]
+    out = []
+    for name, f in cases:
+        ix.search_vector(qs[0], 10, filters=f)  # load the FAISS file first
+        ts = []
+        for q in qs:
+            t = time.perf_counter()
+            ix.search_vector(q, 10, filters=f)
+            ts.append(time.perf_counter() - t)
+        out.append((name, statistics.median(ts) * 1000, ix.matched))
+    return out
+
+
+def cold(folder: Path, runs: int) -> list[tuple[str, float]]:
+    out = []
+    env = dict(os.environ, PYTHONPATH=str(Path.cwd()))
+    for name, q in (("plain words", "a dog on the beach"), ("parsed year", "a dog on the beach 2023"),
+                    ("typo corrected", "a dog on the beahc")):
+        ts = []
+        for _ in range(runs):
+            t = time.perf_counter()
+            p = subprocess.run([sys.executable, "-m", "retrieval", "search", q, "--index", str(folder)],
+                               capture_output=True, text=True, env=env)
+            ts.append(time.perf_counter() - t)
+            assert p.returncode == 0, p.stderr
+        out.append((name, statistics.median(ts)))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--n", type=int, default=100_000)
+    ap.add_argument("--queries", type=int, default=30)
+    ap.add_argument("--cold", action="store_true", help="also time cold `retr search` processes")
+    ap.add_argument("--cold-n", type=int, default=10_000, help="photos in the cold-search index")
+    ap.add_argument("--runs", type=int, default=7)
+    a = ap.parse_args()
+    print(machine_line())
+    print(load_line())
+    with tempfile.TemporaryDirectory(prefix="retr-bench-filters-") as tmp:
+        folder = Path(tmp) / f"n{a.n}"
+        t = time.perf_counter()
+        build(folder, a.n)
+        print(f"built {a.n} synthetic photos in {time.perf_counter() - t:.0f} s")
+        rows = warm(folder, a.queries)
+        base = rows[0][1]
+        print(f"\nwarm search_vector, k=10, {a.n} photos, median of {a.queries} queries")
+        print("| filter keeps | photos kept | ms | x unfiltered |\n|---|---:|---:|---:|")
+        for name, ms, kept in rows:
+            print(f"| {name} | {kept if kept is not None else a.n} | {ms:.1f} | {ms / base:.2f} |")
+        if a.cold:
+            small = Path(tmp) / f"n{a.cold_n}"
+            build(small, a.cold_n)
+            print(f"\ncold `retr search` (new process), {a.cold_n} photos, median of {a.runs}")
+            print("| query | s |\n|---|---:|")
+            for name, s in cold(small, a.runs):
+                print(f"| {name} | {s:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
