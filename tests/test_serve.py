@@ -1,6 +1,7 @@
 """`retr serve`: the JSON API (FastAPI TestClient), a real server process, and the page in headless Chromium."""
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import os
@@ -377,5 +378,13 @@ def test_page_in_headless_chromium(live_server, browser):
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#grid .card"))
     first = browser.find_elements(By.CSS_SELECTOR, "#grid .card")[0]
     assert int(first.get_attribute("data-id")) == kites_id
+
+    browser.find_element(By.ID, "f-after").send_keys("2100" + Keys.ENTER)  # the filter bar
+    wait.until(lambda d: "no photo matches the filters" in d.find_element(By.ID, "info").text)
+    assert "from 2100-01-01" in browser.find_element(By.ID, "info").text
+    browser.find_element(By.ID, "f-after").clear()
+    year = dt.date.today().year  # the demo photos have no EXIF date: their file time
+    browser.find_element(By.ID, "q").send_keys(f" {year}" + Keys.ENTER)  # a parsed date, shown above the grid
+    wait.until(lambda d: f"from {year}-01-01 to {year}-12-31" in d.find_element(By.ID, "info").text)
     severe = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert not severe, severe

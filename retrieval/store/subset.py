@@ -1,9 +1,10 @@
 """Nearest neighbours among a subset of the photos (a metadata filter's matches).
 
 By selectivity: a subset of at most :data:`EXACT_SUBSET_MAX` photos is scored exactly from its
-vectors read from the database (no FAISS); a larger one is searched in the FAISS index for
-enough candidates that ``k`` of them are expected to pass (``k / fraction`` times a margin,
-grown until ``k`` pass or the whole index was read), then filtered."""
+vectors read from the database (no FAISS); a larger one is searched in the FAISS index: a flat
+(exact) index with an ``IDSelectorBatch`` restricting the scan to the subset, an approximate one
+(HNSW, IVF) for enough candidates that ``k`` of them are expected to pass (``k / fraction`` times
+a margin, grown until ``k`` pass or the whole index was read), filtered, then re-scored exactly."""
 from __future__ import annotations
 
 import math
@@ -11,9 +12,11 @@ import math
 import numpy as np
 
 from retrieval.store import ann
+from retrieval.store.blas import import_faiss
 
-#: Subsets up to this size are scored exactly from their stored vectors.
-EXACT_SUBSET_MAX = 20_000
+#: Subsets up to this size are scored exactly from their stored vectors (reading 2,000 vectors from
+#: SQLite takes about as long as a flat scan of 20,000; measured by scripts/bench/bench_filters.py).
+EXACT_SUBSET_MAX = 2_000
 #: Candidates fetched = k / (fraction of photos kept) * this.
 MARGIN = 3.0
 
@@ -35,6 +38,8 @@ def search_subset(reader, index, query: np.ndarray, k: int, allowed: np.ndarray,
     if len(allowed) <= EXACT_SUBSET_MAX and len(allowed) < n:
         ids, vecs = reader.vectors_for(table, allowed)
         return ann.rerank(query, ids, vecs, k)
+    if ann.kind_of(index) == "flat":
+        return flat_among(index, query, k, allowed)
     kk = min(n, math.ceil(k * n / len(allowed) * MARGIN))
     while True:
         scores, ids, exact = ann.candidates(index, query, kk)
@@ -47,3 +52,18 @@ def search_subset(reader, index, query: np.ndarray, k: int, allowed: np.ndarray,
         return scores[:k], ids[:k]
     cid, cvec = reader.vectors_for(table, ids)
     return ann.rerank(query, cid, cvec, k)
+
+
+def flat_among(index, query: np.ndarray, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-``k`` of a flat FAISS index (an ``IndexIDMap``) scanning only the ids ``allowed``."""
+    faiss = import_faiss()
+    params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(np.ascontiguousarray(allowed, np.int64)))
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)  # one query: no OpenMP team (see retrieval.store.ann.candidates)
+    try:
+        scores, ids = index.search(np.ascontiguousarray(query.reshape(1, -1), np.float32), min(k, len(allowed)),
+                                   params=params)
+    finally:
+        faiss.omp_set_num_threads(threads)
+    keep = ids[0] >= 0
+    return scores[0][keep], ids[0][keep]
