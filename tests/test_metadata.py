@@ -159,9 +159,14 @@ def test_older_index_gets_metadata_without_reembedding(meta_index, tmp_path, enc
     lib, idx = meta_index
     old = tmp_path / "old"
     shutil.copytree(idx, old)
+    from alembic.script import ScriptDirectory
+
+    from retrieval.store.database import MIGRATIONS_DIR
+
+    before = ScriptDirectory(str(MIGRATIONS_DIR)).get_revision("photo_metadata").down_revision
     with sqlite3.connect(old / "retr.sqlite") as c:  # as an index made before metadata was read
         c.execute("DROP TABLE photo_metadata")
-        c.execute("UPDATE alembic_version SET version_num = '0001'")
+        c.execute("UPDATE alembic_version SET version_num = ?", (before,))
     rep = index_folder(lib, old, encoder=encoder)
     assert (rep.added, rep.updated, rep.unchanged) == (0, 0, len(LIBRARY))
     hits = Index(old).search("a photo", k=10, filters=Filters(place="Sydney"))
