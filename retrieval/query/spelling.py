@@ -64,6 +64,16 @@ def correction(word: str, words: dict[str, int]) -> str | None:
     return max(found, key=lambda w: (words[w], w)) if found else None
 
 
+#: Endings whose stem in the encoder's word list makes a word known (``kites`` from ``kite``).
+SUFFIXES = ("s", "es", "ed", "ing", "ly", "er")
+
+
+def in_vocabulary(word: str, vocabulary: Callable[[str], bool]) -> bool:
+    """Whether ``word``, or its stem without one of :data:`SUFFIXES`, is in ``vocabulary``."""
+    return vocabulary(word) or any(word.endswith(s) and len(word) - len(s) >= 3 and vocabulary(word[: -len(s)])
+                                   for s in SUFFIXES)
+
+
 @dataclass
 class Spelled:
     """``text``: the query with corrections; ``changed``: {typed word: correction}."""
@@ -88,7 +98,7 @@ def correct_query(text: str, vocabulary: Callable[[str], bool] | None = None,
     for token in text.split(" "):
         pre, core, post = _EDGE.match(token).groups()
         w = core.lower()
-        if core != w or len(w) < MIN_LENGTH or not _WORD.match(w) or (vocabulary and vocabulary(w)) \
+        if core != w or len(w) < MIN_LENGTH or not _WORD.match(w) or (vocabulary and in_vocabulary(w, vocabulary)) \
                 or not dictionary() or w in dictionary() or any(k(w) for k in checks):
             out.append(token)
             continue
