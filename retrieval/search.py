@@ -228,7 +228,7 @@ class Index:
         q = np.ascontiguousarray(np.asarray(vec, np.float32).reshape(-1))
         self.matched = None
         if filters:
-            allowed = self.reader.photo_ids_where(*filters.sql())
+            allowed = self.reader.photo_ids_where(*filters.sql(), with_paths=bool(filters.folder))
             self.matched = len(allowed)
             scores, ids = search_subset(self.reader, idx, q, k, allowed, table)
         else:

@@ -2,9 +2,10 @@
 
 By selectivity: a subset of at most :data:`EXACT_SUBSET_MAX` photos is scored exactly from its
 vectors read from the database (no FAISS); a larger one is searched in the FAISS index: a flat
-(exact) index with an ``IDSelectorBatch`` restricting the scan to the subset, an approximate one
-(HNSW, IVF) for enough candidates that ``k`` of them are expected to pass (``k / fraction`` times
-a margin, grown until ``k`` pass or the whole index was read), filtered, then re-scored exactly."""
+(exact) index with an ``IDSelectorBatch`` restricting the scan to the subset, an HNSW one with the
+same selector in its graph search, an IVF one for enough candidates that ``k``
+of them are expected to pass (``k / fraction`` times a margin, grown until ``k`` pass or the whole
+index was read), filtered; approximate candidates are re-scored exactly."""
 from __future__ import annotations
 
 import math
@@ -38,8 +39,13 @@ def search_subset(reader, index, query: np.ndarray, k: int, allowed: np.ndarray,
     if len(allowed) <= EXACT_SUBSET_MAX and len(allowed) < n:
         ids, vecs = reader.vectors_for(table, allowed)
         return ann.rerank(query, ids, vecs, k)
-    if ann.kind_of(index) == "flat":
-        return flat_among(index, query, k, allowed)
+    kind = ann.kind_of(index)
+    if kind == "flat":
+        return among(index, query, k, allowed)
+    if kind == "hnsw":  # the graph search skips the other ids; its candidates re-scored exactly
+        scores, ids = among(index, query, max(ann.RERANK_MIN, ann.RERANK_FACTOR * k), allowed, hnsw=True)
+        cid, cvec = reader.vectors_for(table, ids)
+        return ann.rerank(query, cid, cvec, k)
     kk = min(n, math.ceil(k * n / len(allowed) * MARGIN))
     while True:
         scores, ids, exact = ann.candidates(index, query, kk)
@@ -54,10 +60,13 @@ def search_subset(reader, index, query: np.ndarray, k: int, allowed: np.ndarray,
     return ann.rerank(query, cid, cvec, k)
 
 
-def flat_among(index, query: np.ndarray, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Exact top-``k`` of a flat FAISS index (an ``IndexIDMap``) scanning only the ids ``allowed``."""
+def among(index, query: np.ndarray, k: int, allowed: np.ndarray, hnsw: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Top-``k`` of a FAISS ``IndexIDMap`` over a flat (exact) or, with ``hnsw``, an HNSW index (approximate,
+    ``efSearch`` at least ``k``), visiting only the ids ``allowed`` (``IDSelectorBatch``)."""
     faiss = import_faiss()
-    params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(np.ascontiguousarray(allowed, np.int64)))
+    sel = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, np.int64))
+    params = (faiss.SearchParametersHNSW(sel=sel, efSearch=max(ann.HNSW_EF_SEARCH, k)) if hnsw
+              else faiss.SearchParameters(sel=sel))
     threads = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(1)  # one query: no OpenMP team (see retrieval.store.ann.candidates)
     try:
