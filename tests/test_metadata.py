@@ -207,6 +207,9 @@ def test_api_filters(meta_index, encoder):
         assert [h["name"] for h in r["hits"]] == ["horses.jpg", "sydney_kites.jpg"]
         assert c.get("/api/search", params={"q": "a photo", "place": "Mars"}).json()["matched"] == 0
         assert c.get("/api/search", params={"q": "a photo", "after": "soon"}).status_code == 400
+        with open(DEMO / "horses.jpg", "rb") as f:  # a photo query with filters
+            r = c.post("/api/search/image", params={"place": "Australia"}, files={"file": ("h.jpg", f, "image/jpeg")})
+        assert [h["name"] for h in r.json()["hits"]] == ["sydney_kites.jpg"] and r.json()["matched"] == 1
 
 
 def test_operators_steer_the_ranking(demo_index):

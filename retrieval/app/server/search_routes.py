@@ -48,8 +48,20 @@ def search_text(q: str = Query(..., max_length=4096, description="Words."),
 
 @router.post("/api/search/image", summary="Search by an uploaded photo")
 def search_image(file: UploadFile = File(..., description="An image file."),
-                 k: int = Query(10, ge=1, le=10000), texts: bool = Query(False), st: Served = Depends(served)):
-    """Photos (or captions, with ``texts``) closest to the uploaded photo, as ``{hits}``."""
+                 k: int = Query(10, ge=1, le=10000), texts: bool = Query(False),
+                 after: Optional[str] = Query(None, description="Taken on or after: YYYY, YYYY-MM or YYYY-MM-DD."),
+                 before: Optional[str] = Query(None, description="Taken before (its first day)."),
+                 folder: Optional[str] = Query(None, description="In this folder or below: path, name or glob."),
+                 camera: Optional[str] = Query(None, description="Camera make or model contains this."),
+                 place: Optional[str] = Query(None, description="Taken in this city, region or country."),
+                 sort: str = Query("score", pattern="^(score|date)$", description="score, or date (newest first)."),
+                 st: Served = Depends(served)):
+    """Photos (or captions, with ``texts``) closest to the uploaded photo, as ``{hits, matched}``, among
+    the photos that pass the filters (as for ``/api/search``)."""
+    try:
+        given = Filters.from_options(after, before, folder, camera, place)
+    except ValueError as e:
+        raise ApiError(400, str(e)) from None
     im = read_upload(file)
     st.encoder()
-    return {"hits": st.search(im, k, texts)}
+    return {"hits": st.search(im, k, texts, filters=given or None, sort=sort), "matched": st.index.matched}
