@@ -169,7 +169,7 @@ class Index:
         return self.text_encoder.encode_texts([text])[0], "text"
 
     def search(self, query, k: int = 10, texts: bool = False, as_text: bool = False, filters=None,
-               sort: str = "score", add=(), subtract=()) -> list[Hit]:
+               sort: str = "score", add=(), subtract=(), text_only: bool = False) -> list[Hit]:
         """Find the ``k`` photos (or texts, with ``texts=True``) closest to ``query``.
 
         Args:
@@ -182,6 +182,10 @@ class Index:
             sort: ``"score"`` (best first) or ``"date"`` (the ``k`` best, newest first; undated last).
             add, subtract: words or photo paths (``W:TERM`` weighs a term) added to or subtracted from
                 the query's embedding (:mod:`retrieval.query.operators`).
+            text_only: search only the text read in photos (OCR), lexically.
+
+        A words query for photos also counts the query's words found in each photo's recognised
+        text (:mod:`retrieval.ocr.fusion`); such hits have ``source == "ocr"``.
 
         Returns:
             list of :class:`Hit`, best first.
@@ -192,10 +196,50 @@ class Index:
         """
         if k < 1:
             raise QueryError(f"k must be at least 1 (got {k})")
-        vec, _ = self.embed_query(query, as_text=as_text)
+        if text_only:
+            return self.search_photo_text(str(query), k)
+        vec, kind = self.embed_query(query, as_text=as_text)
         if add or subtract:
             vec = self.steer(vec, add, subtract, as_text)
-        return self.search_vector(vec, k, texts, filters=filters, sort=sort)
+        if texts or kind != "text" or filters is not None or sort != "score":
+            return self.search_vector(vec, k, texts, filters=filters, sort=sort)
+        return self.search_fused(str(query), vec, k)
+
+    def search_photo_text(self, query: str, k: int = 10) -> list[Hit]:
+        """Photos whose recognised text (OCR) holds the query's words, most words first (score: the share
+        of the query's words found, 0..1); no embedding involved.
+
+        Raises:
+            QueryError: the query has no word to look for."""
+        from retrieval.ocr.fusion import coverage, query_words
+
+        words = query_words(query)
+        if not words:
+            raise QueryError(f"{query!r}: no word to look for in the text of photos")
+        matches = self.reader.ocr_matching(words, max(200, k))
+        ranked = sorted(((coverage(words, t), -n, pid, t) for n, (pid, t) in enumerate(matches)), reverse=True)[:k]
+        rows = self.reader.photo_rows([pid for _, _, pid, _ in ranked])
+        return [Hit(round(c, 4), pid, rows[pid][0], t, "photo", "ocr", pid) for c, _, pid, t in ranked if pid in rows]
+
+    def search_fused(self, query: str, vec: np.ndarray, k: int = 10) -> list[Hit]:
+        """:meth:`search_vector` over photos, fused with the query's words found in their recognised text."""
+        from retrieval.ocr.fusion import fused_scores, query_words
+
+        words = query_words(query)
+        matches = self.reader.ocr_matching(words, 200) if words else []
+        if not matches:
+            return self.search_vector(vec, k)
+        pool = self.search_vector(vec, max(k, 50))
+        semantic = {h.id: h.score for h in pool}
+        extra = [pid for pid, _ in matches if pid not in semantic]
+        if extra:
+            ids, vecs = self.reader.vectors_for("photos", extra)
+            semantic.update({int(i): float(v @ vec) for i, v in zip(ids, vecs)})
+        fused = fused_scores(semantic, matches, words)
+        best = sorted(fused, key=lambda pid: -fused[pid][0])[:k]
+        rows = self.reader.photo_rows(best)
+        return [Hit(fused[pid][0], pid, rows[pid][0], rows[pid][1], "photo", "ocr" if fused[pid][1] else None, pid)
+                for pid in best if pid in rows]
 
     def steer(self, vec: np.ndarray, add=(), subtract=(), as_text: bool = False) -> np.ndarray:
         """``vec`` ((D,) float32) plus the embeddings of the ``add`` terms minus those of ``subtract``

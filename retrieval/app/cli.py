@@ -30,6 +30,7 @@ def _parse_search(argv: list[str]) -> dict | None:
     p.add_argument("-k", "--top", dest="k", type=int, default=10)
     p.add_argument("--as-text", action="store_true")
     p.add_argument("--texts", action="store_true")
+    p.add_argument("--text-only", action="store_true")
     p.add_argument("--json", dest="as_json", action="store_true")
     p.add_argument("--index", dest="index_dir", default=None)
     p.add_argument("--db", default=None)

@@ -29,6 +29,11 @@ def _err(msg: str) -> None:
     typer.echo(f"retr: {msg}", err=True)
 
 
+def _err_if(msg: Optional[str]) -> None:
+    if msg:
+        _err(msg)
+
+
 def _fail(msg: str, code: int = 1):
     _err(msg)
     raise typer.Exit(code)
@@ -83,13 +88,15 @@ def index(
                                           "by every node at the same path (default INDEX/shards)."),
     watch: bool = typer.Option(False, "--watch", help="Then keep watching the folders and index photos as they "
                                "appear, change, move or disappear, until Ctrl-C."),
+    no_ocr: bool = typer.Option(False, "--no-ocr", help="Do not read the text in photos."),
+    ocr_all: bool = typer.Option(False, "--ocr-all", help="Read the text in every photo, not only in those that "
+                                 "look like text (signs, receipts, screenshots, documents): slower."),
 ):
     """Embed every photo under PATH into the index (incremental: only new or changed files)."""
     setup_logging()
     _sigterm_to_interrupt()
-    from retrieval.captioning.model import load_captioner
     from retrieval.encoders.base import load_encoder
-    from retrieval.errors import CaptionerError, EncoderError, IndexingError, StoreError
+    from retrieval.errors import EncoderError, IndexingError, StoreError
     from retrieval.indexing.indexer import index_folder
     from retrieval.store.faiss_file import check_encoder
 
@@ -105,25 +112,20 @@ def index(
             check_encoder(recorded_id, enc.id, idx)
     except (EncoderError, StoreError) as e:
         _fail(str(e))
-    cap = None
-    if not no_captions:
-        try:
-            cap = load_captioner(captioner, enc.id)
-        except CaptionerError as e:
-            _err(f"warning: no captions generated ({e})")
-    notice = first_time_notice(enc)
-    if notice:
-        _err(notice)
+    cap = None if no_captions else _captioner_or_warning(captioner, enc)
+    _err_if(first_time_notice(enc))
+    ocr = None if no_ocr else _ocr_pass(enc, ocr_all)
     common = dict(encoder=enc, captions_file=captions, captioner=cap, rebuild=rebuild, batch_size=batch_size,
                   max_megapixels=max_megapixels, include_hidden=include_hidden, exclude=tuple(exclude), db_url=db,
                   index_type=index_type)
     if watch:
-        return _watch(paths, idx, workers or 2, common)
+        return _watch(paths, idx, workers or 2, common, ocr)
     try:
         with IndexProgress(_skipped, _err) as shown:
             common.update(on_error=shown.on_error, on_progress=shown.on_progress)
             rep = (index_folder(path, idx, workers=workers or 2, defer_hashes=True, **common) if ray is None
                    else _index_on_ray(path, idx, ray, workers, shards, common))
+            _read_text(ocr, path, idx, common)
     except KeyboardInterrupt:
         _fail("interrupted: photos embedded so far are saved; run the same command again to resume", 130)
     except (IndexingError, StoreError, ValueError, OSError) as e:
@@ -133,7 +135,49 @@ def index(
         raise typer.Exit(1)
 
 
-def _watch(paths: List[Path], idx: Path, workers: int, common: dict) -> None:
+def _captioner_or_warning(captioner: Optional[Path], enc):
+    """The captioner for ``enc`` (``captioner`` or the built-in one), or None with a warning when there is none."""
+    from retrieval.captioning.model import load_captioner
+    from retrieval.errors import CaptionerError
+
+    try:
+        return load_captioner(captioner, enc.id)
+    except CaptionerError as e:
+        _err(f"warning: no captions generated ({e})")
+        return None
+
+
+def _ocr_pass(enc, ocr_all: bool):
+    """(engine, gate) for reading the text in photos, or None with a warning when no OCR engine is installed."""
+    from retrieval.ocr.engine import OcrEngine
+    from retrieval.ocr.gate import TextGate
+
+    try:
+        import rapidocr_onnxruntime  # noqa: F401 - the engine's models load only when a photo passes the gate
+    except ImportError:
+        _err("warning: text in photos is not read (pip install rapidocr-onnxruntime; --no-ocr hides this)")
+        return None
+    return OcrEngine(), (TextGate(enc, None) if ocr_all else TextGate(enc))
+
+
+def _read_text(ocr, path: Path, idx: Path, common: dict) -> None:
+    """The OCR pass after indexing ``path`` (:func:`retrieval.indexing.text_pass.read_text_in_folder`)."""
+    if ocr is None:
+        return
+    from retrieval.indexing.text_pass import read_text_in_folder
+    from retrieval.ocr.engine import OcrUnavailable
+
+    try:
+        rep = read_text_in_folder(path, idx, *ocr, db_url=common["db_url"], max_megapixels=common["max_megapixels"],
+                                  on_error=common.get("on_error"))
+    except OcrUnavailable as e:
+        _err(f"warning: {e}")
+        return
+    if rep.read or rep.failed:
+        _err(f"text in photos: read {rep.read} ({rep.with_text} with text), skipped {rep.skipped} by the gate")
+
+
+def _watch(paths: List[Path], idx: Path, workers: int, common: dict, ocr=None) -> None:
     """``retr index --watch``: :func:`retrieval.indexing.watch.watch_folders` over ``paths``, each update one
     incremental :func:`retrieval.indexing.indexer.index_folder` run (``--rebuild`` applies to the first only)."""
     from retrieval.indexing.indexer import index_folder
@@ -146,7 +190,9 @@ def _watch(paths: List[Path], idx: Path, workers: int, common: dict) -> None:
             args = dict(common, exclude=common["exclude"] + exclude, on_error=shown.on_error,
                         on_progress=shown.on_progress)
             common["rebuild"] = False
-            return index_folder(root, idx, workers=workers, defer_hashes=True, **args)
+            rep = index_folder(root, idx, workers=workers, defer_hashes=True, **args)
+            _read_text(ocr, Path(root), idx, args)
+            return rep
 
     _err(f"watching {', '.join(str(p) for p in paths)} for changes -> {idx} (Ctrl-C to stop)")
     try:
@@ -187,6 +233,7 @@ def search(
     k: int = typer.Option(10, "-k", "--top", help="Number of results."),
     as_text: bool = typer.Option(False, "--as-text", help="Treat QUERY as words even if a file has that name."),
     texts: bool = typer.Option(False, "--texts", help="Search indexed captions instead of photos."),
+    text_only: bool = typer.Option(False, "--text-only", help="Search only the text read in photos (OCR)."),
     as_json: bool = typer.Option(False, "--json", help="One JSON array on stdout."),
     index_dir: Optional[Path] = IndexOpt,
     db: Optional[str] = DbOpt,
@@ -211,7 +258,8 @@ def search(
     Dates and places in the words ("beach 2023", "snow in Norway") become filters; --literal turns this off."""
     code = run_search(query, k=k, as_text=as_text, texts=texts, as_json=as_json, index_dir=index_dir, db=db,
                       echo=typer.echo, after=after, before=before, folder=folder, camera=camera, place=place,
-                      sort=sort, literal=literal, add=tuple(add), subtract=tuple(subtract))
+                      sort=sort, literal=literal, add=tuple(add), subtract=tuple(subtract),
+                      text_only=text_only)
     if code:
         raise typer.Exit(code)
 

@@ -46,7 +46,8 @@ def local_index_hint() -> str:
 def run_search(query: str, k: int = 10, as_text: bool = False, texts: bool = False, as_json: bool = False,
                index_dir=None, db: str | None = None, echo=None, after: str | None = None,
                before: str | None = None, folder: str | None = None, camera: str | None = None,
-               place: str | None = None, sort: str = "score", literal: bool = False, add=(), subtract=()) -> int:
+               place: str | None = None, sort: str = "score", literal: bool = False, add=(), subtract=(),
+               text_only: bool = False) -> int:
     """``retr search``: print the hits; returns the exit status (0, 1: no index/bad query, 2: bad
     -k, a bad date or --sort).
 
@@ -80,7 +81,7 @@ def run_search(query: str, k: int = 10, as_text: bool = False, texts: bool = Fal
         if asked.parsed:
             err(asked.line())
         hits = ix.search(asked.text, k=k, texts=texts, as_text=as_text, filters=asked.filters or None, sort=sort,
-                         add=add, subtract=subtract)
+                         add=add, subtract=subtract, text_only=text_only)
     except (QueryError, StoreError, EncoderError) as e:
         err(str(e) + (local_index_hint() if isinstance(e, StoreError) and is_default_index(index_dir) else ""))
         return 1
@@ -116,7 +117,8 @@ def print_hits(ix, hits, asked, *, texts: bool, as_json: bool, dated: bool, echo
         err(f"no photo matches the filters ({asked.filters.describe()})")
     elif not hits:
         err("no captions in this index (index with --captions, or without --no-captions)" if texts
-            else "the index has no photos")
+            else "no photo's recognised text holds those words (OCR runs at `retr index` unless --no-ocr)"
+            if text_only else "the index has no photos")
     if as_json:
         echo(json.dumps([h.to_dict() for h in hits], ensure_ascii=False))
         return

@@ -29,7 +29,7 @@ from retrieval.store.faiss_file import check_encoder, faiss_is_current
 from retrieval.store.folders import FOLDERS_KEY, with_folder
 from retrieval.indexing.metadata import add_missing_metadata
 from retrieval.store.layout import DB_NAME, LOCK_NAME, VECTOR_TABLES, faiss_file
-from retrieval.store.database import (Photo, PhotoInfo, Store, TextRow, drop_index_tables, now_iso,
+from retrieval.store.database import (OcrText, Photo, PhotoInfo, Store, TextRow, drop_index_tables, now_iso,
                                       resolve_db_url, sqlite_file)
 from retrieval.errors import IndexingError, StoreError
 
@@ -269,7 +269,7 @@ def index_folder(
     index_dir.mkdir(parents=True, exist_ok=True)
     report = IndexReport()
     fail = partial(report.fail, on_error=on_error)
-    with _writer_lock(index_dir):
+    with writer_lock(index_dir):
         if encoder is None:
             from retrieval.encoders.base import load_encoder
 
@@ -298,7 +298,7 @@ def index_folder(
 
 
 @contextmanager
-def _writer_lock(index_dir: Path):
+def writer_lock(index_dir: Path):
     """Hold the index's writer lock (``.lock``) for the block.
 
     Raises:
@@ -407,6 +407,7 @@ def _store_embedded(store: Store, batch: list[Embedded], report: IndexReport,
                 row.indexed_at, row.vector, row.phash = now_iso(), vec, e.phash
                 s.execute(delete(TextRow).where(TextRow.photo_id == rid, TextRow.source == "generated"))
                 s.execute(delete(PhotoInfo).where(PhotoInfo.photo_id == rid))  # read again: new content
+                s.execute(delete(OcrText).where(OcrText.photo_id == rid))  # recognised again
                 report.updated += 1
             else:
                 s.add(Photo(path=f.path, size=f.size, mtime=f.mtime, hash=e.hash, width=e.width, height=e.height,

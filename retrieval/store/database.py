@@ -95,6 +95,16 @@ class PhotoInfo(Base):
     place_key: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
+class OcrText(Base):
+    """The text recognised in one photo (:mod:`retrieval.ocr`): ``text`` is empty when none was found;
+    ``engine`` names the OCR engine, or is ``"skipped"`` when the gate judged the photo text-free."""
+
+    __tablename__ = "ocr_texts"
+    photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"), primary_key=True)
+    text: Mapped[str] = mapped_column(Text)
+    engine: Mapped[str] = mapped_column(String(32))
+
+
 class Meta(Base):
     __tablename__ = "meta"
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -102,7 +112,7 @@ class Meta(Base):
 
 
 #: Every table retr owns in a database (dropped by :func:`drop_index_tables`).
-TABLES = ("photo_metadata", "texts", "photos", "meta", "alembic_version")
+TABLES = ("ocr_texts", "photo_metadata", "texts", "photos", "meta", "alembic_version")
 
 
 def now_iso() -> str:
@@ -382,5 +392,6 @@ class Store(Queries):
         for i in range(0, len(ids), 500):
             chunk = ids[i : i + 500]
             s.execute(delete(TextRow).where(TextRow.photo_id.in_(chunk)))
+            s.execute(delete(OcrText).where(OcrText.photo_id.in_(chunk)))
             s.execute(delete(Photo).where(Photo.id.in_(chunk)))
 

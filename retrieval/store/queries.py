@@ -155,6 +155,28 @@ class Queries:
         return {i: (p, int(w or 0) * int(h or 0), int(sz or 0), ph) for i, p, w, h, sz, ph in self._rows(
             "SELECT id, path, width, height, size, phash FROM photos")}
 
+    def ocr_matching(self, words: list[str], limit: int = 200) -> list[tuple[int, str]]:
+        """(photo id, recognised text) of up to ``limit`` photos whose recognised text (OCR) holds any of
+        ``words`` (3 letters or more; found inside longer words too, any case: SQLite FTS5 with trigram
+        tokens, best BM25 first; on other databases ``ILIKE``)."""
+        words = [w for w in words if len(w) >= 3]
+        if not words:
+            return []
+        if getattr(self, "is_sqlite", True):
+            match = " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
+            return [tuple(r) for r in self._rows(
+                "SELECT ocr_texts.photo_id, ocr_texts.text FROM ocr_fts JOIN ocr_texts ON ocr_texts.photo_id = "
+                "ocr_fts.rowid WHERE ocr_fts MATCH ? ORDER BY bm25(ocr_fts) LIMIT ?", (match, int(limit)))]
+        likes = ["%" + w.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%" for w in words]
+        return [tuple(r) for r in self._rows(
+            "SELECT photo_id, text FROM ocr_texts WHERE " + " OR ".join(["text ILIKE ?"] * len(likes))
+            + " ORDER BY photo_id LIMIT ?", (*likes, int(limit)))]
+
+    def ocr_text(self, photo_id: int) -> str | None:
+        """The text recognised in one photo (``""``: none found), or None when OCR has not read it."""
+        rows = self._rows("SELECT text FROM ocr_texts WHERE photo_id = ? AND engine != 'skipped'", (int(photo_id),))
+        return rows[0][0] if rows else None
+
     def photo_texts(self, photo_id: int) -> list[tuple[int, str, str]]:
         """(text id, text, source) of every text of one photo, in id order."""
         return [tuple(r) for r in self._rows("SELECT id, text, source FROM texts WHERE photo_id = ? ORDER BY id",

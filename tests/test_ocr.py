@@ -1,0 +1,102 @@
+"""Text in photos: read at index time, found by its words (fused with the semantic score, or alone
+with --text-only), not by absent words; --no-ocr stores no text; the gate skips ordinary photos."""
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+
+from conftest import DEMO, run_retr
+
+pytest.importorskip("rapidocr_onnxruntime")
+FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
+
+
+def _font(size):
+    try:
+        return ImageFont.truetype(FONT, size)
+    except OSError:
+        return ImageFont.load_default(size=size)
+
+
+def _library(folder):
+    folder.mkdir()
+    for n in ("coffee.jpg", "horses.jpg", "astronaut.jpg"):
+        shutil.copy(DEMO / n, folder / n)
+    im = Image.new("RGB", (480, 640), "white")  # a receipt: mostly text
+    d = ImageDraw.Draw(im)
+    for i, line in enumerate(["STARBUCKS", "Latte grande 4.50", "Muffin 2.95", "TOTAL 7.45"]):
+        d.text((30, 40 + 70 * i), line, fill="black", font=_font(32))
+    im.save(folder / "receipt.png")
+    im = Image.open(DEMO / "horses.jpg").convert("RGB")  # words drawn onto a photo
+    ImageDraw.Draw(im).text((10, 10), "RANCH SALE", fill=(255, 255, 0), font=_font(im.height // 10))
+    im.save(folder / "horses with sign.jpg", quality=92)
+
+
+def _ocr_rows(idx):
+    with sqlite3.connect(idx / "retr.sqlite") as c:
+        return c.execute("SELECT photos.path, ocr_texts.text, ocr_texts.engine FROM ocr_texts JOIN photos ON "
+                         "photos.id = ocr_texts.photo_id").fetchall()
+
+
+def test_words_in_photos_are_found_and_absent_words_are_not(tmp_path):
+    _library(tmp_path / "p")
+    idx = tmp_path / "idx"
+    run_retr("index", tmp_path / "p", "--index", idx, "--no-captions", "--ocr-all", check=0)
+    texts = {r[0].rsplit("/", 1)[1]: r[1] for r in _ocr_rows(idx)}
+    assert len(texts) == 5 and "RANCH" in texts["horses with sign.jpg"].upper()
+    hits = json.loads(run_retr("search", "ranch", "--text-only", "--index", idx, "--json", check=0).stdout)
+    assert [h["path"].rsplit("/", 1)[1] for h in hits] == ["horses with sign.jpg"] and hits[0]["source"] == "ocr"
+    hits = json.loads(run_retr("search", "starbucks", "--text-only", "--index", idx, "--json", check=0).stdout)
+    assert [h["path"].rsplit("/", 1)[1] for h in hits] == ["receipt.png"]
+    p = run_retr("search", "zebra", "--text-only", "--index", idx, "--json", check=0)  # an absent word
+    assert json.loads(p.stdout) == []
+    # fused with the semantic score: the words lift the photo holding them to the top
+    hits = json.loads(run_retr("search", "ranch sale", "--index", idx, "--json", "-k", "5", check=0).stdout)
+    assert hits[0]["path"].endswith("horses with sign.jpg") and hits[0]["source"] == "ocr"
+    assert hits[0]["score"] > hits[1]["score"]
+
+
+def test_no_ocr_stores_no_text_and_a_later_run_reads_it(tmp_path):
+    _library(tmp_path / "p")
+    idx = tmp_path / "idx"
+    run_retr("index", tmp_path / "p", "--index", idx, "--no-captions", "--no-ocr", check=0)
+    assert _ocr_rows(idx) == []
+    p = run_retr("search", "starbucks", "--text-only", "--index", idx, check=0)
+    assert p.stdout == "" and "no photo's recognised text" in p.stderr
+    # the next run (gate on) considers every photo once, without re-embedding any
+    p = run_retr("index", tmp_path / "p", "--index", idx, "--no-captions", check=0)
+    assert "unchanged 5" in p.stdout and "text in photos:" in p.stderr
+    rows = {r[0].rsplit("/", 1)[1]: r for r in _ocr_rows(idx)}
+    assert len(rows) == 5
+    assert rows["receipt.png"][2] == "rapidocr" and "STARBUCKS" in rows["receipt.png"][1].upper()  # passes the gate
+    assert rows["coffee.jpg"][2] == "skipped" and rows["astronaut.jpg"][2] == "skipped"  # ordinary photos do not
+
+
+def test_changed_photo_is_read_again(tmp_path, encoder):
+    from retrieval.indexing.indexer import index_folder
+    from retrieval.indexing.text_pass import read_text_in_folder
+    from retrieval.ocr.gate import TextGate
+
+    class Engine:
+        name = "fake"
+        calls = 0
+
+        def recognise(self, image):
+            Engine.calls += 1
+            return f"call {Engine.calls}"
+
+    (tmp_path / "p").mkdir()
+    shutil.copy(DEMO / "cat.jpg", tmp_path / "p" / "cat.jpg")
+    idx = tmp_path / "idx"
+    index_folder(tmp_path / "p", idx, encoder=encoder)
+    gate = TextGate(encoder, None)
+    assert read_text_in_folder(tmp_path / "p", idx, Engine(), gate).read == 1
+    assert read_text_in_folder(tmp_path / "p", idx, Engine(), gate).read == 0  # read once
+    Image.open(DEMO / "cat.jpg").transpose(Image.FLIP_LEFT_RIGHT).save(tmp_path / "p" / "cat.jpg")
+    index_folder(tmp_path / "p", idx, encoder=encoder)
+    assert read_text_in_folder(tmp_path / "p", idx, Engine(), gate).read == 1
+    assert [r[1] for r in _ocr_rows(idx)] == ["call 2"]
