@@ -13,11 +13,12 @@ from conftest import DEMO, run_retr
 
 pytest.importorskip("rapidocr_onnxruntime")
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
+MONO = "/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf"
 
 
-def _font(size):
+def _font(size, name=FONT):
     try:
-        return ImageFont.truetype(FONT, size)
+        return ImageFont.truetype(name, size)
     except OSError:
         return ImageFont.load_default(size=size)
 
@@ -26,10 +27,11 @@ def _library(folder):
     folder.mkdir()
     for n in ("coffee.jpg", "horses.jpg", "astronaut.jpg"):
         shutil.copy(DEMO / n, folder / n)
-    im = Image.new("RGB", (480, 640), "white")  # a receipt: mostly text
+    im = Image.new("RGB", (480, 640), "white")  # a receipt: all text
     d = ImageDraw.Draw(im)
-    for i, line in enumerate(["STARBUCKS", "Latte grande 4.50", "Muffin 2.95", "TOTAL 7.45"]):
-        d.text((30, 40 + 70 * i), line, fill="black", font=_font(32))
+    for i, line in enumerate(["STARBUCKS COFFEE", "Store 1234 Main Street", "Latte grande 4.50", "Muffin 2.95",
+                              "Espresso 2.10", "Tax 0.61", "TOTAL 10.16", "VISA **** 4242", "Thank you", "Come again"]):
+        d.text((30, 30 + 58 * i), line, fill="black", font=_font(22, MONO))
     im.save(folder / "receipt.png")
     im = Image.open(DEMO / "horses.jpg").convert("RGB")  # words drawn onto a photo
     ImageDraw.Draw(im).text((10, 10), "RANCH SALE", fill=(255, 255, 0), font=_font(im.height // 10))

@@ -349,7 +349,10 @@ def test_migrations_match_the_models(backend, tmp_path):
     st = Store(tmp_path / "idx", create=True, db_url=backend.url)
     try:
         with st.engine.connect() as c:
-            diff = compare_metadata(MigrationContext.configure(c, opts={"compare_type": True}), Base.metadata)
+            # the FTS5 index of recognised text (SQLite only) is a virtual table that no model describes
+            opts = {"compare_type": True, "include_object": lambda obj, name, type_, reflected, other:
+                    not (type_ == "table" and name.startswith("ocr_fts"))}
+            diff = compare_metadata(MigrationContext.configure(c, opts=opts), Base.metadata)
         assert diff == []
     finally:
         st.close()

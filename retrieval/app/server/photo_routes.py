@@ -24,12 +24,16 @@ router = APIRouter()
 @router.get("/api/photos/{photo_id}", summary="One photo and its captions")
 def photo(photo_id: int = PathParam(..., ge=0), st: Served = Depends(served)):
     """Path, name, width and height (px, upright), size (bytes), mtime, content hash,
-    when indexed, and ``captions``: ``[{id, text, source}]`` (``captions`` or ``generated``)."""
+    when indexed, ``captions``: ``[{id, text, source}]`` (``captions`` or ``generated``; the text read in the
+    photo is the last, source ``text in photo``), and ``ocr_text`` (None when OCR has not read the photo)."""
     row = st.photo(photo_id)
     caps = st.index.reader.photo_texts(photo_id)
+    ocr = st.index.reader.ocr_text(photo_id)
+    read = [{"id": None, "text": ocr, "source": "text in photo"}] if ocr else []
     return {"id": row["id"], "path": row["path"], "name": os.path.basename(row["path"]), "width": row["width"],
             "height": row["height"], "size": row["size"], "mtime": row["mtime"], "hash": row["hash"],
-            "indexed_at": row["indexed_at"], "captions": [{"id": i, "text": t, "source": s} for i, t, s in caps]}
+            "indexed_at": row["indexed_at"], "ocr_text": ocr,
+            "captions": [{"id": i, "text": t, "source": s} for i, t, s in caps] + read}
 
 
 @router.get("/api/photos/{photo_id}/similar", summary="More like this")
