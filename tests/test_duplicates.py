@@ -71,6 +71,9 @@ def test_cli_duplicates_json_and_older_index_hashed_without_reembedding(tmp_path
     before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "p").iterdir()}
     # an index made before hashes were kept: schema at the first revision, no phash column
     with sqlite3.connect(idx / "retr.sqlite") as c:
+        for sql in ("DROP TRIGGER ocr_texts_ai", "DROP TRIGGER ocr_texts_ad", "DROP TRIGGER ocr_texts_au",
+                    "DROP TABLE ocr_fts", "DROP TABLE ocr_texts"):  # and before text in photos was kept
+            c.execute(sql)
         c.execute("ALTER TABLE photos DROP COLUMN phash")
         c.execute("DROP TABLE IF EXISTS photo_metadata")  # a later revision's table
         c.execute("UPDATE alembic_version SET version_num = '0001'")
