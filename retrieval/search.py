@@ -219,7 +219,8 @@ class Index:
         matches = self.reader.ocr_matching(words, max(200, k))
         ranked = sorted(((coverage(words, t), -n, pid, t) for n, (pid, t) in enumerate(matches)), reverse=True)[:k]
         rows = self.reader.photo_rows([pid for _, _, pid, _ in ranked])
-        return [Hit(round(c, 4), pid, rows[pid][0], t, "photo", "ocr", pid) for c, _, pid, t in ranked if pid in rows]
+        return with_metadata([Hit(round(c, 4), pid, rows[pid][0], t, "photo", "ocr", pid)
+                              for c, _, pid, t in ranked if pid in rows], self.reader.photo_metadata(rows))
 
     def search_fused(self, query: str, vec: np.ndarray, k: int = 10) -> list[Hit]:
         """:meth:`search_vector` over photos, fused with the query's words found in their recognised text."""
@@ -238,8 +239,9 @@ class Index:
         fused = fused_scores(semantic, matches, words)
         best = sorted(fused, key=lambda pid: -fused[pid][0])[:k]
         rows = self.reader.photo_rows(best)
-        return [Hit(fused[pid][0], pid, rows[pid][0], rows[pid][1], "photo", "ocr" if fused[pid][1] else None, pid)
-                for pid in best if pid in rows]
+        return with_metadata([Hit(fused[pid][0], pid, rows[pid][0], rows[pid][1], "photo",
+                                  "ocr" if fused[pid][1] else None, pid) for pid in best if pid in rows],
+                             self.reader.photo_metadata(rows))
 
     def steer(self, vec: np.ndarray, add=(), subtract=(), as_text: bool = False) -> np.ndarray:
         """``vec`` ((D,) float32) plus the embeddings of the ``add`` terms minus those of ``subtract``
