@@ -85,7 +85,7 @@ def run_search(query: str, k: int = 10, as_text: bool = False, texts: bool = Fal
     except (QueryError, StoreError, EncoderError) as e:
         err(str(e) + (local_index_hint() if isinstance(e, StoreError) and is_default_index(index_dir) else ""))
         return 1
-    print_hits(ix, hits, asked, texts=texts, as_json=as_json, dated=sort == "date", echo=echo)
+    print_hits(ix, hits, asked, texts=texts, as_json=as_json, dated=sort == "date", echo=echo, text_only=text_only)
     return 0
 
 
@@ -102,7 +102,7 @@ def understood_query(query: str, ix, given, literal: bool, files: bool = True):
                       in_texts=ix.reader.text_contains, files=files)
 
 
-def print_hits(ix, hits, asked, *, texts: bool, as_json: bool, dated: bool, echo) -> None:
+def print_hits(ix, hits, asked, *, texts: bool, as_json: bool, dated: bool, echo, text_only: bool = False) -> None:
     """Print ``hits`` (``score TAB path``; with ``dated`` ``score TAB taken TAB path``; ``--texts``:
     ``score TAB caption TAB path``; ``--json``: one array) and the one-line notes on stderr."""
     import json
