@@ -28,6 +28,8 @@ MAX_HASH_DISTANCE = 20
 SURE_HASH_DISTANCE = 12
 #: embeddings compared at once (rows of the similarity block: memory is CHUNK x N float32)
 CHUNK = 1024
+#: photos from one camera taken at most this many seconds apart (EXIF) form a burst
+BURST_SECONDS = 2.0
 
 
 @dataclass
@@ -128,6 +130,37 @@ def components(n: int, i: np.ndarray, j: np.ndarray) -> list[list[int]]:
     return sorted((g for g in groups.values() if len(g) > 1), key=lambda g: (-len(g), g[0]))
 
 
+def burst_runs(taken: dict[int, tuple[str, str]], seconds: float = BURST_SECONDS) -> list[list[int]]:
+    """Bursts: runs of two or more photos from one camera, each taken at most ``seconds`` after the previous.
+
+    Args:
+        taken: {photo id: (camera, local time ``YYYY-MM-DDTHH:MM:SS``)} of the photos with an EXIF date and camera.
+
+    Returns:
+        lists of photo ids, in time order; runs in the order of their first photo's time.
+    """
+    import datetime as dt
+
+    by_camera: dict[str, list[tuple[dt.datetime, int]]] = {}
+    for pid, (camera, when) in taken.items():
+        try:
+            by_camera.setdefault(camera, []).append((dt.datetime.fromisoformat(when), pid))
+        except ValueError:
+            continue
+    runs = []
+    for shots in by_camera.values():
+        shots.sort()
+        run = [shots[0]]
+        for prev, cur in zip(shots, shots[1:]):
+            if (cur[0] - prev[0]).total_seconds() <= seconds:
+                run.append(cur)
+            else:
+                runs.append(run)
+                run = [cur]
+        runs.append(run)
+    return [[pid for _, pid in r] for r in sorted(r for r in runs if len(r) > 1)]
+
+
 def find_duplicates(reader, threshold: float = DEFAULT_THRESHOLD) -> tuple[list[Group], int]:
     """Groups of near-duplicate photos in an index.
 
@@ -137,8 +170,10 @@ def find_duplicates(reader, threshold: float = DEFAULT_THRESHOLD) -> tuple[list[
         threshold: cosine similarity of the embeddings from which photos may be near-duplicates.
 
     Returns:
-        (groups, photos without a perceptual hash yet): groups largest first; in each, the photo with
-        the most pixels (then the largest file) first, the others by decreasing similarity to it.
+        (groups, photos without a perceptual hash yet): near-duplicate groups largest first (in each, the
+        photo with the most pixels, then the largest file, first, the others by decreasing similarity to it),
+        then bursts (kind ``"burst"``: one camera, at most :data:`BURST_SECONDS` apart by EXIF; in time
+        order), when the index has EXIF metadata.
     """
     ids, vecs = _all_vectors(reader)
     info = reader.photo_fingerprints()
@@ -156,7 +191,27 @@ def find_duplicates(reader, threshold: float = DEFAULT_THRESHOLD) -> tuple[list[
             members.append(Member(int(ids[a]), info[int(ids[a])][0], round(sim, 4), d))
         members[1:] = sorted(members[1:], key=lambda m: -m.similarity)
         groups.append(Group("near-duplicate", members))
+    groups += _bursts(reader, ids, vecs, info, bits, known)
     return groups, int(sum(1 for h in hashes if h is None))
+
+
+def _bursts(reader, ids, vecs, info, bits, known) -> list[Group]:
+    if not hasattr(reader, "photo_metadata") or not len(ids):
+        return []
+    meta = reader.photo_metadata(ids.tolist())
+    taken = {pid: (f"{m.get('camera_make') or ''}|{m.get('camera_model') or ''}", m["taken"]) for pid, m in meta.items()
+             if m.get("taken_source") == "exif" and m.get("taken") and (m.get("camera_make") or m.get("camera_model"))}
+    row = {int(k): a for a, k in enumerate(ids)}
+    out = []
+    for run in burst_runs(taken):
+        ref = row[run[0]]
+        members = []
+        for pid in run:
+            a = row[pid]
+            d = int(popcount(bits[a] ^ bits[ref])) if known[a] and known[ref] else None
+            members.append(Member(pid, info[pid][0], round(float(vecs[a] @ vecs[ref]), 4), d))
+        out.append(Group("burst", members))
+    return out
 
 
 def _all_vectors(reader) -> tuple[np.ndarray, np.ndarray]:
@@ -166,5 +221,5 @@ def _all_vectors(reader) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate([c[0] for c in chunks]), np.concatenate([c[1] for c in chunks])
 
 
-__all__ = ["CHUNK", "DEFAULT_THRESHOLD", "Group", "HASH_BITS", "MAX_HASH_DISTANCE", "Member", "SURE_HASH_DISTANCE",
+__all__ = ["BURST_SECONDS", "CHUNK", "burst_runs", "DEFAULT_THRESHOLD", "Group", "HASH_BITS", "MAX_HASH_DISTANCE", "Member", "SURE_HASH_DISTANCE",
            "candidate_pairs", "components", "duplicate_pairs", "find_duplicates", "hash_bits", "popcount"]

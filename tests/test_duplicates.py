@@ -96,3 +96,25 @@ def test_perceptual_hash_survives_resizing():
     im = Image.open(DEMO / "horses.jpg")
     assert hash_distance(perceptual_hash(im), perceptual_hash(im.resize((im.width // 3, im.height // 3)))) <= 4
     assert hash_distance(perceptual_hash(im), perceptual_hash(Image.open(DEMO / "cat.jpg"))) > 16
+
+
+def test_bursts_one_camera_two_seconds(tmp_path, encoder):
+    from test_metadata import make_photo
+
+    from retrieval.duplicates import burst_runs
+
+    assert burst_runs({1: ("c", "2024-05-01T10:00:00"), 2: ("c", "2024-05-01T10:00:02"),
+                       3: ("c", "2024-05-01T10:00:05"), 4: ("d", "2024-05-01T10:00:01")}) == [[1, 2]]
+    (tmp_path / "p").mkdir()
+    for name, base, date, model in (("a.jpg", "cat.jpg", "2024:05:01 10:00:00", "X100"),
+                                    ("b.jpg", "coffee.jpg", "2024:05:01 10:00:01", "X100"),
+                                    ("c.jpg", "horses.jpg", "2024:05:01 10:00:09", "X100"),
+                                    ("d.jpg", "rocket.jpg", "2024:05:01 10:00:01", "Other")):
+        make_photo(tmp_path / "p" / name, base=base, date=date, make="Fuji", model=model)
+    index_folder(tmp_path / "p", tmp_path / "idx", encoder=encoder)
+    store = Store(tmp_path / "idx")
+    try:
+        groups, _ = find_duplicates(store)
+    finally:
+        store.close()
+    assert [(g.kind, [m.path.rsplit("/", 1)[1] for m in g.photos]) for g in groups] == [("burst", ["a.jpg", "b.jpg"])]
