@@ -45,5 +45,5 @@ class DecodeError(RetrError):
 
     def __init__(self, path: str | Path, reason: str):
         self.path = str(path)
-        self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
+        self.reason = " ".join(str(reason).split())  # one line, whatever the decoder's message
+        super().__init__(f"{self.path}: {self.reason}")

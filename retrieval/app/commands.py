@@ -96,7 +96,7 @@ def index(
     setup_logging()
     _sigterm_to_interrupt()
     from retrieval.encoders.base import load_encoder
-    from retrieval.errors import EncoderError, IndexingError, StoreError
+    from retrieval.errors import EncoderError, StoreError
     from retrieval.indexing.indexer import index_folder
     from retrieval.store.faiss_file import check_encoder
 
@@ -128,11 +128,30 @@ def index(
             _read_text(ocr, path, idx, common)
     except KeyboardInterrupt:
         _fail("interrupted: photos embedded so far are saved; run the same command again to resume", 130)
-    except (IndexingError, StoreError, ValueError, OSError) as e:
-        _fail(str(e))
+    except Exception as e:  # noqa: BLE001 - _index_failure re-raises what is not a known failure
+        _fail(_index_failure(e, idx))
     typer.echo(f"{rep.summary()}" + (f"; {rep.captions} captions indexed" if captions else "") + f" -> {idx}")
     if rep.indexed == 0 and rep.failed > 0:
         raise typer.Exit(1)
+
+
+def _index_failure(e: Exception, idx: Path) -> str:
+    """The one line that ends a failed ``retr index``; a full disk (ENOSPC from Python or FAISS, SQLite's
+    SQLITE_FULL) says so. Re-raises ``e`` when it is not a known failure (then main's one-line report)."""
+    import errno
+
+    from retrieval.errors import IndexingError, StoreError
+
+    text = str(e).lower()
+    full = ("database or disk is full" if "database or disk is full" in text else "no space left on device"
+            if (isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)) or "no space left" in text
+            or "errno 28" in text else None)
+    if full:
+        return (f"{idx}: the disk is full ({full}); free some space and run the same command again "
+                f"(the photos embedded so far are saved)")
+    if isinstance(e, (IndexingError, StoreError, ValueError, OSError)):
+        return str(e)
+    raise e
 
 
 def _captioner_or_warning(captioner: Optional[Path], enc):

@@ -23,6 +23,7 @@ from retrieval.store import ann
 from retrieval.io.decode import DEFAULT_MAX_MEGAPIXELS, load_image
 from retrieval.errors import DecodeError
 from retrieval.indexing.plan import Plan, Todo, is_under, plan
+from retrieval.indexing.trace import phase
 from retrieval.io.files import content_hash, walk_images
 from retrieval.indexing.fingerprints import fill_perceptual_hashes, hash_or_blank
 from retrieval.store.faiss_file import check_encoder, faiss_is_current
@@ -127,6 +128,7 @@ def embed_locally(todo: list[Todo], encoder, *, batch_size: int = 32, workers: i
     def encode(decoded: list) -> list:
         ok = [(e, im) for e, im in decoded if im is not None]
         if ok:
+            phase("embed")
             try:
                 vecs = encoder.encode_images([im for _, im in ok])
             except Exception as ex:  # noqa: BLE001 - one bad batch is reported, the run goes on
@@ -138,6 +140,7 @@ def embed_locally(todo: list[Todo], encoder, *, batch_size: int = 32, workers: i
         return [e for e, _ in decoded]
 
     def work(batch: list[Todo]) -> list:
+        phase("decode")
         decoded = [decode(t) for t in batch]
         return encode(decoded) if in_workers else decoded
 
@@ -376,6 +379,7 @@ def _save_search_files(store: Store, changed: bool, root: str) -> None:
     the run over ``root`` (:mod:`retrieval.store.folders`) and mark the index clean."""
     for table in VECTOR_TABLES:
         if changed or not faiss_is_current(store, table):
+            phase("faiss")
             store.write_faiss(table)
     folders = with_folder(store, root, now_iso())
     with store.session() as s:
@@ -383,6 +387,7 @@ def _save_search_files(store: Store, changed: bool, root: str) -> None:
         store.set_meta(s, "updated_at", now_iso())
         store.set_meta(s, FOLDERS_KEY, folders)
         s.commit()
+    phase("done")
 
 
 def _store_embedded(store: Store, batch: list[Embedded], report: IndexReport,
@@ -413,6 +418,7 @@ def _store_embedded(store: Store, batch: list[Embedded], report: IndexReport,
                 s.add(Photo(path=f.path, size=f.size, mtime=f.mtime, hash=e.hash, width=e.width, height=e.height,
                             indexed_at=now_iso(), vector=vec, phash=e.phash))
                 report.added += 1
+        phase("commit")
         s.commit()
 
 
@@ -430,12 +436,14 @@ def _caption_uncaptioned(store: Store, encoder, captioner, root: str, batch_size
     for b in range(0, len(rows), step):
         chunk = rows[b : b + step]
         vecs = np.stack([np.frombuffer(v, np.float32) for _, _, v in chunk])
+        phase("caption")
         caps = captioner.beam_search_batch(vecs, INDEX_BEAM)
         cap_vecs = encoder.encode_texts(caps)
         with store.session() as s:
             for (pid, _, _), c, cv in zip(chunk, caps, cap_vecs):
                 s.add(TextRow(photo_id=pid, text=c, source="generated",
                               vector=np.ascontiguousarray(cv, np.float32).tobytes()))
+            phase("commit")
             s.commit()
         n += len(chunk)
     return n

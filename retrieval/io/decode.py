@@ -5,6 +5,7 @@ one-line human reason, so callers can report it and go on with the next file.
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -19,6 +20,9 @@ except ImportError:  # pragma: no cover - optional
 
 # We check the declared size ourselves (``max_megapixels``), before any pixels are decoded.
 Image.MAX_IMAGE_PIXELS = None
+# Pillow warns about damaged metadata (corrupt EXIF, odd TIFF tags) on stderr, several lines a file;
+# the pixels decode all the same, and a file that cannot be decoded is reported as a DecodeError.
+warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL(\.|$)")
 #: Default ceiling on decoded pixels, in megapixels (width * height / 1e6).
 DEFAULT_MAX_MEGAPIXELS = 200.0
 

@@ -20,7 +20,7 @@ are in :mod:`~retrieval.app.server.page_routes`, :mod:`~retrieval.app.server.sea
 
 Errors are JSON ``{"error": message, "status": code}``: 400 for a bad query or
 parameter, 404 for an unknown photo id or route, 413 for an upload over
-:data:`retrieval.app.server.state.MAX_UPLOAD_BYTES`, 415 for an upload that is not a readable image, 503
+:data:`retrieval.app.server.state.MAX_UPLOAD_BYTES` or ``UPLOAD_MAX_MEGAPIXELS``, 415 for an upload that is not a readable image, 503
 when a model cannot be loaded; never a traceback.
 
 Security: no endpoint takes a filesystem path. Files are served only by photo

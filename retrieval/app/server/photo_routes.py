@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Path as PathParam, Query
 from fastapi.responses import FileResponse, Response
 
 from retrieval.app.server.errors import ApiError, log
-from retrieval.app.server.state import Served, served
+from retrieval.app.server.state import DECODE_SLOTS, MAX_PHOTO_ID, Served, served
 from retrieval.errors import DecodeError
 
 #: Longest side of a thumbnail, in pixels.
@@ -22,7 +22,7 @@ router = APIRouter()
 
 
 @router.get("/api/photos/{photo_id}", summary="One photo and its captions")
-def photo(photo_id: int = PathParam(..., ge=0), st: Served = Depends(served)):
+def photo(photo_id: int = PathParam(..., ge=0, le=MAX_PHOTO_ID), st: Served = Depends(served)):
     """Path, name, width and height (px, upright), size (bytes), mtime, content hash,
     when indexed, ``captions``: ``[{id, text, source}]`` (``captions`` or ``generated``; the text read in the
     photo is the last, source ``text in photo``), and ``ocr_text`` (None when OCR has not read the photo)."""
@@ -37,14 +37,14 @@ def photo(photo_id: int = PathParam(..., ge=0), st: Served = Depends(served)):
 
 
 @router.get("/api/photos/{photo_id}/similar", summary="More like this")
-def similar(photo_id: int = PathParam(..., ge=0), k: int = Query(10, ge=1, le=10000),
+def similar(photo_id: int = PathParam(..., ge=0, le=MAX_PHOTO_ID), k: int = Query(10, ge=1, le=10000),
             texts: bool = Query(False), st: Served = Depends(served)):
     """Neighbours of an indexed photo's stored vector (the photo itself comes first)."""
     return {"photo_id": photo_id, "hits": st.search(st.photo(photo_id)["vector"], k, texts)}
 
 
 @router.get("/api/photos/{photo_id}/thumb", summary="Thumbnail (JPEG)")
-def thumb(photo_id: int = PathParam(..., ge=0), st: Served = Depends(served)):
+def thumb(photo_id: int = PathParam(..., ge=0, le=MAX_PHOTO_ID), st: Served = Depends(served)):
     """A JPEG at most 256 px a side, made once and cached under ``<index>/thumbs/``."""
     row = st.photo(photo_id)
     key = re.sub(r"[^0-9a-f]", "", (row["hash"] or "").lower())[:32] or "nohash"
@@ -66,7 +66,7 @@ def thumb(photo_id: int = PathParam(..., ge=0), st: Served = Depends(served)):
 
 
 @router.get("/api/photos/{photo_id}/file", summary="The original file")
-def original(photo_id: int = PathParam(..., ge=0), st: Served = Depends(served)):
+def original(photo_id: int = PathParam(..., ge=0, le=MAX_PHOTO_ID), st: Served = Depends(served)):
     """The photo's file as indexed, looked up by id; 404 when it is gone from disk."""
     path = st.photo(photo_id)["path"]
     if not os.path.isfile(path):
@@ -82,7 +82,8 @@ def make_thumbnail(path: str) -> bytes:
     from retrieval.io.decode import load_image
 
     try:
-        im = load_image(path, draft_size=(THUMB_PX, THUMB_PX))
+        with DECODE_SLOTS:
+            im = load_image(path, draft_size=(THUMB_PX, THUMB_PX))
     except DecodeError as e:
         raise ApiError(404, f"photo file cannot be read: {e.reason}") from None
     im.thumbnail((THUMB_PX, THUMB_PX), Image.LANCZOS)

@@ -17,6 +17,14 @@ from retrieval.search import Hit, Index
 
 #: Largest accepted upload, in bytes.
 MAX_UPLOAD_BYTES = 64 * 1024 * 1024
+#: Largest accepted upload, in megapixels (its declared size, checked before any pixel is decoded:
+#: a decompression bomb is refused with 413); decoding takes up to ~10 bytes a pixel.
+UPLOAD_MAX_MEGAPIXELS = 50.0
+#: Largest photo id (a 64-bit integer in SQLite and PostgreSQL): a larger one names no photo (404).
+MAX_PHOTO_ID = 2**63 - 1
+#: Images (uploads, thumbnails) decoded at once, whatever the number of clients: bounds the memory
+#: decoding takes.
+DECODE_SLOTS = threading.BoundedSemaphore(2)
 
 
 class Served:
@@ -100,8 +108,11 @@ def read_upload(file: UploadFile):
                     raise ApiError(413, f"upload larger than {MAX_UPLOAD_BYTES // (1 << 20)} MiB")
                 out.write(chunk)
         try:
-            return load_image(tmp)
+            with DECODE_SLOTS:  # draft_size: a JPEG is decoded as retr index decodes it
+                return load_image(tmp, max_megapixels=UPLOAD_MAX_MEGAPIXELS, draft_size=(320, 320))
         except DecodeError as e:
+            if e.reason.startswith("image too large"):
+                raise ApiError(413, f"upload is an image over {UPLOAD_MAX_MEGAPIXELS:g} megapixels") from None
             raise ApiError(415, f"upload is not a readable image ({e.reason})") from None
     finally:
         os.unlink(tmp)
