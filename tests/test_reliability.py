@@ -86,7 +86,7 @@ def test_names_that_are_not_utf8_are_all_indexed(tmp_path):
     r = fuzz_files.run_names(tmp_path, "not-utf8", fuzz_files.hypothesis_names(10, 1, False),
                              (relib.DEMO_PHOTOS / "cat.jpg").read_bytes())
     if any("surrogates not allowed" in ln for ln in r["stderr_tail"]):
-        pytest.xfail("known: a name that is not UTF-8 stops retr index (issue 17, item 1)")
+        pytest.xfail("known failure: a name that is not UTF-8 stops retr index")
     assert r["ok"], r
 
 

@@ -285,7 +285,7 @@ def main(argv=None) -> int:
         known = group == "not-utf8" and any("surrogates not allowed" in ln for ln in r["stderr_tail"])
         if not r["ok"]:
             print(f"    {r['stderr_tail']} missing e.g. {r['missing_examples']}"
-                  + ("\n    known failure: names that are not UTF-8 stop the run (issue 17, item 1)" if known else ""))
+                  + ("\n    known failure: names that are not UTF-8 stop the run" if known else ""))
         ok &= r["ok"] or known
     m = run_mutants(a.work, a.mutants, a.seed, a.per_file_limit, timeout=60 + 5 * a.mutants)
     print("\nmutated files | formats | indexed | skipped (one line each) | unaccounted | good missing | "
