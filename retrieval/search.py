@@ -32,6 +32,9 @@ class Hit:
         taken: when the photo was taken, local ``YYYY-MM-DDTHH:MM:SS`` (EXIF, else the file's time), or None.
         place: where (``Oslo, Norway``), from the photo's GPS position, or None.
         camera: the camera's make and model, or None.
+        match: for fused word -> photo results: the calibrated probability in [0, 1] that the photo
+            shows what the query asks for (:mod:`retrieval.concepts.calibration`); else None.
+        concepts: for fused results: the photo's ImageNet concepts, ``[{"label", "synset", "p"}]``.
     """
 
     score: float
@@ -44,6 +47,8 @@ class Hit:
     taken: str | None = None
     place: str | None = None
     camera: str | None = None
+    match: float | None = None
+    concepts: list | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -84,6 +89,11 @@ class Index:
         self.rebuilt = False
         #: photos the last search's filters kept (None: that search had no filters)
         self.matched: int | None = None
+        self._ranker = None
+        #: one-line notes for the user from the last search (e.g. how to add the concept channel)
+        self.notes: list[str] = []
+        #: the last word search's "no good match" verdict (see :mod:`retrieval.concepts.calibration`)
+        self.no_match = False
 
     @property
     def store(self):
@@ -169,8 +179,14 @@ class Index:
         return self.text_encoder.encode_texts([text])[0], "text"
 
     def search(self, query, k: int = 10, texts: bool = False, as_text: bool = False, filters=None,
-               sort: str = "score", add=(), subtract=(), text_only: bool = False) -> list[Hit]:
+               sort: str = "score", add=(), subtract=(), text_only: bool = False,
+               channels: tuple[str, ...] | None = None) -> list[Hit]:
         """Find the ``k`` photos (or texts, with ``texts=True``) closest to ``query``.
+
+        Words searching photos are ranked by fused channels (:mod:`retrieval.concepts.ranking`: the
+        aligned embedding and the photos' ImageNet concepts by default), with a calibrated ``match``
+        per hit and :attr:`no_match` set; photo queries, vectors, ``texts``, filters, ``sort="date"`` and
+        ``add``/``subtract`` use the embedding alone.
 
         Args:
             query: words, a path to a photo, a PIL image, or a (D,) vector.
@@ -186,6 +202,12 @@ class Index:
 
         A words query for photos also counts the query's words found in each photo's recognised
         text (:mod:`retrieval.ocr.fusion`); such hits have ``source == "ocr"``.
+            channels: for words: the channels to fuse (default
+                :data:`retrieval.concepts.fusion.DEFAULT_CHANNELS`; any of ``CHANNELS``);
+                ``("embedding",)`` gives raw cosines.
+
+        Plain words (no filters, date sort or operators) whose words no photo's recognised text holds are
+        ranked by the concept fusion; those that some photo's text holds, by the OCR fusion.
 
         Returns:
             list of :class:`Hit`, best first.
@@ -196,14 +218,34 @@ class Index:
         """
         if k < 1:
             raise QueryError(f"k must be at least 1 (got {k})")
+        self.notes, self.no_match, self.matched = [], False, None
+        from retrieval.concepts.fusion import CHANNELS, DEFAULT_CHANNELS
+
+        channels = tuple(channels or DEFAULT_CHANNELS)
+        unknown = [c for c in channels if c not in CHANNELS]
+        if unknown:
+            raise QueryError(f"unknown channel {unknown[0]!r}; choose from {', '.join(CHANNELS)}")
         if text_only:
             return self.search_photo_text(str(query), k)
+        plain_words = not (texts or channels == ("embedding",) or not isinstance(query, str)
+                           or self._names_a_file(query, as_text) or filters or sort != "score" or add or subtract)
+        if plain_words and query.strip() and not self._in_photo_text(query):
+            if not as_text and is_image_name(query.strip()) and " " not in query.strip():
+                raise QueryError(f"{query.strip()}: no such image file")
+            return self._search_fused(query, k, channels)
         vec, kind = self.embed_query(query, as_text=as_text)
         if add or subtract:
             vec = self.steer(vec, add, subtract, as_text)
-        if texts or kind != "text" or filters is not None or sort != "score":
+        if texts or kind != "text" or filters is not None or sort != "score" or channels == ("embedding",):
             return self.search_vector(vec, k, texts, filters=filters, sort=sort)
         return self.search_fused(str(query), vec, k)
+
+    def _in_photo_text(self, query: str) -> bool:
+        """Whether some photo's recognised text (OCR) holds one of the query's words."""
+        from retrieval.ocr.fusion import query_words
+
+        words = query_words(query)
+        return bool(words) and bool(self.reader.ocr_matching(words, 1))
 
     def search_photo_text(self, query: str, k: int = 10) -> list[Hit]:
         """Photos whose recognised text (OCR) holds the query's words, most words first (score: the share
@@ -242,6 +284,50 @@ class Index:
         return with_metadata([Hit(fused[pid][0], pid, rows[pid][0], rows[pid][1], "photo",
                                   "ocr" if fused[pid][1] else None, pid) for pid in best if pid in rows],
                              self.reader.photo_metadata(rows))
+    @staticmethod
+    def _names_a_file(query: str, as_text: bool) -> bool:
+        return (not as_text and "\n" not in query and len(query) < 4096
+                and (os.path.isfile(query) or os.path.isdir(query)))
+
+    @property
+    def ranker(self):
+        """The index's :class:`retrieval.concepts.ranking.FusedRanker` (loaded on first use)."""
+        if self._ranker is None:
+            from retrieval.concepts.ranking import FusedRanker
+            from retrieval.concepts.scoring import ConceptMatcher
+            from retrieval.encoders import onnx_runtime
+
+            want = self.reader.get_meta("encoder_id")
+            names = onnx_runtime.export_dir(want) / onnx_runtime.CONCEPT_NAMES_FILE if want else None
+            matcher = None
+            if names is not None and names.is_file():
+                try:
+                    matcher = ConceptMatcher.load(names)
+                except (OSError, KeyError, ValueError):  # a damaged export: the embedding alone
+                    matcher = None
+            self._ranker = FusedRanker(self.reader, matcher)
+        return self._ranker
+
+    def _search_fused(self, text: str, k: int, channels: tuple[str, ...]) -> list[Hit]:
+        from retrieval.concepts.ranking import NO_CONCEPTS_HINT
+
+        te = self.text_encoder
+        if hasattr(te, "encode_texts_and_sentences"):
+            q, s = te.encode_texts_and_sentences([text])
+            vec, sentence = q[0], s[0]
+        else:  # an encoder without a sentence encoder (hf:): no concept channel
+            vec, sentence = te.encode_texts([text])[0], None
+        ranker = self.ranker
+        if "concepts" in channels and not ranker.has_concepts and len(self) and sentence is not None:
+            self.notes.append(NO_CONCEPTS_HINT)
+        ranked = ranker.rank(self._index("photos"), vec, sentence, k, channels)
+        self.no_match = ranker.no_match(ranked)
+        ids = [r.id for r in ranked]
+        rows = self.reader.photo_rows(ids)
+        concepts = ranker.concepts_of(ids) if ranker.has_concepts else {}
+        hits = [Hit(r.score, r.id, rows[r.id][0], rows[r.id][1], photo_id=r.id, match=r.match,
+                    concepts=concepts.get(r.id)) for r in ranked if r.id in rows]
+        return with_metadata(hits, self.reader.photo_metadata(rows))
 
     def steer(self, vec: np.ndarray, add=(), subtract=(), as_text: bool = False) -> np.ndarray:
         """``vec`` ((D,) float32) plus the embeddings of the ``add`` terms minus those of ``subtract``

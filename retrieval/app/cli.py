@@ -40,6 +40,8 @@ def _parse_search(argv: list[str]) -> dict | None:
     p.add_argument("--literal", action="store_true")
     p.add_argument("--add", action="append", default=[])
     p.add_argument("--subtract", action="append", default=[])
+    p.add_argument("--channels", default=None)
+    p.add_argument("--min-score", dest="min_score", type=float, default=None)
     try:
         ns, rest = p.parse_known_args(argv)
     except (argparse.ArgumentError, SystemExit):

@@ -5,13 +5,14 @@ without importing Typer (a faster cold start) and hands everything else to :data
 from __future__ import annotations
 
 import json
+import os
 import signal
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
-from retrieval.app.console import run_search, setup_logging
+from retrieval.app.console import plain, run_search, setup_logging
 from retrieval.app.progress import IndexProgress, first_time_notice, index_flag_problem, watch_flag_problem
 from retrieval.config import default_index_dir
 
@@ -130,7 +131,8 @@ def index(
         _fail("interrupted: photos embedded so far are saved; run the same command again to resume", 130)
     except Exception as e:  # noqa: BLE001 - _index_failure re-raises what is not a known failure
         _fail(_index_failure(e, idx))
-    typer.echo(f"{rep.summary()}" + (f"; {rep.captions} captions indexed" if captions else "") + f" -> {idx}")
+    typer.echo(f"{rep.summary()}" + (f"; {rep.captions} captions indexed" if captions else "")
+               + (f"; concepts added to {rep.concepts} photos indexed before" if rep.concepts else "") + f" -> {idx}")
     if rep.indexed == 0 and rep.failed > 0:
         raise typer.Exit(1)
 
@@ -271,16 +273,70 @@ def search(
                                   "weighs it)."),
     subtract: List[str] = typer.Option([], "--subtract", help="Words or a photo subtracted from the query "
                                        "(repeatable; W:TERM weighs it)."),
+    channels: Optional[str] = typer.Option(None, "--channels", help="Channels ranking words, comma-separated: "
+                                           "embedding, concepts, caption (the generated caption) [default: "
+                                           "embedding,concepts, fused]; the match is calibrated for the default only."),
+    min_score: Optional[float] = typer.Option(None, "--min-score", help="Leave out results whose match (the "
+                                              "calibrated probability, 0-1; else the cosine) is lower."),
 ):
     """Find photos (or captions, with --texts) by words or by another photo.
 
-    Dates and places in the words ("beach 2023", "snow in Norway") become filters; --literal turns this off."""
+    Dates and places in the words ("beach 2023", "snow in Norway") become filters; --literal turns this off.
+    Words are ranked by the aligned embedding and the photos' ImageNet concepts, fused; the first column
+    is then the calibrated match probability, and a query whose best photo is unlikely to match says so
+    on stderr (with filters, --sort date, --add or --subtract: the embedding alone)."""
     code = run_search(query, k=k, as_text=as_text, texts=texts, as_json=as_json, index_dir=index_dir, db=db,
                       echo=typer.echo, after=after, before=before, folder=folder, camera=camera, place=place,
                       sort=sort, literal=literal, add=tuple(add), subtract=tuple(subtract),
-                      text_only=text_only)
+                      text_only=text_only, channels=channels, min_score=min_score)
     if code:
         raise typer.Exit(code)
+
+
+@app.command()
+def show(
+    photo: Path = typer.Argument(..., help="An indexed photo file."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object on stdout."),
+    index_dir: Optional[Path] = IndexOpt,
+    db: Optional[str] = DbOpt,
+):
+    """Show what the index holds about one photo: its generated caption, its concepts, its size."""
+    from retrieval.concepts.scoring import concept_labels
+    from retrieval.errors import StoreError
+    from retrieval.search import Index
+
+    idx = default_index_dir(index_dir)
+    try:
+        reader = Index(idx, db_url=db).reader
+        pid = reader.photo_id(os.path.abspath(photo))
+        if pid is None:
+            _fail(f"{photo}: not in the index at {idx} (run `retr index` on its folder)")
+        info = {k: v for k, v in reader.photo_record(pid).items() if k != "vector"}
+        texts = reader.photo_texts(pid)
+        _, cls, probs = reader.concept_rows([pid])
+    except StoreError as e:
+        _fail(str(e))
+    info["generated"] = next((t for _, t, src in texts if src == "generated"), None)
+    info["captions"] = [t for _, t, src in texts if src == "captions"]
+    info["concepts"] = concept_labels(cls[0], probs[0]) if len(cls) else None
+    if as_json:
+        typer.echo(json.dumps(info, ensure_ascii=False))
+        return
+    _print_photo(info)
+
+
+def _print_photo(info: dict) -> None:
+    """``retr show``'s plain output: path, size, caption(s), concepts."""
+    typer.echo(plain(info["path"]))
+    typer.echo(f"  {info['width']}x{info['height']} px, {info['size']} bytes, indexed {info['indexed_at']}")
+    typer.echo(f"  caption: {plain(info['generated'] or '(none: indexed with --no-captions)')}")
+    for c in info["captions"]:
+        typer.echo(f"  human caption: {plain(c)}")
+    if info["concepts"] is None:
+        typer.echo("  concepts: (none yet: run `retr index` on its folder to add them)")
+    else:
+        typer.echo("  concepts: " + (", ".join(f"{c['label']} {c['p']:.2f}" for c in info["concepts"])
+                                     or "(none above 0.05)"))
 
 
 @app.command()

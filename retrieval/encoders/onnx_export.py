@@ -6,13 +6,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from retrieval.encoders.onnx_runtime import IMAGE_FILE, MODEL_FILE, TOKENIZER_FILE, export_dir
+from retrieval.encoders.onnx_runtime import CONCEPT_NAMES_FILE, IMAGE_FILE, MODEL_FILE, TOKENIZER_FILE, export_dir
 
 
-def export_onnx(module, args: tuple, path: str | Path, input_names: list[str], output_name: str,
+def export_onnx(module, args: tuple, path: str | Path, input_names: list[str], output_name: str | list[str],
                 token_axis: bool = False) -> None:
     """Write ``module`` (a torch ``nn.Module`` in eval mode) traced on ``args`` to ``path`` as ONNX
-    (opset 17, TorchScript exporter), every input and the output with a dynamic batch axis 0
+    (opset 17, TorchScript exporter), every input and output (one name, or a list for a module
+    returning a tuple) with a dynamic batch axis 0
     (``token_axis``: inputs also with a dynamic axis 1, the tokens). The exporter's tracer
     warnings are silenced (not the user's concern)."""
     import warnings
@@ -20,10 +21,11 @@ def export_onnx(module, args: tuple, path: str | Path, input_names: list[str], o
     import torch
 
     axes = {n: ({0: "batch", 1: "tokens"} if token_axis else {0: "batch"}) for n in input_names}
+    outputs = [output_name] if isinstance(output_name, str) else list(output_name)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        torch.onnx.export(module, args, str(path), input_names=list(input_names), output_names=[output_name],
-                          dynamic_axes={**axes, output_name: {0: "batch"}}, opset_version=17, dynamo=False)
+        torch.onnx.export(module, args, str(path), input_names=list(input_names), output_names=outputs,
+                          dynamic_axes={**axes, **{o: {0: "batch"} for o in outputs}}, opset_version=17, dynamo=False)
 
 
 def export_encoder(encoder) -> Path:
@@ -33,7 +35,10 @@ def export_encoder(encoder) -> Path:
         encoder: a :class:`retrieval.encoders.base.AlignedEncoder`.
 
     Returns:
-        the export folder (``text_query.onnx``, ``tokenizer.json``, ``image.onnx``),
+        the export folder (``text_query.onnx`` with outputs ``embedding`` and ``sentence``, the
+        sentence encoder's own embedding; ``tokenizer.json``; ``image.onnx`` with outputs
+        ``embedding`` and ``imagenet``, the backbones' mean ImageNet posteriors; and
+        ``concept_names.npz``, :func:`retrieval.concepts.scoring.embed_concept_names`),
         written to a temporary folder and renamed into place.
     """
     import shutil
@@ -54,7 +59,7 @@ def export_encoder(encoder) -> Path:
             m = attention_mask.unsqueeze(-1).to(h.dtype)
             e = (h * m).sum(1) / m.sum(1).clamp(min=1e-9)
             e = torch.nn.functional.normalize(e, dim=-1)
-            return self.head(e)
+            return self.head(e), e
 
     final = export_dir(encoder.id)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -67,28 +72,36 @@ def export_encoder(encoder) -> Path:
             model = TextPath().eval()
             enc = se.tokenizer(["a dog runs on the beach", "two people"], padding=True, return_tensors="pt")
             export_onnx(model, (enc["input_ids"], enc["attention_mask"]), tmp / MODEL_FILE,
-                        ["input_ids", "attention_mask"], "embedding", token_axis=True)
+                        ["input_ids", "attention_mask"], ["embedding", "sentence"], token_axis=True)
             se.tokenizer.backend_tokenizer.save(str(tmp / TOKENIZER_FILE))
 
             bb, ihead = encoder.backbone, encoder.net.image
             parts = getattr(bb, "parts", [bb])
             pooled = torch.nn.ModuleList([p.pooled_module() for p in parts])
+            from retrieval.concepts.heads import posterior_module
+
+            posteriors = posterior_module(parts)
 
             class ImagePath(torch.nn.Module):
-                """One pixel input per backbone (each at its native size) -> image head."""
+                """One pixel input per backbone (each at its native size) -> image head, and the
+                backbones' mean ImageNet posteriors."""
 
                 def __init__(self):
                     super().__init__()
-                    self.pooled, self.head = pooled, ihead
+                    self.pooled, self.head, self.posteriors = pooled, ihead, posteriors
 
                 def forward(self, *pixels):
-                    return self.head(torch.cat([m(x) for m, x in zip(self.pooled, pixels)], dim=1))
+                    feats = [m(x) for m, x in zip(self.pooled, pixels)]
+                    return self.head(torch.cat(feats, dim=1)), self.posteriors(feats)
 
             sizes = [p.spec.image_size for p in parts]
             names = ["pixels"] + [f"pixels_{i}" for i in range(1, len(parts))]
             export_onnx(ImagePath().eval(), tuple(torch.zeros(2, 3, n, n) for n in sizes), tmp / IMAGE_FILE,
-                        names, "embedding")
+                        names, ["embedding", "imagenet"])
             (tmp / "image_size.txt").write_text(" ".join(map(str, sizes)))
+            from retrieval.concepts.scoring import embed_concept_names
+
+            embed_concept_names(se, tmp / CONCEPT_NAMES_FILE)
             if final.exists():
                 shutil.rmtree(final)
             os.replace(tmp, final)

@@ -33,6 +33,10 @@ IMAGE_FILE = "image.onnx"
 #: the image path with its backbone quantised to int8 (QDQ, per-channel weights; the image head stays float32)
 IMAGE_INT8_FILE = "image.int8.onnx"
 TOKENIZER_FILE = "tokenizer.json"
+#: sentence-encoder embeddings of the ImageNet class names (:mod:`retrieval.concepts.labels`), for the
+#: concept channel; its presence also marks an export whose paths carry their second outputs
+#: (``imagenet`` posteriors of the image path, ``sentence`` embedding of the text path)
+CONCEPT_NAMES_FILE = "concept_names.npz"
 
 #: shipped calibration photos for int8 quantisation (the 11 redistributable demo photos of
 #: ``data/photos``, longer side 384 px; licences in ``data/LICENSES.md``)
@@ -57,7 +61,7 @@ def export_dir(encoder_id: str) -> Path:
 def has_export(encoder_id: str) -> bool:
     """True when both paths of ``encoder_id`` have been exported."""
     d = export_dir(encoder_id)
-    return all((d / f).is_file() for f in (MODEL_FILE, TOKENIZER_FILE, IMAGE_FILE))
+    return all((d / f).is_file() for f in (MODEL_FILE, TOKENIZER_FILE, IMAGE_FILE, CONCEPT_NAMES_FILE))
 
 
 def _calibration_batches(image_sizes: list[int], input_names: list[str], batch: int = 8):
@@ -297,6 +301,19 @@ class OnnxImageEncoder:
             outs.append(self.session.run(None, feeds)[0])
         return np.concatenate(outs).astype(np.float32)
 
+    def encode_images_and_concepts(self, images: list, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+        """RGB PIL images -> ((N, D) float32 L2-normalised embeddings, (N, 1000) float32 ImageNet
+        posteriors, the mean over the backbones; rows sum to 1), from one run of the image path."""
+        embs, probs = [], []
+        for i in range(0, len(images), batch_size):
+            batch = images[i : i + batch_size]
+            pixels = {s: preprocess(batch, s) for s in set(self.image_sizes)}
+            feeds = {n: pixels[s] for n, s in zip(self.input_names, self.image_sizes)}
+            e, p = self.session.run(None, feeds)[:2]
+            embs.append(e)
+            probs.append(p)
+        return np.concatenate(embs).astype(np.float32), np.concatenate(probs).astype(np.float32)
+
 
 class OnnxTextEncoder:
     """Text queries -> (N, D) float32 L2-normalised aligned embeddings, without torch.
@@ -345,3 +362,13 @@ class OnnxTextEncoder:
                 out = np.empty((len(texts), emb.shape[1]), np.float32)
             out[idx] = emb
         return out if out is not None else np.zeros((0, 0), np.float32)
+
+    def encode_texts_and_sentences(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Strings -> ((N, D) aligned embeddings, (N, 384) sentence-encoder embeddings), both
+        float32 L2-normalised, from one run (the second feeds the concept channel)."""
+        encs = self.tokenizer.encode_batch(list(texts))
+        n = max((sum(e.attention_mask) for e in encs), default=1)
+        ids = np.array([e.ids[:n] for e in encs], np.int64)
+        mask = np.array([e.attention_mask[:n] for e in encs], np.int64)
+        emb, sent = self.session.run(None, {"input_ids": ids, "attention_mask": mask})[:2]
+        return emb.astype(np.float32), sent.astype(np.float32)

@@ -24,13 +24,13 @@ from retrieval.io.decode import DEFAULT_MAX_MEGAPIXELS, load_image
 from retrieval.errors import DecodeError
 from retrieval.indexing.plan import Plan, Todo, is_under, plan
 from retrieval.indexing.trace import phase
-from retrieval.io.files import content_hash, walk_images
+from retrieval.io.files import FileInfo, content_hash, walk_images
 from retrieval.indexing.fingerprints import fill_perceptual_hashes, hash_or_blank
 from retrieval.store.faiss_file import check_encoder, faiss_is_current
 from retrieval.store.folders import FOLDERS_KEY, with_folder
 from retrieval.indexing.metadata import add_missing_metadata
 from retrieval.store.layout import DB_NAME, LOCK_NAME, VECTOR_TABLES, faiss_file
-from retrieval.store.database import (OcrText, Photo, PhotoInfo, Store, TextRow, drop_index_tables, now_iso,
+from retrieval.store.database import (Concept, OcrText, Photo, PhotoInfo, Store, TextRow, drop_index_tables, now_iso,
                                       resolve_db_url, sqlite_file)
 from retrieval.errors import IndexingError, StoreError
 
@@ -53,6 +53,7 @@ class IndexReport:
     failed: int = 0
     captions: int = 0
     generated: int = 0
+    concepts: int = 0
     failures: list[tuple[str, str]] = field(default_factory=list)
 
     @property
@@ -87,6 +88,8 @@ class Embedded:
         vector: (D,) float32, L2-normalised; None on failure.
         phash: perceptual hash, 16 hex digits (:func:`retrieval.io.phash.perceptual_hash`); None when not computed.
         error: one line saying why the photo could not be embedded; None on success.
+        concepts: (1000,) float32 ImageNet posteriors when the encoder gives them
+            (``encode_images_and_concepts``), else None.
     """
 
     todo: Todo
@@ -96,6 +99,7 @@ class Embedded:
     vector: np.ndarray | None = None
     error: str | None = None
     phash: str | None = None
+    concepts: np.ndarray | None = None
 
 
 #: ``embed(todo) -> iterable of batches``: embeds the photos of ``todo`` and yields lists of
@@ -124,19 +128,24 @@ def embed_locally(todo: list[Todo], encoder, *, batch_size: int = 32, workers: i
     decode the next batches.
     """
     in_workers = bool(getattr(encoder, "concurrent_images", False))
+    with_concepts = hasattr(encoder, "encode_images_and_concepts")
 
     def encode(decoded: list) -> list:
         ok = [(e, im) for e, im in decoded if im is not None]
         if ok:
             phase("embed")
             try:
-                vecs = encoder.encode_images([im for _, im in ok])
+                if with_concepts:
+                    vecs, probs = encoder.encode_images_and_concepts([im for _, im in ok])
+                else:
+                    vecs, probs = encoder.encode_images([im for _, im in ok]), [None] * len(ok)
             except Exception as ex:  # noqa: BLE001 - one bad batch is reported, the run goes on
                 for e, _ in ok:
                     e.error = f"could not be embedded ({ex.__class__.__name__}: {ex})"
             else:
-                for (e, _), v in zip(ok, vecs):
+                for (e, _), v, p in zip(ok, vecs, probs):
                     e.vector = np.ascontiguousarray(v, np.float32)
+                    e.concepts = p
         return [e for e, _ in decoded]
 
     def work(batch: list[Todo]) -> list:
@@ -229,6 +238,8 @@ def index_folder(
 ) -> IndexReport:
     """Index every image under ``root`` (a folder, or one image file) into the index at ``index_dir``
     (created if missing; never indexed itself), incrementally (see :func:`retrieval.indexing.plan.plan`).
+    Every photo gets its ImageNet concepts (those indexed before the concept channel on the next run,
+    without re-embedding: :func:`add_missing_concepts`).
 
     Args:
         encoder: an :class:`retrieval.encoders.base.Encoder` (default: the shipped one).
@@ -290,10 +301,7 @@ def index_folder(
                                                           max_megapixels=max_megapixels))
             _embed_and_store(store, todo, embed, report, fail, on_progress, root)
             fill_perceptual_hashes(store, root, workers=workers, max_megapixels=max_megapixels)
-            if captioner is not None:  # new, changed, and earlier --no-captions photos alike
-                report.generated += _caption_uncaptioned(store, encoder, captioner, root, batch_size)
-            if captions_file is not None:
-                report.captions = _index_captions(store, encoder, root, captions_file, on_error)
+            _enrich(store, encoder, root, embed, report, fail, captioner, captions_file, batch_size, on_error)
             _save_search_files(store, type_changed or not was_clean or report.changed(), root)
             return report
         finally:
@@ -403,6 +411,7 @@ def _store_embedded(store: Store, batch: list[Embedded], report: IndexReport,
     if not ok:
         return
     with store.session() as s:
+        rows = []
         for e in ok:
             f, rid = e.todo.file, e.todo.row_id
             vec = np.ascontiguousarray(e.vector, np.float32).tobytes()
@@ -415,11 +424,59 @@ def _store_embedded(store: Store, batch: list[Embedded], report: IndexReport,
                 s.execute(delete(OcrText).where(OcrText.photo_id == rid))  # recognised again
                 report.updated += 1
             else:
-                s.add(Photo(path=f.path, size=f.size, mtime=f.mtime, hash=e.hash, width=e.width, height=e.height,
-                            indexed_at=now_iso(), vector=vec, phash=e.phash))
+                row = Photo(path=f.path, size=f.size, mtime=f.mtime, hash=e.hash, width=e.width, height=e.height,
+                            indexed_at=now_iso(), vector=vec, phash=e.phash)
+                s.add(row)
                 report.added += 1
+            rows.append((row, e.concepts))
+        s.flush()  # new rows get their ids
+        for row, probs in rows:
+            if probs is not None:
+                s.merge(concept_row(row.id, probs))
         phase("commit")
         s.commit()
+
+
+def _enrich(store: Store, encoder, root: str, embed: Embedder, report: IndexReport, fail, captioner,
+            captions_file, batch_size: int, on_error) -> None:
+    """After embedding: concepts for photos without them, generated captions for photos without one
+    (new, changed, and earlier --no-captions photos alike), and the captions file's texts."""
+    report.concepts = add_missing_concepts(store, encoder, root, embed, fail)
+    if captioner is not None:
+        report.generated += _caption_uncaptioned(store, encoder, captioner, root, batch_size)
+    if captions_file is not None:
+        report.captions = _index_captions(store, encoder, root, captions_file, on_error)
+
+
+def concept_row(photo_id: int, probs: np.ndarray) -> Concept:
+    """The :class:`retrieval.store.database.Concept` row of a photo from its (1000,) ImageNet posteriors."""
+    from retrieval.concepts.scoring import top_classes
+
+    cls, p = top_classes(np.asarray(probs, np.float32)[None])
+    return Concept(photo_id=int(photo_id), classes=cls[0].tobytes(), probs=p[0].astype(np.float16).tobytes())
+
+
+def add_missing_concepts(store: Store, encoder, root: str, embed: Embedder, fail: Callable[[str, str], None]) -> int:
+    """Concepts for photos under ``root`` that have none (indexed before the concept channel, or on a
+    path without it): their files are decoded and run through the image model again; their vectors
+    are left as they are (no re-embedding). Returns how many photos got concepts."""
+    if not hasattr(encoder, "encode_images_and_concepts"):
+        return 0
+    with store.session() as s:
+        have = select(Concept.photo_id)
+        rows = [r for r in s.execute(select(Photo.id, Photo.path, Photo.size, Photo.mtime, Photo.hash)
+                                     .where(Photo.id.not_in(have))).all() if is_under(r.path, root)]
+    n = 0
+    for batch in embed([Todo(FileInfo(r.path, r.size, r.mtime), r.hash, r.id) for r in rows]):
+        with store.session() as s:
+            for e in batch:
+                if e.concepts is not None:
+                    s.merge(concept_row(e.todo.row_id, e.concepts))
+                    n += 1
+                elif e.error:
+                    fail(e.todo.file.path, f"no concepts ({e.error})")
+            s.commit()
+    return n
 
 
 def _caption_uncaptioned(store: Store, encoder, captioner, root: str, batch_size: int) -> int:

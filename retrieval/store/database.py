@@ -105,6 +105,16 @@ class OcrText(Base):
     engine: Mapped[str] = mapped_column(String(32))
 
 
+class Concept(Base):
+    """A photo's concepts: its top ImageNet classes (``classes``: (k,) int16 bytes) and their
+    posteriors (``probs``: (k,) float16 bytes), from :mod:`retrieval.concepts.scoring`."""
+
+    __tablename__ = "concepts"
+    photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"), primary_key=True)
+    classes: Mapped[bytes] = mapped_column(LargeBinary)
+    probs: Mapped[bytes] = mapped_column(LargeBinary)
+
+
 class Meta(Base):
     __tablename__ = "meta"
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -112,7 +122,7 @@ class Meta(Base):
 
 
 #: Every table retr owns in a database (dropped by :func:`drop_index_tables`).
-TABLES = ("ocr_texts", "photo_metadata", "texts", "photos", "meta", "alembic_version")
+TABLES = ("concepts", "ocr_texts", "photo_metadata", "texts", "photos", "meta", "alembic_version")
 
 
 def now_iso() -> str:
@@ -393,5 +403,6 @@ class Store(Queries):
             chunk = ids[i : i + 500]
             s.execute(delete(TextRow).where(TextRow.photo_id.in_(chunk)))
             s.execute(delete(OcrText).where(OcrText.photo_id.in_(chunk)))
+            s.execute(delete(Concept).where(Concept.photo_id.in_(chunk)))
             s.execute(delete(Photo).where(Photo.id.in_(chunk)))
 

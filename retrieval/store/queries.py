@@ -177,6 +177,39 @@ class Queries:
         rows = self._rows("SELECT text FROM ocr_texts WHERE photo_id = ? AND engine != 'skipped'", (int(photo_id),))
         return rows[0][0] if rows else None
 
+    def photo_id(self, path: str) -> int | None:
+        """The id of the photo indexed at this absolute path, or None."""
+        rows = self._rows("SELECT id FROM photos WHERE path = ?", (str(path),))
+        return int(rows[0][0]) if rows else None
+
+    def concept_rows(self, ids=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The stored concepts (:mod:`retrieval.concepts.scoring`) of these photos (None: all):
+        (photo ids (m,) int64 ascending, classes (m, k) int16, posteriors (m, k) float32)."""
+        if ids is None:
+            rows = self._rows("SELECT photo_id, classes, probs FROM concepts ORDER BY photo_id")
+        else:
+            ids, rows = sorted(int(i) for i in ids), []
+            for b in range(0, len(ids), _IN_CHUNK):
+                part = ids[b : b + _IN_CHUNK]
+                rows += self._rows(f"SELECT photo_id, classes, probs FROM concepts WHERE photo_id IN "
+                                   f"({','.join('?' * len(part))}) ORDER BY photo_id", tuple(part))
+        if not rows:
+            return np.zeros(0, np.int64), np.zeros((0, 0), np.int16), np.zeros((0, 0), np.float32)
+        k = len(rows[0][1]) // 2
+        return (np.fromiter((r[0] for r in rows), np.int64, len(rows)),
+                np.frombuffer(b"".join(bytes(r[1]) for r in rows), np.int16).reshape(len(rows), k),
+                np.frombuffer(b"".join(bytes(r[2]) for r in rows), np.float16).reshape(len(rows), k).astype(np.float32))
+
+    def generated_vectors(self, photo_ids) -> dict[int, np.ndarray]:
+        """{photo id: (D,) float32 aligned embedding of its generated caption} for those that have one."""
+        ids, out = [int(i) for i in photo_ids], {}
+        for b in range(0, len(ids), _IN_CHUNK):
+            part = ids[b : b + _IN_CHUNK]
+            for pid, v in self._rows(f"SELECT photo_id, vector FROM texts WHERE source = 'generated' AND photo_id "
+                                     f"IN ({','.join('?' * len(part))})", tuple(part)):
+                out[int(pid)] = np.frombuffer(bytes(v), np.float32)
+        return out
+
     def photo_texts(self, photo_id: int) -> list[tuple[int, str, str]]:
         """(text id, text, source) of every text of one photo, in id order."""
         return [tuple(r) for r in self._rows("SELECT id, text, source FROM texts WHERE photo_id = ? ORDER BY id",

@@ -25,11 +25,15 @@ def search_text(q: str = Query(..., max_length=4096, description="Words."),
                 sort: str = Query("score", pattern="^(score|date)$", description="score, or date (newest first)."),
                 literal: bool = Query(False, description="Do not parse dates and places out of the words."),
                 st: Served = Depends(served)):
-    """Photos (or captions, with ``texts``) best first, as ``{query, understood, matched, hits}``;
-    ``hits[i]`` has ``score`` (cosine in [-1, 1]), ``id``, ``photo_id``, ``kind``, ``path``, ``name``,
-    ``text``, ``source``, ``taken``, ``place``, ``camera``. ``understood`` is what was searched
-    (``searched "beach" from 2023-01-01 to 2023-12-31``); ``matched`` how many photos passed the
-    filters (null without filters). The query is always words: a query that names a file is not read."""
+    """Photos (or captions, with ``texts``) best first, as ``{query, understood, matched, hits, no_match}``;
+    ``hits[i]`` has ``score`` (photos, without filters or date sort: the fused score of the aligned
+    embedding and the ImageNet concepts; else the cosine), ``match`` (fused photo results: the
+    calibrated probability in [0, 1] that the photo shows what the query asks for, else null),
+    ``concepts``, ``id``, ``photo_id``, ``kind``, ``path``, ``name``, ``text``, ``source``, ``taken``,
+    ``place``, ``camera``. ``understood`` is what was searched (``searched "beach" from 2023-01-01 to
+    2023-12-31``); ``matched`` how many photos passed the filters (null without filters); ``no_match``
+    is true when even the best photo is unlikely to match. The query is always words: a query that
+    names a file is not read."""
     if not q.strip():
         raise ApiError(400, "empty query: give some words")
     try:
@@ -39,11 +43,11 @@ def search_text(q: str = Query(..., max_length=4096, description="Words."),
     try:
         with st.lock:
             asked = understood_query(q, st.index, given, literal or texts, files=False)
-            vec = st.index.text_encoder.encode_texts([asked.text])[0]
     except Exception as e:  # noqa: BLE001
         raise ApiError(503, f"text encoder unavailable: {e}") from None
-    hits = st.search(vec, k, texts, filters=asked.filters or None, sort=sort)
-    return {"query": q, "understood": asked.line(), "matched": st.index.matched, "hits": hits}
+    hits, no_match = st.search_words(asked.text, k, texts, filters=asked.filters or None, sort=sort)
+    return {"query": q, "understood": asked.line(), "matched": st.index.matched, "hits": hits,
+            "no_match": no_match}
 
 
 @router.post("/api/search/image", summary="Search by an uploaded photo")

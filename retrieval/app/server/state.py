@@ -70,6 +70,22 @@ class Served:
             raise ApiError(503, str(e)) from None
         return hits_json(hits)
 
+    def search_words(self, q: str, k: int, texts: bool, filters=None, sort: str = "score") -> tuple[list[dict], bool]:
+        """(hits as :func:`hits_json`, the "no good match" verdict) for words, ranked by the fused
+        channels (:meth:`retrieval.search.Index.search`), among the photos that pass ``filters``, sorted
+        by ``sort``; ApiError 400 (bad query), 503."""
+        try:
+            with self.lock:
+                hits = self.index.search(q, k=k, texts=texts, as_text=True, filters=filters, sort=sort)
+                no_match = self.index.no_match
+        except QueryError as e:
+            raise ApiError(400, str(e)) from None
+        except StoreError as e:
+            raise ApiError(503, str(e)) from None
+        except Exception as e:  # noqa: BLE001 - the text encoder cannot be loaded
+            raise ApiError(503, f"text encoder unavailable: {e}") from None
+        return hits_json(hits), no_match
+
     def encoder(self):
         """The index's encoder; ApiError 503 when it cannot be loaded."""
         try:
@@ -84,10 +100,12 @@ def served(request: Request) -> Served:
 
 
 def hits_json(hits: list[Hit]) -> list[dict]:
-    """Hits as JSON; every hit has ``photo_id`` (for text hits: the photo the caption belongs to)."""
+    """Hits as JSON; every hit has ``photo_id`` (for text hits: the photo the caption belongs to), and
+    ``match`` (calibrated probability, or None) and ``concepts`` (or None) for fused word searches."""
     return [{"score": round(float(h.score), 4), "id": h.id, "photo_id": h.photo_id, "kind": h.kind,
              "path": h.path, "name": os.path.basename(h.path) if h.path else None, "text": h.text,
-             "source": h.source, "taken": h.taken, "place": h.place, "camera": h.camera} for h in hits]
+             "source": h.source, "taken": h.taken, "place": h.place, "camera": h.camera,
+             "match": None if h.match is None else round(float(h.match), 4), "concepts": h.concepts} for h in hits]
 
 
 def read_upload(file: UploadFile):

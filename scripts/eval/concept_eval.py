@@ -1,0 +1,205 @@
+"""Concept-query evaluation: mean P@5 and mAP@50 per gallery and per channel combination,
+the no-match table, and Recall@K with the fused text -> image ranking.
+
+Usage (from the repository root, after ``scripts/eval/concept_data.py`` or on first use):
+
+    python scripts/eval/concept_eval.py ablation      # P@5 / mAP@50 table (Flickr8k dev, COCO-mini)
+    python scripts/eval/concept_eval.py nomatch       # verdict on absent vs present subjects
+    python scripts/eval/concept_eval.py recall        # Recall@K, both directions
+
+Channel scores come from :mod:`retrieval.concepts` with the shipped fusion weights
+(``retrieval/concepts/data/fusion.json``, fitted by ``scripts/eval/fit_fusion.py`` on held-out
+Flickr8k train photos only).
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import concept_data
+import concept_queries as cq
+
+CHANNELS = ("embedding", "concepts", "caption")
+
+
+def text_encoder(encoder_id: str):
+    from retrieval.encoders.onnx_runtime import OnnxTextEncoder, export_dir
+
+    return OnnxTextEncoder(export_dir(encoder_id))
+
+
+def matcher(encoder_id: str, **kw):
+    from retrieval.concepts.scoring import ConceptMatcher
+    from retrieval.encoders.onnx_runtime import CONCEPT_NAMES_FILE, export_dir
+
+    return ConceptMatcher.load(export_dir(encoder_id) / CONCEPT_NAMES_FILE, **kw)
+
+
+class Gallery:
+    """A cached gallery with its channel scores for a list of queries."""
+
+    def __init__(self, name: str):
+        self.name = name
+        g = concept_data.load_gallery(name)
+        self.g = g
+        self.captions = json.loads(str(g["captions"]))
+        self.encoder_id = str(g["encoder_id"])
+        from retrieval.concepts.scoring import top_classes
+
+        self.classes, self.probs = top_classes(g["probs"].astype(np.float32))
+
+    def channel_scores(self, queries: list[str], m) -> dict[str, np.ndarray]:
+        """{channel: (Q, N) float32} for the queries."""
+        from retrieval.concepts.scoring import concept_scores
+
+        te = text_encoder(self.encoder_id)
+        q, s = zip(*(te.encode_texts_and_sentences([t]) for t in queries))
+        q, s = np.concatenate(q), np.concatenate(s)
+        con = np.stack([concept_scores(m.class_weights(v), self.classes, self.probs) for v in s])
+        strength = np.array([m.strength(v) for v in s], np.float32)
+        return {"embedding": q @ self.g["emb"].T, "concepts": con, "caption": q @ self.g["gen_emb"].T,
+                "strength": strength}
+
+
+def average_precision(order: np.ndarray, rel: set, cutoff: int = 50) -> float:
+    """AP over the top ``cutoff`` results, normalised by min(#relevant, cutoff)."""
+    hits, total = 0, 0.0
+    for i, p in enumerate(order[:cutoff]):
+        if int(p) in rel:
+            hits += 1
+            total += hits / (i + 1)
+    return total / min(len(rel), cutoff) if rel else 0.0
+
+
+def evaluate(scores: np.ndarray, rels: list[set]) -> tuple[float, float]:
+    """(mean P@5, mean mAP@50) over queries of (Q, N) scores."""
+    p5, ap = [], []
+    for s, rel in zip(scores, rels):
+        order = np.argsort(-s, kind="stable")
+        p5.append(len(set(order[:5].tolist()) & rel) / 5)
+        ap.append(average_precision(order, rel))
+    return float(np.mean(p5)), float(np.mean(ap))
+
+
+def query_sets(gal: Gallery, queries: dict) -> tuple[list[str], list[set], list[str], list[str]]:
+    """(counted queries, their relevant sets, queries with 1-2 relevant photos, absent-subject queries)."""
+    counted, rels, few, gone = [], [], [], []
+    for q, groups in queries.items():
+        r = set(cq.relevant(gal.captions, groups))
+        if len(r) >= cq.MIN_RELEVANT:
+            counted.append(q)
+            rels.append(r)
+        elif cq.absent(gal.captions, groups):
+            gone.append(q)
+        else:
+            few.append(q)
+    return counted, rels, few, gone
+
+
+def ablation(galleries=("flickr8k-dev", "coco-mini")) -> None:
+    from retrieval.concepts.fusion import DEFAULT_CHANNELS, FusionWeights, fuse
+
+    w = FusionWeights.load()
+    print(f"fusion: {w}")
+    print("| channels | " + " | ".join(f"{g} P@5 | {g} mAP@50" for g in galleries) + " |")
+    print("|---|" + "---|---|" * len(galleries))
+    rows = {}
+    for g in galleries:
+        gal = Gallery(g)
+        m = matcher(gal.encoder_id, threshold=w.threshold, hypernym_weight=w.hypernym_weight)
+        qs, rels, few, gone = query_sets(gal, cq.QUERIES)
+        sc = gal.channel_scores(qs, m)
+        print(f"{g}: {len(qs)} queries counted; 1-2 relevant: {few}; absent: {gone}", file=sys.stderr)
+        for n in range(1, 4):
+            for combo in itertools.combinations(CHANNELS, n):
+                rows.setdefault(combo, []).append(evaluate(fuse(sc, w, combo), rels))
+        rows.setdefault(("default: embedding + concepts (logistic fusion)",), []).append(
+            evaluate(fuse(sc, w, DEFAULT_CHANNELS), rels))
+        grid = FusionWeights.load(grid=True)
+        rows.setdefault(("all (linear, grid-searched weights)",), []).append(evaluate(fuse(sc, grid, CHANNELS), rels))
+        qd = FusionWeights(**{**w.to_dict(), "strength": 0.4})
+        rows.setdefault(("all (query-dependent, strength 0.4; the fit chose 0)",), []).append(
+            evaluate(fuse(sc, qd, CHANNELS, "query-dependent"), rels))
+        rows.setdefault(("all (reciprocal-rank fusion)",), []).append(evaluate(fuse(sc, w, CHANNELS, "rrf"), rels))
+        if os.environ.get("PER_QUERY"):
+            base, full = fuse(sc, w, ("embedding",)), fuse(sc, w, DEFAULT_CHANNELS)
+            for i, q in enumerate(qs):
+                print(f"  {g} {q!r}: {evaluate(base[i:i+1], rels[i:i+1])} -> {evaluate(full[i:i+1], rels[i:i+1])} "
+                      f"({len(rels[i])} relevant)", file=sys.stderr)
+    for combo, vals in rows.items():
+        print(f"| {' + '.join(combo)} | " + " | ".join(f"{p:.3f} | {a:.3f}" for p, a in vals) + " |")
+
+
+def recall(galleries=("flickr8k-dev", "coco-mini")) -> None:
+    """Recall@1/5/10 with every human caption as a query: text -> image by the embedding alone and by
+    the fused default; image -> text by the embedding (the concept channel ranks photos, not texts)."""
+    from retrieval.concepts.fusion import DEFAULT_CHANNELS, FusionWeights, fuse
+    from retrieval.concepts.scoring import concept_scores
+    from retrieval.training.metrics import recall_at_k
+
+    w = FusionWeights.load()
+    print("| gallery | ranking | t2i R@1 | R@5 | R@10 | i2t R@1 | R@5 | R@10 |")
+    print("|---|---|---|---|---|---|---|---|")
+    for g in galleries:
+        gal = Gallery(g)
+        m = matcher(gal.encoder_id, threshold=w.threshold, hypernym_weight=w.hypernym_weight)
+        caps = [c for cs in gal.captions for c in cs]
+        te = text_encoder(gal.encoder_id)
+        q, s = [], []
+        for b in range(0, len(caps), 256):  # one batch per length-sorted chunk: pad within a chunk only
+            qq, ss = te.encode_texts_and_sentences(caps[b : b + 256])
+            q.append(qq)
+            s.append(ss)
+        q, s = np.concatenate(q), np.concatenate(s)
+        cp = np.array([i for i, cs in enumerate(gal.captions) for _ in cs])
+        r = recall_at_k(gal.g["emb"], q, cp)
+        sc = {"embedding": q @ gal.g["emb"].T, "caption": q @ gal.g["gen_emb"].T,
+              "concepts": np.stack([concept_scores(m.class_weights(v), gal.classes, gal.probs) for v in s]),
+              "strength": np.array([m.strength(v) for v in s], np.float32)}
+        fused = fuse(sc, w, DEFAULT_CHANNELS)
+        ranks = (fused > fused[np.arange(len(cp)), cp][:, None]).sum(1)
+        t2i = {k: 100.0 * float((ranks < k).mean()) for k in (1, 5, 10)}
+        i2t = r["i2t"]
+        print(f"| {g} | embedding | " + " | ".join(f"{r['t2i'][k]:.1f}" for k in (1, 5, 10)) + " | "
+              + " | ".join(f"{i2t[k]:.1f}" for k in (1, 5, 10)) + " |")
+        print(f"| {g} | fused (default) | " + " | ".join(f"{t2i[k]:.1f}" for k in (1, 5, 10)) + " | "
+              + " | ".join(f"{i2t[k]:.1f}" for k in (1, 5, 10)) + " |")
+
+
+def nomatch(galleries=("flickr8k-dev", "coco-mini", "flickr8k-holdout")) -> None:
+    """How often the "no good match" verdict fires on queries whose subject is absent from the gallery
+    (no caption names it) and, wrongly, on queries whose subject is present (>= 1 relevant photo)."""
+    from retrieval.concepts.calibration import Calibration
+    from retrieval.concepts.fusion import DEFAULT_CHANNELS, FusionWeights, fuse
+
+    w, cal = FusionWeights.load(), Calibration.load()
+    print(f"calibration: {cal}")
+    print("| gallery | queries | absent: fires | present: fires (wrongly) | present with >= 3 relevant: fires |")
+    print("|---|---|---|---|---|")
+    for g in galleries:
+        gal = Gallery(g)
+        queries = cq.TRAIN_QUERIES if g == "flickr8k-holdout" else cq.QUERIES
+        m = matcher(gal.encoder_id, threshold=w.threshold, hypernym_weight=w.hypernym_weight)
+        qs = list(queries)
+        rel = [cq.relevant(gal.captions, queries[q]) for q in qs]
+        gone = np.array([cq.absent(gal.captions, queries[q]) for q in qs])
+        fires = cal.probability(fuse(gal.channel_scores(qs, m), w, DEFAULT_CHANNELS).max(1)) < cal.no_match
+        present = np.array([len(r) > 0 for r in rel])
+        many = np.array([len(r) >= cq.MIN_RELEVANT for r in rel])
+        print(f"| {g} | {'training' if g == 'flickr8k-holdout' else 'evaluation'} | "
+              f"{fires[gone].sum()}/{gone.sum()} ({fires[gone].mean():.0%}) | "
+              f"{fires[present].sum()}/{present.sum()} ({fires[present].mean():.0%}) | "
+              f"{fires[many].sum()}/{many.sum()} ({fires[many].mean():.0%}) |")
+        if os.environ.get("PER_QUERY"):
+            print(f"  {g} fired, absent: {[q for q, f, a in zip(qs, fires, gone) if f and a]}; "
+                  f"missed, absent: {[q for q, f, a in zip(qs, fires, gone) if not f and a]}; "
+                  f"fired, present: {[q for q, f, p in zip(qs, fires, present) if f and p]}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    {"ablation": ablation, "recall": recall, "nomatch": nomatch}[sys.argv[1] if len(sys.argv) > 1 else "ablation"]()
