@@ -75,7 +75,8 @@ def test_cli_duplicates_json_and_older_index_hashed_without_reembedding(tmp_path
                     "DROP TABLE ocr_fts", "DROP TABLE ocr_texts"):  # and before text in photos was kept
             c.execute(sql)
         c.execute("ALTER TABLE photos DROP COLUMN phash")
-        c.execute("DROP TABLE IF EXISTS photo_metadata")  # a later revision's table
+        c.execute("DROP TABLE IF EXISTS photo_metadata")  # later revisions' tables
+        c.execute("DROP TABLE IF EXISTS concepts")
         c.execute("UPDATE alembic_version SET version_num = '0001'")
     p = run_retr("duplicates", "--index", idx, "--json", check=0)  # migrated on open: no hashes yet
     assert "no perceptual hash yet" in p.stderr
