@@ -91,8 +91,10 @@ def test_index_from_before_still_answers_and_gets_concepts_without_re_embedding(
     out = run_retr("search", "a cat", "--index", idx, "-k", "2", check=0)
     assert out.stdout.splitlines()[0].endswith("cat.jpg")
     assert out.stderr.count("run `retr index PHOTO_FOLDER` again") == 1
+    assert f"concepts  0 of {len(before)} photos" in run_retr("status", "--index", idx, check=0).stdout
     rep = index_folder(lib, idx, encoder=encoder)
     assert rep.added == rep.updated == 0 and rep.concepts == len(before)
+    assert f"concepts  {len(before)} of {len(before)} photos\n" in run_retr("status", "--index", idx, check=0).stdout
     with sqlite3.connect(idx / "retr.sqlite") as c:
         assert dict(c.execute("SELECT path, vector FROM photos")) == before  # not embedded again
     ix = Index(idx)

@@ -23,7 +23,8 @@ def disk_size(index_dir: Path) -> int:
 def index_status(index_dir: Path, db: str | None = None) -> dict:
     """What the index at ``index_dir`` holds, as a dict: ``index`` (path), ``photos``, ``texts``,
     ``folders`` (list of ``{path, photos, last_run}``), ``model`` (encoder id), ``last_run``
-    (ISO 8601 UTC), ``bytes`` (size on disk of the index folder).
+    (ISO 8601 UTC), ``bytes`` (size on disk of the index folder), ``concepts`` (photos with their
+    ImageNet concepts; the others get them on the next ``retr index`` of their folder).
 
     Raises:
         StoreError: no index there, or it cannot be read.
@@ -36,7 +37,8 @@ def index_status(index_dir: Path, db: str | None = None) -> dict:
                    for p, t in recorded_folders(reader).items()]
         return {"index": str(Path(index_dir).absolute()), "photos": reader.count("photos"),
                 "texts": reader.count("texts"), "folders": folders, "model": reader.get_meta("encoder_id"),
-                "last_run": reader.get_meta("updated_at"), "bytes": disk_size(Path(index_dir))}
+                "last_run": reader.get_meta("updated_at"), "bytes": disk_size(Path(index_dir)),
+                "concepts": reader.count_concepts()}
     finally:
         reader.close()
 
@@ -57,6 +59,8 @@ def status_lines(st: dict) -> list[str]:
              f"model     {st['model'] or 'none yet'}",
              f"last run  {st['last_run'] or 'never finished'}",
              f"size      {human_bytes(st['bytes'])} on disk",
+             f"concepts  {st['concepts']} of {st['photos']} photos"
+             + (" (`retr index` on their folders adds the rest)" if st["concepts"] < st["photos"] else ""),
              "folders" + ("" if st["folders"] else "   none recorded (indexed before folders were recorded)")]
     for f in st["folders"]:
         lines.append(f"  {f['photos']:>8}  {f['path']}  (last run {f['last_run']})")

@@ -177,6 +177,10 @@ class Queries:
         rows = self._rows("SELECT text FROM ocr_texts WHERE photo_id = ? AND engine != 'skipped'", (int(photo_id),))
         return rows[0][0] if rows else None
 
+    def count_concepts(self) -> int:
+        """How many photos have their concepts (:mod:`retrieval.concepts`)."""
+        return int(self._rows("SELECT count(*) FROM concepts")[0][0])
+
     def photo_id(self, path: str) -> int | None:
         """The id of the photo indexed at this absolute path, or None."""
         rows = self._rows("SELECT id FROM photos WHERE path = ?", (str(path),))
