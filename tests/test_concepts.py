@@ -72,9 +72,14 @@ def test_channels_switch(concept_index):
 
 def _make_pre_concept(idx):
     """Turn an index into one built before the concept channel: the revision before the concepts table, without it."""
+    from alembic.script import ScriptDirectory
+
+    from retrieval.store.database import MIGRATIONS_DIR
+
+    before = ScriptDirectory(str(MIGRATIONS_DIR)).get_revision("concepts").down_revision
     with sqlite3.connect(idx / "retr.sqlite") as c:
         c.execute("DROP TABLE concepts")
-        c.execute("UPDATE alembic_version SET version_num = 'photo_perceptual_hash'")
+        c.execute("UPDATE alembic_version SET version_num = ?", (before,))
 
 
 def test_index_from_before_still_answers_and_gets_concepts_without_re_embedding(tmp_path, encoder):

@@ -3,7 +3,7 @@
 An index from before has no concepts; ``retr index`` fills them in without re-embedding.
 
 Revision ID: concepts
-Revises: photo_perceptual_hash
+Revises: photo_ocr_text
 Create Date: 2026-12-06
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "concepts"
-down_revision = "photo_perceptual_hash"
+down_revision = "photo_ocr_text"
 branch_labels = None
 depends_on = None
 
