@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from retrieval.io import paths
 from retrieval.store import ann
 from retrieval.io.exif import camera_name
 from retrieval.io.files import is_image_name
@@ -51,7 +52,12 @@ class Hit:
     concepts: list | None = None
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The hit as JSON-ready values: ``path`` readable (bytes of the name that are not UTF-8
+        replaced by U+FFFD) and ``path_b64``, the path's raw bytes in base64 (lossless; see
+        :mod:`retrieval.io.paths`)."""
+        d = asdict(self)
+        d["path"], d["path_b64"] = paths.readable(self.path), paths.to_b64(self.path)
+        return d
 
 
 class Index:
@@ -144,8 +150,9 @@ class Index:
     def embed_query(self, query, max_megapixels: float = 200.0, as_text: bool = False) -> tuple[np.ndarray, str]:
         """Turn a query into a (D,) float32 L2-normalised vector.
 
-        A ``str``/``Path`` naming an existing file is an image query; other
-        strings are text queries; a PIL image or a vector is used as is.
+        A ``str``/``Path`` naming an existing file is an image query, and so is ``b64:BASE64``
+        naming a file by its path's raw bytes (a hit's ``path_b64``); other strings are text
+        queries; a PIL image or a vector is used as is.
 
         Returns:
             (vector, kind) where kind is ``"text"`` or ``"image"``.
@@ -153,6 +160,14 @@ class Index:
         Raises:
             QueryError: empty text, or a file that is not a readable image.
         """
+        if isinstance(query, str) and not as_text and query.startswith(paths.QUERY_B64_PREFIX):
+            try:
+                query = paths.from_query(query)
+            except ValueError as e:
+                raise QueryError(str(e)) from None
+            if not os.path.isfile(query):
+                raise QueryError(f"{paths.display(query)}: no such image file (named by its path's bytes in base64)")
+            query = Path(query)
         if isinstance(query, np.ndarray):
             v = np.asarray(query, np.float32).reshape(-1)
             return v / max(float(np.linalg.norm(v)), 1e-12), "vector"

@@ -356,3 +356,23 @@ def test_migrations_match_the_models(backend, tmp_path):
         assert diff == []
     finally:
         st.close()
+
+
+def test_a_non_utf8_path_round_trips(backend, tmp_path, encoder):
+    """A photo whose name is not valid UTF-8 (bytes \\xff\\xfe) is indexed, its path read back exactly
+    (the same bytes), found again unchanged by the next run, and found by search."""
+    from retrieval import Index, index_folder
+
+    lib = tmp_path / "non_utf8_names"
+    lib.mkdir()
+    raw = os.path.join(os.fsencode(lib), b"caf\xff\xfe.jpg")
+    shutil.copy(DEMO / "cat.jpg", raw)
+    idx = tmp_path / "idx"
+    rep = index_folder(lib, idx, encoder=encoder, db_url=backend.url, export_query_path=False)
+    assert (rep.added, rep.failed) == (1, 0), rep.failures
+    rep = index_folder(lib, idx, encoder=encoder, db_url=backend.url, export_query_path=False)
+    assert (rep.unchanged, rep.removed, rep.added) == (1, 0, 0), rep
+    ix = Index(idx, encoder=encoder, db_url=backend.url)
+    hit = ix.search("a cat", k=1)[0]
+    assert os.fsencode(hit.path) == raw
+    assert os.fsencode(ix.store.photo_rows([hit.id])[hit.id][0]) == raw  # the SQLAlchemy reader too

@@ -8,7 +8,11 @@ import sys
 
 
 def plain(s: str) -> str:
-    """One line per result: control characters in names (a newline in a file name) escaped; --json is exact."""
+    """One line per result: bytes of a name that are not UTF-8 shown as ``\\xHH``, control characters
+    (a newline in a file name) escaped; --json is exact."""
+    from retrieval.io.paths import display
+
+    s = display(s)
     return s if s.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in s)
 
 

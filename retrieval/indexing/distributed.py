@@ -38,6 +38,7 @@ import numpy as np
 
 from retrieval.io.decode import DEFAULT_MAX_MEGAPIXELS
 from retrieval.io.files import FileInfo
+from retrieval.io.paths import from_db, to_db
 from retrieval.indexing.indexer import Embedded, IndexReport, embed_locally, index_folder
 from retrieval.indexing.plan import Todo
 from retrieval.errors import IndexingError
@@ -207,7 +208,7 @@ class EmbedPhotos:
         import pyarrow as pa
 
         cols = batch.to_pydict()
-        todo = [Todo(FileInfo(p, s, m), h or None) for p, s, m, h in
+        todo = [Todo(FileInfo(from_db(p), s, m), h or None) for p, s, m, h in
                 zip(cols["path"], cols["size"], cols["mtime"], cols["hash"])]
         out: list[Embedded] = []
         for part in embed_locally(todo, self.encoder, batch_size=self.batch_size, workers=1,
@@ -246,6 +247,7 @@ def read_shard(path: str | Path) -> dict:
     col = t.column("vector").combine_chunks()
     dim = col.type.list_size
     out = {name: t.column(name).to_pylist() for name in ("path", "hash", "error")}
+    out["path"] = [from_db(p) for p in out["path"]]
     for name, dtype in (("i", np.int64), ("size", np.int64), ("mtime", np.float64), ("width", np.int32),
                         ("height", np.int32)):
         out[name] = np.asarray(t.column(name).to_numpy(), dtype)
@@ -300,7 +302,7 @@ def embed_on_ray(todo: list[Todo], encoder, shards_dir: str | Path, *, address: 
         rows = min(MAX_SHARD_ROWS, max(1, math.ceil(len(todo) / (2 * actors))))
         table = pa.table({
             "i": pa.array(range(len(todo)), pa.int64()),
-            "path": pa.array([t.file.path for t in todo], pa.string()),
+            "path": pa.array([to_db(t.file.path) for t in todo], pa.string()),  # Arrow strings are UTF-8
             "hash": pa.array([t.hash or "" for t in todo], pa.string()),
             "size": pa.array([t.file.size for t in todo], pa.int64()),
             "mtime": pa.array([t.file.mtime for t in todo], pa.float64()),

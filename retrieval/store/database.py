@@ -22,11 +22,13 @@ from pathlib import Path
 
 import numpy as np
 from sqlalchemy import (BigInteger, Float, ForeignKey, Integer, LargeBinary, MetaData, String, Table, Text,
+                        TypeDecorator,
                         create_engine, delete, event, inspect, text)
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, InterfaceError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
+from retrieval.io import paths
 from retrieval.store import faiss_file
 from retrieval.store.layout import DB_ENV, DB_NAME, FORMAT_VERSION, REBUILD_HINT, SCHEMA_REVISION
 from retrieval.store.queries import Queries
@@ -41,12 +43,26 @@ class Base(DeclarativeBase):
     pass
 
 
+class FilePath(TypeDecorator):
+    """A file path in a text column: stored by :func:`retrieval.io.paths.to_db` (lossless for names
+    whose bytes are not UTF-8), read back by :func:`retrieval.io.paths.from_db`."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        return None if value is None else paths.to_db(value)
+
+    def process_result_value(self, value, dialect):
+        return paths.from_db(value)
+
+
 class Photo(Base):
     """One indexed photo. ``vector`` is (D,) float32 bytes, L2-normalised."""
 
     __tablename__ = "photos"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    path: Mapped[str] = mapped_column(Text, unique=True, index=True)
+    path: Mapped[str] = mapped_column(FilePath, unique=True, index=True)
     size: Mapped[int] = mapped_column(Integer().with_variant(BigInteger(), "postgresql"))
     mtime: Mapped[float] = mapped_column(Float)
     hash: Mapped[str] = mapped_column(String(64), index=True)

@@ -12,6 +12,7 @@ from typing import Iterator
 
 import numpy as np
 
+from retrieval.io.paths import from_db
 from retrieval.store import ann
 from retrieval.store.layout import DB_NAME, FORMAT_VERSION, SCHEMA_REVISION, VECTOR_TABLES, faiss_file
 
@@ -125,7 +126,7 @@ class Queries:
         paths = dict(self._rows(f"SELECT id, path FROM photos WHERE id IN ({q})", tuple(ids)))
         gen = dict(self._rows(f"SELECT photo_id, text FROM texts WHERE photo_id IN ({q}) AND source = 'generated'",
                               tuple(ids)))
-        return {i: (p, gen.get(i)) for i, p in paths.items()}
+        return {i: (from_db(p), gen.get(i)) for i, p in paths.items()}
 
     def text_rows(self, ids) -> dict[int, tuple[str, str, str | None, int | None]]:
         """{text id: (text, source, its photo's path or None, its photo's id or None)} for these ids."""
@@ -133,7 +134,7 @@ class Queries:
         if not ids:
             return {}
         q = ",".join("?" * len(ids))
-        return {i: (t, s, p, pid) for i, t, s, p, pid in self._rows(
+        return {i: (t, s, from_db(p), pid) for i, t, s, p, pid in self._rows(
             f"SELECT texts.id, texts.text, texts.source, photos.path, texts.photo_id FROM texts LEFT OUTER JOIN "
             f"photos ON photos.id = texts.photo_id WHERE texts.id IN ({q})", tuple(ids))}
 
@@ -146,13 +147,14 @@ class Queries:
             return None
         keys = ("id", "path", "width", "height", "size", "mtime", "hash", "indexed_at")
         rec = dict(zip(keys, rows[0][:8]))
+        rec["path"] = from_db(rec["path"])
         rec["vector"] = np.frombuffer(bytes(rows[0][8]), np.float32)
         return rec
 
     def photo_fingerprints(self) -> dict[int, tuple[str, int, int, str | None]]:
         """{photo id: (path, pixels (width x height), file size in bytes, perceptual hash or None)} of every
         photo (the hash: 16 hex digits, ``""`` when it could not be computed, None when not computed yet)."""
-        return {i: (p, int(w or 0) * int(h or 0), int(sz or 0), ph) for i, p, w, h, sz, ph in self._rows(
+        return {i: (from_db(p), int(w or 0) * int(h or 0), int(sz or 0), ph) for i, p, w, h, sz, ph in self._rows(
             "SELECT id, path, width, height, size, phash FROM photos")}
 
     def ocr_matching(self, words: list[str], limit: int = 200) -> list[tuple[int, str]]:

@@ -14,6 +14,7 @@ from fastapi.responses import FileResponse, Response
 from retrieval.app.server.errors import ApiError, log
 from retrieval.app.server.state import DECODE_SLOTS, MAX_PHOTO_ID, Served, served
 from retrieval.errors import DecodeError
+from retrieval.io import paths
 
 #: Longest side of a thumbnail, in pixels.
 THUMB_PX = 256
@@ -30,7 +31,8 @@ def photo(photo_id: int = PathParam(..., ge=0, le=MAX_PHOTO_ID), st: Served = De
     caps = st.index.reader.photo_texts(photo_id)
     ocr = st.index.reader.ocr_text(photo_id)
     read = [{"id": None, "text": ocr, "source": "text in photo"}] if ocr else []
-    return {"id": row["id"], "path": row["path"], "name": os.path.basename(row["path"]), "width": row["width"],
+    return {"id": row["id"], "path": paths.readable(row["path"]), "path_b64": paths.to_b64(row["path"]),
+            "name": paths.readable(os.path.basename(row["path"])), "width": row["width"],
             "height": row["height"], "size": row["size"], "mtime": row["mtime"], "hash": row["hash"],
             "indexed_at": row["indexed_at"], "ocr_text": ocr,
             "captions": [{"id": i, "text": t, "source": s} for i, t, s in caps] + read}

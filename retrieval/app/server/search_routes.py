@@ -29,7 +29,8 @@ def search_text(q: str = Query(..., max_length=4096, description="Words."),
     ``hits[i]`` has ``score`` (photos, without filters or date sort: the fused score of the aligned
     embedding and the ImageNet concepts; else the cosine), ``match`` (fused photo results: the
     calibrated probability in [0, 1] that the photo shows what the query asks for, else null),
-    ``concepts``, ``id``, ``photo_id``, ``kind``, ``path``, ``name``, ``text``, ``source``, ``taken``,
+    ``concepts``, ``id``, ``photo_id``, ``kind``, ``path`` (readable), ``path_b64``
+    (the path's raw bytes, base64: docs/paths.md), ``name``, ``text``, ``source``, ``taken``,
     ``place``, ``camera``. ``understood`` is what was searched (``searched "beach" from 2023-01-01 to
     2023-12-31``); ``matched`` how many photos passed the filters (null without filters); ``no_match``
     is true when even the best photo is unlikely to match. The query is always words: a query that

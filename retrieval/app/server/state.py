@@ -12,6 +12,7 @@ import numpy as np
 from fastapi import Request, UploadFile
 
 from retrieval.app.server.errors import ApiError
+from retrieval.io import paths
 from retrieval.errors import DecodeError, QueryError, StoreError
 from retrieval.search import Hit, Index
 
@@ -103,7 +104,8 @@ def hits_json(hits: list[Hit]) -> list[dict]:
     """Hits as JSON; every hit has ``photo_id`` (for text hits: the photo the caption belongs to), and
     ``match`` (calibrated probability, or None) and ``concepts`` (or None) for fused word searches."""
     return [{"score": round(float(h.score), 4), "id": h.id, "photo_id": h.photo_id, "kind": h.kind,
-             "path": h.path, "name": os.path.basename(h.path) if h.path else None, "text": h.text,
+             "path": paths.readable(h.path), "path_b64": paths.to_b64(h.path),
+             "name": paths.readable(os.path.basename(h.path)) if h.path else None, "text": h.text,
              "source": h.source, "taken": h.taken, "place": h.place, "camera": h.camera,
              "match": None if h.match is None else round(float(h.match), 4), "concepts": h.concepts} for h in hits]
 
