@@ -376,3 +376,31 @@ def test_a_non_utf8_path_round_trips(backend, tmp_path, encoder):
     hit = ix.search("a cat", k=1)[0]
     assert os.fsencode(hit.path) == raw
     assert os.fsencode(ix.store.photo_rows([hit.id])[hit.id][0]) == raw  # the SQLAlchemy reader too
+
+
+def test_an_emptied_folder_is_refused_and_tombstones_restore(backend, photos, tmp_path):
+    """On every database: a run that would remove every photo of its folder stops (nothing removed);
+    with prune they are removed and kept as tombstones, and come back without embedding."""
+    from retrieval import index_folder
+    from retrieval.errors import IndexingError
+    from retrieval.store.database import Store
+
+    idx = tmp_path / "idx"
+    enc = ConstantEncoder(8)
+    index_folder(photos, idx, encoder=enc, db_url=backend.url, export_query_path=False)
+    away = tmp_path / "away"
+    shutil.move(photos, away)
+    photos.mkdir()
+    with pytest.raises(IndexingError, match="--prune"):
+        index_folder(photos, idx, encoder=enc, db_url=backend.url, export_query_path=False)
+    assert index_folder(photos, idx, encoder=enc, db_url=backend.url, export_query_path=False, prune=True).removed == 3
+    photos.rmdir()
+    shutil.move(away, photos)
+    enc.encode_images = None  # restoring must not embed
+    rep = index_folder(photos, idx, encoder=enc, db_url=backend.url, export_query_path=False)
+    assert (rep.restored, rep.added, rep.failed) == (3, 0, 0), rep
+    st = Store(idx, db_url=backend.url)
+    try:
+        assert st.count("photos") == 3
+    finally:
+        st.close()

@@ -67,6 +67,8 @@ def index(
     index_dir: Optional[Path] = IndexOpt,
     captions: Optional[Path] = typer.Option(None, "--captions", help="COCO-captions JSON; file_name relative to PATH."),
     rebuild: bool = typer.Option(False, "--rebuild", help="Delete the index and embed everything again."),
+    prune: bool = typer.Option(False, "--prune", help="Remove gone photos even when that is all of PATH's, or over half "
+                               "and over 20 (else the run stops: an unmounted disk?). Removed photos are kept 30 days."),
     no_captions: bool = typer.Option(False, "--no-captions", help="Do not generate a caption for each photo."),
     encoder: Optional[str] = typer.Option(None, "--encoder", help="Encoder: a preset (fast, best), a checkpoint from `retr train`, or hf:PATH_OR_NAME for a Hugging Face CLIP/SigLIP [default: fast]."),
     captioner: Optional[Path] = typer.Option(None, "--captioner", help="Captioner checkpoint [default: built-in]."),
@@ -118,7 +120,7 @@ def index(
     ocr = None if no_ocr else _ocr_pass(enc, ocr_all)
     common = dict(encoder=enc, captions_file=captions, captioner=cap, rebuild=rebuild, batch_size=batch_size,
                   max_megapixels=max_megapixels, include_hidden=include_hidden, exclude=tuple(exclude), db_url=db,
-                  index_type=index_type)
+                  index_type=index_type, prune=prune)
     if watch:
         return _watch(paths, idx, workers or 2, common, ocr)
     try:

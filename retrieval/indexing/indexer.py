@@ -30,7 +30,8 @@ from retrieval.store.faiss_file import check_encoder, faiss_is_current
 from retrieval.store.folders import FOLDERS_KEY, with_folder
 from retrieval.indexing.metadata import add_missing_metadata
 from retrieval.store.layout import DB_NAME, LOCK_NAME, VECTOR_TABLES, faiss_file
-from retrieval.store.database import (Concept, OcrText, Photo, PhotoInfo, Store, TextRow, drop_index_tables, now_iso,
+from retrieval.store.database import (Concept, OcrText, Photo, PhotoInfo, Store, TextRow, Tombstone,
+                                      drop_index_tables, now_iso,
                                       resolve_db_url, sqlite_file)
 from retrieval.errors import IndexingError, StoreError
 
@@ -39,6 +40,8 @@ from retrieval.errors import IndexingError, StoreError
 #: time (and per commit): the batched beam search costs 22 CPU ms a photo in groups of 32, 10 in
 #: 128, 6 in 512 (2 cores)
 CAPTION_BATCH = 512
+#: a run that would remove more than this many photos of a root, and more than half of them, needs ``prune``
+PRUNE_GUARD_MIN = 20
 
 
 @dataclass
@@ -50,6 +53,7 @@ class IndexReport:
     moved: int = 0
     removed: int = 0
     unchanged: int = 0
+    restored: int = 0
     failed: int = 0
     captions: int = 0
     generated: int = 0
@@ -59,7 +63,7 @@ class IndexReport:
     @property
     def indexed(self) -> int:
         """Photos in the index from this folder after the run."""
-        return self.added + self.updated + self.moved + self.unchanged
+        return self.added + self.updated + self.moved + self.unchanged + self.restored
 
     def fail(self, path: str, reason: str, on_error: Callable[[str, str], None] | None = None) -> None:
         """Count ``path`` as failed for ``reason`` (one line), and tell ``on_error(path, reason)``."""
@@ -70,11 +74,14 @@ class IndexReport:
 
     def changed(self) -> bool:
         """Whether the run changed any photo or text of the index."""
-        return bool(self.added or self.updated or self.moved or self.removed or self.captions or self.generated)
+        return bool(self.added or self.updated or self.moved or self.removed or self.restored or self.captions
+                    or self.generated)
 
     def summary(self) -> str:
         return (f"added {self.added}, updated {self.updated}, moved {self.moved}, removed {self.removed}, "
-                f"unchanged {self.unchanged}, failed {self.failed}")
+                f"unchanged {self.unchanged}, failed {self.failed}"
+                + (f", restored {self.restored} (removed earlier, same content: not embedded again)"
+                   if self.restored else ""))
 
 
 @dataclass
@@ -234,7 +241,7 @@ def index_folder(
     max_megapixels: float = DEFAULT_MAX_MEGAPIXELS, include_hidden: bool = False, exclude: tuple[str, ...] = (),
     export_query_path: bool = True, on_error: Callable[[str, str], None] | None = None,
     on_progress: Callable[[int, int], None] | None = None, db_url: str | None = None,
-    embed: Embedder | None = None, defer_hashes: bool = False, index_type: str | None = None,
+    embed: Embedder | None = None, defer_hashes: bool = False, index_type: str | None = None, prune: bool = False,
 ) -> IndexReport:
     """Index every image under ``root`` (a folder, or one image file) into the index at ``index_dir``
     (created if missing; never indexed itself), incrementally (see :func:`retrieval.indexing.plan.plan`).
@@ -264,12 +271,13 @@ def index_folder(
         index_type: ``auto``, ``flat``, ``hnsw`` or ``ivf`` (:mod:`retrieval.store.ann`), recorded in the
             index; None keeps the recorded one. A change rebuilds the FAISS files, which are also rewritten
             when photos or texts changed, or when they are missing or damaged.
+        prune: remove gone photos even where :func:`check_removals` stops the run (kept 30 days as tombstones).
 
     Returns:
         :class:`IndexReport`.
 
     Raises:
-        IndexingError: ``root`` does not exist, or another run holds the lock.
+        IndexingError: ``root`` does not exist, another run holds the lock, or ``prune`` is needed.
         StoreError: incompatible or corrupt index (message says how to rebuild).
         IndexTypeError: ``index_type`` is not one of :data:`retrieval.store.ann.INDEX_TYPES`.
         KeyboardInterrupt: passed on after the finished batches are committed.
@@ -293,10 +301,9 @@ def index_folder(
             was_clean, type_changed = store.get_meta("dirty") == "0", _record_index_type(store, index_type)
             if export_query_path:
                 _export_fast_path(encoder)
-            existing = _indexed_photos(store)
             found = list(walk_images(root, skip_dirs=(index_dir,), include_hidden=include_hidden,
                                      exclude=tuple(exclude), on_error=fail))
-            todo = _apply_plan(store, plan(existing, found, root, defer_hashes=defer_hashes), report, fail)
+            todo = _apply_plan(store, _checked_plan(store, found, root, defer_hashes, prune), report, fail)
             embed = embed or (lambda items: embed_locally(items, encoder, batch_size=batch_size, workers=workers,
                                                           max_megapixels=max_megapixels))
             _embed_and_store(store, todo, embed, report, fail, on_progress, root)
@@ -362,8 +369,60 @@ def _apply_plan(store: Store, p: Plan, report: IndexReport, fail: Callable[[str,
         if p.gone:
             store.delete_photos(s, [r.id for r in p.gone])
             report.removed += len(p.gone)
+        report.restored += _restore(s, p.back)
         s.commit()
     return p.todo
+
+
+def _checked_plan(store: Store, found: list, root: str, defer_hashes: bool, prune: bool) -> Plan:
+    """:func:`retrieval.indexing.plan.plan` of the index's photos and tombstones against ``found``; unless
+    ``prune``, refused by :func:`check_removals` (after moves were found: a renamed folder is no removal)."""
+    existing = _indexed_photos(store)
+    p = plan(existing, found, root, defer_hashes=defer_hashes, tombstones=_tombstones(store))
+    if not prune:
+        check_removals(root, len(p.gone), sum(is_under(x, root) for x in existing))
+    return p
+
+
+def _tombstones(store: Store) -> dict[str, int]:
+    """Drop the tombstones past their days; {content hash: tombstone id} of the others (newest wins)."""
+    with store.session() as s:
+        store.expire_tombstones(s)
+        s.commit()
+        return {h: i for i, h in s.execute(select(Tombstone.id, Tombstone.hash).order_by(Tombstone.id)).all()}
+
+
+def check_removals(root: str, n_gone: int, n_under: int) -> None:
+    """Refuse a run that would remove all of the ``n_under`` photos indexed under ``root``, or more
+    than half of them when that is more than :data:`PRUNE_GUARD_MIN` (``prune`` of :func:`index_folder`).
+
+    Raises:
+        IndexingError: one line saying why, and that ``--prune`` removes them.
+    """
+    if n_gone == 0:
+        return
+    if n_gone == n_under:
+        why = f"all {n_under} photo(s) indexed under it are gone (an unmounted disk or a failed sync?)"
+    elif n_gone > PRUNE_GUARD_MIN and 2 * n_gone > n_under:
+        why = f"{n_gone} of the {n_under} photos indexed under it are gone"
+    else:
+        return
+    raise IndexingError(f"{root}: {why}; nothing was removed; if they were deleted on purpose, "
+                        f"run again with --prune to remove them from the index")
+
+
+def _restore(s, back: list) -> int:
+    """Bring photos back from their tombstones (vector and generated caption, no embedding)."""
+    for tid, f, h in back:
+        t = s.get(Tombstone, tid)
+        photo = Photo(path=f.path, size=f.size, mtime=f.mtime, hash=h, width=t.width, height=t.height,
+                      indexed_at=now_iso(), vector=t.vector)
+        s.add(photo)
+        s.flush()
+        if t.caption is not None and t.caption_vector is not None:
+            s.add(TextRow(photo_id=photo.id, text=t.caption, source="generated", vector=t.caption_vector))
+        s.delete(t)
+    return len(back)
 
 
 def _embed_and_store(store: Store, todo: list[Todo], embed: Embedder, report: IndexReport,
@@ -550,5 +609,5 @@ def _index_captions(store: Store, encoder, root: str, captions_file, on_error) -
     return len(pairs)
 
 
-__all__ = ["Embedded", "Embedder", "IndexReport", "embed_locally", "index_folder",
+__all__ = ["Embedded", "Embedder", "IndexReport", "check_removals", "embed_locally", "index_folder",
            "open_for_write"]

@@ -49,6 +49,8 @@ class Plan:
         gone: rows under the walked root whose file is no longer there (removed).
         unchanged: photos left as they are (touched ones included).
         failures: (path, reason) of files that could not be read for hashing.
+        back: (tombstone id, file, hash): a new file with the bytes of a photo removed earlier
+            (:class:`retrieval.store.database.Tombstone`): it returns without embedding.
     """
 
     todo: list[Todo] = field(default_factory=list)
@@ -57,6 +59,7 @@ class Plan:
     gone: list = field(default_factory=list)
     unchanged: int = 0
     failures: list[tuple[str, str]] = field(default_factory=list)
+    back: list[tuple[int, FileInfo, str]] = field(default_factory=list)
 
 
 def is_under(path: str, root: str) -> bool:
@@ -65,7 +68,8 @@ def is_under(path: str, root: str) -> bool:
 
 
 def plan(existing: Mapping[str, Known], found: list[FileInfo], root: str, *,
-         hash_file: Callable[[str], str] = content_hash, defer_hashes: bool = False) -> Plan:
+         hash_file: Callable[[str], str] = content_hash, defer_hashes: bool = False,
+         tombstones: Mapping[str, int] | None = None) -> Plan:
     """Compare the index's photos with the walked files.
 
     A file whose size and mtime match its row is unchanged (not read). Otherwise it is hashed:
@@ -79,6 +83,8 @@ def plan(existing: Mapping[str, Known], found: list[FileInfo], root: str, *,
         root: the walked folder (or file); rows outside it are never gone.
         hash_file: content hash of a path; ``OSError`` makes the file a failure.
         defer_hashes: see above.
+        tombstones: {content hash: tombstone id} of photos removed earlier; a new file with one of
+            these hashes comes back (``back``) instead of being embedded.
 
     Returns:
         :class:`Plan`.
@@ -89,12 +95,13 @@ def plan(existing: Mapping[str, Known], found: list[FileInfo], root: str, *,
     for r in gone.values():
         by_hash.setdefault(r.hash, []).append(r)
     out = Plan()
+    tombs = dict(tombstones or {})
     for f in found:
         r = existing.get(f.path)
         if r is not None and r.size == f.size and r.mtime == f.mtime:
             out.unchanged += 1
             continue
-        if r is None and defer_hashes and not gone:
+        if r is None and defer_hashes and not gone and not tombs:
             out.todo.append(Todo(f))
             continue
         try:
@@ -109,6 +116,8 @@ def plan(existing: Mapping[str, Known], found: list[FileInfo], root: str, *,
             old = by_hash[h].pop()
             del gone[old.path]
             out.moves.append((old.id, f))
+        elif r is None and h in tombs:
+            out.back.append((tombs.pop(h), f, h))
         else:
             out.todo.append(Todo(f, h, r.id if r is not None else None))
     out.gone = list(gone.values())

@@ -131,6 +131,23 @@ class Concept(Base):
     probs: Mapped[bytes] = mapped_column(LargeBinary)
 
 
+class Tombstone(Base):
+    """A photo removed from the index, kept :data:`TOMBSTONE_DAYS` days so that a file that comes
+    back with the same content (same ``hash``) returns without re-embedding. ``vector`` as in
+    :class:`Photo`; ``caption`` and ``caption_vector``: its generated caption, if it had one."""
+
+    __tablename__ = "tombstones"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    path: Mapped[str] = mapped_column(FilePath)
+    hash: Mapped[str] = mapped_column(String(64), index=True)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    caption: Mapped[str | None] = mapped_column(Text, nullable=True)
+    caption_vector: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    removed_at: Mapped[str] = mapped_column(String(32), index=True)
+
+
 class Meta(Base):
     __tablename__ = "meta"
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -138,7 +155,9 @@ class Meta(Base):
 
 
 #: Every table retr owns in a database (dropped by :func:`drop_index_tables`).
-TABLES = ("concepts", "ocr_texts", "photo_metadata", "texts", "photos", "meta", "alembic_version")
+TABLES = ("concepts", "ocr_texts", "photo_metadata", "texts", "photos", "tombstones", "meta", "alembic_version")
+#: Days a removed photo is kept as a :class:`Tombstone`.
+TOMBSTONE_DAYS = 30
 
 
 def now_iso() -> str:
@@ -413,12 +432,31 @@ class Store(Queries):
         """
         return faiss_file.read_faiss(self, table)
 
-    def delete_photos(self, s: Session, ids) -> None:
+    def delete_photos(self, s: Session, ids, keep: bool = True) -> None:
+        """Delete these photos and their texts; with ``keep``, each is kept as a :class:`Tombstone`
+        (its vector and generated caption) for :data:`TOMBSTONE_DAYS` days."""
+        from sqlalchemy import select
+
         ids = list(ids)
+        when = now_iso()
         for i in range(0, len(ids), 500):
             chunk = ids[i : i + 500]
+            if keep:
+                caps = {pid: (t, v) for pid, t, v in s.execute(
+                    select(TextRow.photo_id, TextRow.text, TextRow.vector)
+                    .where(TextRow.photo_id.in_(chunk), TextRow.source == "generated")).all()}
+                for r in s.execute(select(Photo.id, Photo.path, Photo.hash, Photo.width, Photo.height, Photo.vector)
+                                   .where(Photo.id.in_(chunk))).all():
+                    cap, cap_vec = caps.get(r.id, (None, None))
+                    s.add(Tombstone(path=r.path, hash=r.hash, width=r.width, height=r.height, vector=r.vector,
+                                    caption=cap, caption_vector=cap_vec, removed_at=when))
             s.execute(delete(TextRow).where(TextRow.photo_id.in_(chunk)))
             s.execute(delete(OcrText).where(OcrText.photo_id.in_(chunk)))
             s.execute(delete(Concept).where(Concept.photo_id.in_(chunk)))
             s.execute(delete(Photo).where(Photo.id.in_(chunk)))
+
+    def expire_tombstones(self, s: Session, days: float = TOMBSTONE_DAYS) -> None:
+        """Drop the tombstones older than ``days``."""
+        cut = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=days)).isoformat(timespec="seconds")
+        s.execute(delete(Tombstone).where(Tombstone.removed_at < cut))
 

@@ -1,0 +1,143 @@
+"""Libraries as they are found on real disks: emptied folders (an unmounted disk, a failed sync),
+photos that come back, and the odd folders and files a library holds.
+
+Each case builds a small folder named after its edge case and runs ``python -m retrieval``
+on it where the behaviour is user-facing, the Python API where the test needs many photos.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import DEMO, ConstantEncoder, run_retr
+
+THREE = ("cat.jpg", "horses.jpg", "coffee.jpg")
+
+
+def _library(path, names=THREE, sub=()):
+    path.mkdir(parents=True)
+    for n in names:
+        shutil.copy(DEMO / n, path / n)
+    for n in sub:
+        (path / "sub").mkdir(exist_ok=True)
+        shutil.copy(DEMO / n, path / "sub" / n)
+    return path
+
+
+def _colour_photos(folder, n: int, start: int = 0):
+    """``n`` small PNGs of distinct colours (distinct content hashes) in ``folder``."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(start, start + n):
+        Image.new("RGB", (32, 32), (i * 7 % 256, i * 13 % 256, i * 29 % 256)).save(folder / f"p{i:03d}.png")
+
+
+def test_an_emptied_library_folder_does_not_wipe_the_index(tmp_path):
+    """The photos moved away (the folder is there, empty): one line, exit 1, nothing removed;
+    back again: all unchanged. ``--prune`` removes them; they come back later without re-embedding."""
+    lib = _library(tmp_path / "emptied_library")
+    idx = tmp_path / "idx"
+    run_retr("index", lib, "--index", idx, "--no-captions", check=0)
+    away = tmp_path / "away"
+    shutil.move(lib, away)
+    lib.mkdir()
+    p = run_retr("index", lib, "--index", idx, "--no-captions", check=1)
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--prune" in lines[0] and "3" in lines[0], p.stderr
+    assert "removed" not in p.stdout
+    p = run_retr("search", "a cat", "--index", idx, "--json", check=0)
+    assert len(__import__("json").loads(p.stdout)) == 3
+    shutil.rmtree(lib)
+    shutil.move(away, lib)
+    p = run_retr("index", lib, "--index", idx, "--no-captions", check=0)
+    assert "unchanged 3" in p.stdout and "removed 0" in p.stdout, p.stdout
+    # --prune: removed, kept as tombstones; photos that come back return without re-embedding
+    shutil.move(lib, away)
+    lib.mkdir()
+    p = run_retr("index", lib, "--index", idx, "--no-captions", "--prune", check=0)
+    assert "removed 3" in p.stdout, p.stdout + p.stderr
+    shutil.rmtree(lib)
+    shutil.move(away, lib)
+    p = run_retr("index", lib, "--index", idx, "--no-captions", check=0)
+    assert "restored 3" in p.stdout and "added 0" in p.stdout, p.stdout
+    assert "embedded" not in p.stderr, p.stderr
+    p = run_retr("search", "a cat", "--index", idx, "-k", "1", check=0)
+    assert p.stdout.strip().endswith("cat.jpg")
+
+
+def test_a_deleted_subfolder_is_an_ordinary_removal(tmp_path):
+    lib = _library(tmp_path / "deleted_subfolder", sub=("astronaut.jpg",))
+    idx = tmp_path / "idx"
+    run_retr("index", lib, "--index", idx, "--no-captions", check=0)
+    shutil.rmtree(lib / "sub")
+    p = run_retr("index", lib, "--index", idx, "--no-captions", check=0)
+    assert "removed 1" in p.stdout and "unchanged 3" in p.stdout, p.stdout
+
+
+def test_removing_more_than_half_of_over_20_photos_needs_prune(tmp_path):
+    """More than half of a root's photos gone, and more than 20 of them: refused; half, or fewer than
+    21 photos: an ordinary removal."""
+    from retrieval import index_folder
+    from retrieval.errors import IndexingError
+
+    lib = tmp_path / "half_gone_library"
+    _colour_photos(lib, 44)
+    idx = tmp_path / "idx"
+    enc = ConstantEncoder(8)
+    assert index_folder(lib, idx, encoder=enc, export_query_path=False).added == 44
+    for i in range(23):  # 23 of 44: more than half, more than 20
+        os.replace(lib / f"p{i:03d}.png", tmp_path / f"p{i:03d}.png")
+    with pytest.raises(IndexingError, match="--prune"):
+        index_folder(lib, idx, encoder=enc, export_query_path=False)
+    os.replace(tmp_path / "p000.png", lib / "p000.png")  # 22 of 44 gone: half, an ordinary removal
+    rep = index_folder(lib, idx, encoder=enc, export_query_path=False)
+    assert (rep.removed, rep.unchanged) == (22, 22), rep
+    rep = index_folder(lib, idx, encoder=enc, export_query_path=False, prune=True)
+    assert rep.removed == 0
+
+
+def test_tombstones_expire_after_30_days(tmp_path):
+    """A removed photo's vector is kept 30 days: within them it returns without embedding; after, it is
+    embedded again as a new photo."""
+    from sqlalchemy import text
+
+    from retrieval import index_folder
+    from retrieval.store.database import Store
+
+    class Counting(ConstantEncoder):
+        calls = 0
+
+        def encode_images(self, ims):
+            Counting.calls += len(ims)
+            return super().encode_images(ims)
+
+    lib = tmp_path / "tombstoned_library"
+    _colour_photos(lib, 4)
+    idx = tmp_path / "idx"
+    enc = Counting(8)
+    index_folder(lib, idx, encoder=enc, export_query_path=False)
+    shutil.move(lib / "p000.png", tmp_path / "p000.png")
+    assert index_folder(lib, idx, encoder=enc, export_query_path=False).removed == 1
+    shutil.move(tmp_path / "p000.png", lib / "p000.png")
+    Counting.calls = 0
+    rep = index_folder(lib, idx, encoder=enc, export_query_path=False)
+    assert (rep.restored, rep.added, Counting.calls) == (1, 0, 0), rep
+    shutil.move(lib / "p000.png", tmp_path / "p000.png")
+    index_folder(lib, idx, encoder=enc, export_query_path=False)
+    st = Store(idx)
+    with st.engine.begin() as c:
+        assert c.execute(text("SELECT count(*) FROM tombstones")).scalar() == 1
+        c.execute(text("UPDATE tombstones SET removed_at = '2000-01-01T00:00:00+00:00'"))
+    st.close()
+    shutil.move(tmp_path / "p000.png", lib / "p000.png")
+    rep = index_folder(lib, idx, encoder=enc, export_query_path=False)
+    assert (rep.restored, rep.added, Counting.calls) == (0, 1, 1), rep
+    st = Store(idx)
+    assert st.count("photos") == 4 and np.isclose(np.linalg.norm(st.load_vectors("photos")[1], axis=1), 1).all()
+    with st.engine.connect() as c:
+        assert c.execute(text("SELECT count(*) FROM tombstones")).scalar() == 0
+    st.close()
