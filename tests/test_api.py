@@ -117,6 +117,11 @@ def test_int8_image_model_stays_close_to_fp32_and_finds_the_demo_photos(demo_ind
     idx = tmp_path / "idx"
     p = run_retr("index", DEMO, "--index", idx, "--no-captions", env={"RETR_IMAGE_PRECISION": "int8"}, check=0)
     assert "added 11" in p.stdout and (d / onnx_runtime.IMAGE_INT8_FILE).is_file()
+    from retrieval.encoders.quantisation import int8_settings
+    from retrieval.search import Index
+
+    recorded = Index(idx).reader.get_meta("image_precision")
+    assert recorded == "int8 " + int8_settings().describe(), recorded  # the index says how it was embedded
     p = run_retr("search", "people flying kites on the beach", "--index", idx, "-k", "1",
                  env={"RETR_IMAGE_PRECISION": "int8"}, check=0)
     assert p.stdout.strip().endswith("kites_beach.jpg")
@@ -131,6 +136,38 @@ def test_int8_image_model_stays_close_to_fp32_and_finds_the_demo_photos(demo_ind
     assert np.allclose(np.linalg.norm(a, axis=1), 1, atol=1e-4)
     assert cos.mean() > 0.98 and cos.min() > 0.85, (cos.mean(), cos.min())
     assert not np.allclose(a, b, atol=1e-4)  # really the quantised model
+
+
+def test_int8_settings_follow_the_cpu():
+    """U8S8 saturates in int16 on x86 without VNNI: such CPUs get uint8 weights (U8U8); VNNI CPUs and
+    ARM64 keep int8 weights; an unknown architecture gets the safe U8U8."""
+    from retrieval.encoders.quantisation import cpu_features, int8_settings
+
+    vnni = int8_settings("x86_64", {"sse4_2", "avx2", "avx512f", "avx512_vnni"})
+    avx2 = int8_settings("x86_64", {"sse4_2", "avx2", "fma"})
+    alder = int8_settings("x86_64", {"avx2", "avx_vnni"})
+    assert (vnni.weight_type, avx2.weight_type, alder.weight_type) == ("int8", "uint8", "int8")
+    assert avx2.describe() == "U8U8 per-channel (x86 without VNNI)"
+    assert vnni.describe() == "U8S8 per-channel (x86 with VNNI)"
+    assert int8_settings("aarch64", {"asimd"}).weight_type == "int8"
+    assert int8_settings("riscv64", set()).weight_type == "uint8"
+    arch, flags = cpu_features()
+    assert arch and int8_settings() == int8_settings(arch, flags)
+
+
+def test_an_int8_model_made_for_another_cpu_is_not_used(tmp_path):
+    """The int8 model records its settings; one made with other settings (another CPU sharing the
+    cache, an older retr) is not current, so it is made again before use."""
+    from retrieval.encoders import onnx_runtime
+    from retrieval.encoders.quantisation import int8_settings
+
+    (tmp_path / onnx_runtime.IMAGE_INT8_FILE).write_bytes(b"model")
+    assert not onnx_runtime.int8_model_is_current(tmp_path)  # no settings recorded: an older retr's
+    other = int8_settings("x86_64", set()) if int8_settings().weight_type == "int8" else int8_settings("x86_64", {"avx512_vnni"})
+    (tmp_path / onnx_runtime.IMAGE_INT8_SETTINGS_FILE).write_text(other.describe() + "\n")
+    assert not onnx_runtime.int8_model_is_current(tmp_path)
+    (tmp_path / onnx_runtime.IMAGE_INT8_SETTINGS_FILE).write_text(int8_settings().describe() + "\n")
+    assert onnx_runtime.int8_model_is_current(tmp_path)
 
 
 def test_int8_falls_back_to_fp32_when_it_cannot_be_made(encoder, tmp_path, monkeypatch):

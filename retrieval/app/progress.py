@@ -62,9 +62,11 @@ def first_time_notice(enc) -> str | None:
         return None
     if not onnx_runtime.has_export(enc.id):
         return f"exporting the encoder to ONNX once for fast runs (~30 s) into {onnx_runtime.export_dir(enc.id)}"
-    if (image_precision() == "int8"
-            and not (onnx_runtime.export_dir(enc.id) / onnx_runtime.IMAGE_INT8_FILE).is_file()):
-        return "quantising the image model to int8 once (~20 s)"
+    if image_precision() == "int8" and not onnx_runtime.int8_model_is_current(onnx_runtime.export_dir(enc.id)):
+        from retrieval.encoders.quantisation import int8_refusal, int8_settings
+
+        if not int8_refusal():  # where refused, the encoder says so in one line
+            return f"quantising the image model to int8 once for this CPU, {int8_settings().describe()} (~20 s)"
     return None
 
 

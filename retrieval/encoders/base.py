@@ -166,6 +166,13 @@ class AlignedEncoder:
         return self._ort
 
     @property
+    def image_precision(self) -> str:
+        """The precision photos are embedded in: ``"fp32"`` (torch, or ONNX Runtime float32), or
+        ``"int8 "`` + the quantisation settings chosen for this CPU (see :mod:`retrieval.encoders.quantisation`)."""
+        ort = self._onnx()
+        return "fp32" if ort is None else ort[0].precision_detail
+
+    @property
     def concurrent_images(self) -> bool:
         """True when :meth:`encode_images` runs on ONNX Runtime, one thread per call, and may be
         called from several threads at once (the indexer's workers then each embed a batch)."""

@@ -32,6 +32,8 @@ MODEL_FILE = "text_query.onnx"
 IMAGE_FILE = "image.onnx"
 #: the image path with its backbone quantised to int8 (QDQ, per-channel weights; the image head stays float32)
 IMAGE_INT8_FILE = "image.int8.onnx"
+#: beside it: the settings it was quantised with (:meth:`retrieval.encoders.quantisation.Int8Settings.describe`)
+IMAGE_INT8_SETTINGS_FILE = "image.int8.settings"
 TOKENIZER_FILE = "tokenizer.json"
 #: sentence-encoder embeddings of the ImageNet class names (:mod:`retrieval.concepts.labels`), for the
 #: concept channel; its presence also marks an export whose paths carry their second outputs
@@ -110,14 +112,30 @@ def remove_stale_quantisation(folder: str | Path) -> None:
             pass
 
 
-def quantize_image_model(folder: str | Path) -> Path:
+def int8_model_is_current(folder: str | Path) -> bool:
+    """True when ``folder/image.int8.onnx`` exists and was quantised with the settings this CPU
+    wants (:func:`retrieval.encoders.quantisation.int8_settings`): a model made on another kind of CPU
+    (a cache folder shared between machines) or by an older retr is made again."""
+    from retrieval.encoders.quantisation import int8_settings
+
+    folder = Path(folder)
+    try:
+        recorded = (folder / IMAGE_INT8_SETTINGS_FILE).read_text().strip()
+    except OSError:
+        return False
+    return (folder / IMAGE_INT8_FILE).is_file() and recorded == int8_settings().describe()
+
+
+def quantize_image_model(folder: str | Path, settings=None) -> Path:
     """Write ``folder/image.int8.onnx``: ``image.onnx`` with its backbone quantised to int8.
 
-    ONNX Runtime static quantisation (``quantize_static``): QDQ format, per-channel int8 weights,
+    ONNX Runtime static quantisation (``quantize_static``): QDQ format, per-channel weights,
     uint8 activations with MinMax ranges calibrated on :func:`_calibration_batches` (shipped
-    photos: nothing from the user's library or the training data is needed). The image head
-    (the nodes under ``/head/``) stays float32. On the Flickr8k dev split the ``fast`` encoder's
-    Recall@1/5/10 stay within 0.6 points of float32 (docs/bench.md), at half the CPU per photo.
+    photos: nothing from the user's library or the training data is needed). The weights are
+    int8 or uint8 as ``settings`` (default :func:`retrieval.encoders.quantisation.int8_settings`, decided
+    from this CPU's features) say; the settings are written beside the model
+    (:data:`IMAGE_INT8_SETTINGS_FILE`). The image head (the nodes under ``/head/``) stays float32.
+    Mean cosine to float32 and top-5 agreement per CPU kind: docs/int8.md.
 
     Each run works in a temporary folder ``folder/.q-*``; one left behind by a run that was
     killed (SIGKILL, power loss) is removed by :func:`remove_stale_quantisation`.
@@ -135,6 +153,9 @@ def quantize_image_model(folder: str | Path) -> Path:
                                           quantize_static)
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    from retrieval.encoders.quantisation import int8_settings
+
+    settings = settings or int8_settings()
     folder = Path(folder)
     src = folder / IMAGE_FILE
     if not src.is_file():
@@ -159,10 +180,16 @@ def quantize_image_model(folder: str | Path) -> Path:
                 return next(self.it, None)
 
         out = Path(t) / IMAGE_INT8_FILE
-        quantize_static(str(pre), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+        quantize_static(str(pre), str(out), Reader(), quant_format=QuantFormat.QDQ,
+                        per_channel=settings.per_channel, reduce_range=settings.reduce_range,
+                        activation_type=QuantType.QUInt8,
+                        weight_type=QuantType.QInt8 if settings.weight_type == "int8" else QuantType.QUInt8,
                         calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=head)
+        note = Path(t) / IMAGE_INT8_SETTINGS_FILE
+        note.write_text(settings.describe() + "\n")
+        (folder / IMAGE_INT8_SETTINGS_FILE).unlink(missing_ok=True)  # never a new model with old settings
         os.replace(out, folder / IMAGE_INT8_FILE)
+        os.replace(note, folder / IMAGE_INT8_SETTINGS_FILE)
     return folder / IMAGE_INT8_FILE
 
 
@@ -261,6 +288,8 @@ class OnnxImageEncoder:
 
     Attributes:
         precision: the precision actually loaded, ``"int8"`` or ``"fp32"``.
+        precision_detail: ``"fp32"``, or ``"int8 "`` + the quantisation settings
+            (e.g. ``int8 U8U8 per-channel (x86 without VNNI)``); recorded in the index.
 
     ``encode_images`` may be called from several threads at once.
 
@@ -276,7 +305,7 @@ class OnnxImageEncoder:
         path = folder / IMAGE_FILE
         if precision == "int8":
             q = folder / IMAGE_INT8_FILE
-            if not q.is_file():
+            if not int8_model_is_current(folder):
                 try:
                     quantize_image_model(folder)
                 except Exception as e:  # noqa: BLE001 - e.g. a read-only cache: float32, as before
@@ -284,10 +313,16 @@ class OnnxImageEncoder:
 
                     logging.getLogger(__name__).warning("could not quantise the image model to int8 (%s); "
                                                         "using float32", e)
-            if q.is_file():
+            if int8_model_is_current(folder):  # never an int8 model made for another kind of CPU
                 path = q
                 remove_stale_quantisation(folder)
         self.precision = "int8" if path.name == IMAGE_INT8_FILE else "fp32"
+        self.precision_detail = "fp32"
+        if self.precision == "int8":
+            try:
+                self.precision_detail = "int8 " + (folder / IMAGE_INT8_SETTINGS_FILE).read_text().strip()
+            except OSError:
+                self.precision_detail = "int8"
         self.session = session(path, threads=threads)
         self.input_names = [i.name for i in self.session.get_inputs()]
 

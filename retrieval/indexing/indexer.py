@@ -306,7 +306,7 @@ def index_folder(
             todo = _apply_plan(store, _checked_plan(store, found, root, defer_hashes, prune), report, fail)
             embed = embed or (lambda items: embed_locally(items, encoder, batch_size=batch_size, workers=workers,
                                                           max_megapixels=max_megapixels))
-            _embed_and_store(store, todo, embed, report, fail, on_progress, root)
+            _embed_and_store(store, todo, embed, report, fail, on_progress, root, encoder)
             fill_perceptual_hashes(store, root, workers=workers, max_megapixels=max_megapixels)
             _enrich(store, encoder, root, embed, report, fail, captioner, captions_file, batch_size, on_error)
             _save_search_files(store, type_changed or not was_clean or report.changed(), root)
@@ -427,9 +427,10 @@ def _restore(s, back: list) -> int:
 
 def _embed_and_store(store: Store, todo: list[Todo], embed: Embedder, report: IndexReport,
                      fail: Callable[[str, str], None], on_progress: Callable[[int, int], None] | None,
-                     root: str) -> None:
+                     root: str, encoder=None) -> None:
     """Embed ``todo`` batch by batch, committing each batch as it comes (a checkpoint); then read the
-    metadata (EXIF) of the photos under ``root`` that have none (:mod:`retrieval.indexing.metadata`)."""
+    metadata (EXIF) of the photos under ``root`` that have none (:mod:`retrieval.indexing.metadata`); when
+    photos were embedded, record the precision ``encoder`` embeds them in (:func:`_record_precision`)."""
     done = 0
     if on_progress:
         on_progress(0, len(todo))
@@ -439,6 +440,19 @@ def _embed_and_store(store: Store, todo: list[Todo], embed: Embedder, report: In
         if on_progress:
             on_progress(done, len(todo))
     add_missing_metadata(store, root)
+    if report.added or report.updated:
+        _record_precision(store, encoder)
+
+
+def _record_precision(store: Store, encoder) -> None:
+    """Record in meta ``image_precision`` the precision this run embedded photos in (``fp32``, or
+    ``int8`` and its quantisation settings); runs of different precisions are all listed (`` + ``)."""
+    now = getattr(encoder, "image_precision", None) or "fp32"
+    have = store.get_meta("image_precision")
+    value = now if not have or have == now else " + ".join(dict.fromkeys(have.split(" + ") + [now]))
+    with store.session() as s:
+        store.set_meta(s, "image_precision", value)
+        s.commit()
 
 
 def _save_search_files(store: Store, changed: bool, root: str) -> None:
