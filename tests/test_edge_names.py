@@ -89,3 +89,34 @@ def test_paths_are_stored_losslessly():
         assert from_db(stored) == p and os.fsencode(from_db(stored)) == raw
         if b"\xff" not in raw and b"\xc3." not in raw:
             assert stored == p  # valid UTF-8 paths are stored as they are
+
+
+@pytest.fixture(scope="module")
+def names_a_terminal_cannot_show(tmp_path_factory):
+    """Photos named in Chinese, with an emoji and in Arabic, indexed: (index folder, library)."""
+    root = tmp_path_factory.mktemp("names_a_terminal_cannot_show")
+    lib = root / "library"
+    lib.mkdir()
+    for src, name in (("cat.jpg", "猫.jpg"), ("horses.jpg", "🐴 horses.jpg"), ("coffee.jpg", "قهوة.jpg")):
+        shutil.copy(DEMO / src, lib / name)
+    idx = root / "idx"
+    run_retr("index", lib, "--index", idx, "--no-captions", check=0)
+    return idx, lib
+
+
+@pytest.mark.parametrize("env", [{"PYTHONIOENCODING": "ascii"}, {"LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONIOENCODING": ""}],
+                         ids=["PYTHONIOENCODING=ascii", "LC_ALL=C"])
+def test_a_terminal_that_is_not_utf8_gets_every_row(names_a_terminal_cannot_show, env):
+    """--json is valid JSON (ASCII escapes) with the exact names; the plain output escapes what the
+    terminal cannot show, one row per hit, exit 0."""
+    idx, lib = names_a_terminal_cannot_show
+    p = run_retr("search", "a cat", "--index", idx, "-k", "3", "--json", env=env, check=0)
+    hits = json.loads(p.stdout)
+    assert sorted(os.path.basename(h["path"]) for h in hits) == sorted(["猫.jpg", "🐴 horses.jpg", "قهوة.jpg"])
+    p.stdout.encode("ascii")
+    p = run_retr("search", "a cat", "--index", idx, "-k", "3", env=env, check=0)
+    rows = p.stdout.strip().splitlines()
+    assert len(rows) == 3 and rows[0].endswith("\\u732b.jpg"), p.stdout
+    p.stdout.encode("ascii")
+    p = run_retr("caption", lib / "猫.jpg", "--json", env=env, check=0)
+    assert json.loads(p.stdout)["path"].endswith("猫.jpg")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 
-from retrieval.app.console import run_search
+from retrieval.app.console import escape_unshowable_output, run_search
 
 
 def _parse_search(argv: list[str]) -> dict | None:
@@ -86,6 +86,7 @@ def main() -> None:  # pragma: no cover
     Ctrl-C and any unexpected error end in one line on stderr (``RETR_DEBUG=1``: the traceback)."""
     if sys.stdout is None:  # started with stdout closed (`>&-`)
         sys.stdout = open(os.devnull, "w")
+    escape_unshowable_output()
     from retrieval.config import image_precision
 
     try:

@@ -12,7 +12,7 @@ from typing import List, Optional
 
 import typer
 
-from retrieval.app.console import plain, run_search, setup_logging
+from retrieval.app.console import plain, run_search, setup_logging, stdout_is_utf8
 from retrieval.app.progress import IndexProgress, first_time_notice, index_flag_problem, watch_flag_problem
 from retrieval.config import default_index_dir
 
@@ -416,12 +416,15 @@ def caption(
             order = rerank_captions(caps, enc.encode_texts(caps), emb, rerank)
             caps = [caps[i] for i in order][: 1 if best else None]
         if as_json:
-            typer.echo(json.dumps({"path": str(p), "captions": caps}, ensure_ascii=False))
+            from retrieval.io.paths import readable, to_b64
+
+            typer.echo(json.dumps({"path": readable(str(p)), "path_b64": to_b64(str(p)), "captions": caps},
+                                  ensure_ascii=not stdout_is_utf8()))
         elif len(photos) == 1 and not samples:
             typer.echo(caps[0])
         else:
             for c in caps:
-                typer.echo(f"{p}\t{c}")
+                typer.echo(f"{plain(str(p))}\t{c}")
     if failed:
         raise typer.Exit(1)
 
@@ -580,7 +583,7 @@ def status(
     except StoreError as e:
         _fail(str(e))
     if as_json:
-        typer.echo(json.dumps(st, ensure_ascii=False))
+        typer.echo(json.dumps(st, ensure_ascii=not stdout_is_utf8()))
         return
     for line in status_lines(st):
         typer.echo(line)
@@ -652,7 +655,7 @@ def duplicates(
              f"`retr index` adds them without re-embedding")
     if as_json:
         typer.echo(json.dumps([{"kind": g.kind, "photos": [vars(m) for m in g.photos]} for g in groups],
-                              ensure_ascii=False))
+                              ensure_ascii=not stdout_is_utf8()))
         return
     for n, g in enumerate(groups, 1):
         typer.echo(f"group {n}: {len(g.photos)} photos ({g.kind})")

@@ -16,6 +16,23 @@ def plain(s: str) -> str:
     return s if s.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in s)
 
 
+def stdout_is_utf8() -> bool:
+    """True when stdout takes any text (UTF-8); else JSON output uses ASCII escapes."""
+    enc = (getattr(sys.stdout, "encoding", None) or "").lower().replace("-", "").replace("_", "")
+    return enc in ("utf8", "utf8sig")
+
+
+def escape_unshowable_output() -> None:
+    """On a terminal (or pipe) whose encoding is not UTF-8 (``PYTHONIOENCODING=ascii``, ``LC_ALL=C``
+    with ``PYTHONUTF8=0``), write what it cannot show as backslash escapes instead of failing."""
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None and hasattr(stream, "reconfigure"):
+            try:
+                stream.reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):  # pragma: no cover - a stream that cannot be reconfigured
+                pass
+
+
 def setup_logging() -> None:
     import logging
 
@@ -139,7 +156,7 @@ def print_hits(ix, hits, asked, *, texts: bool, as_json: bool, dated: bool, echo
     if min_score is not None:
         hits = [h for h in hits if (h.match if h.match is not None else h.score) >= min_score]
     if as_json:
-        echo(json.dumps([h.to_dict() for h in hits], ensure_ascii=False))
+        echo(json.dumps([h.to_dict() for h in hits], ensure_ascii=not stdout_is_utf8()))
         return
     for h in hits:
         if texts:

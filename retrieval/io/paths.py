@@ -17,12 +17,22 @@ from __future__ import annotations
 import base64
 import binascii
 import codecs
-import os
 
 #: prefix of a stored path that is not valid UTF-8 (see :func:`to_db`)
 STORED_BYTES_PREFIX = "bytes:"
 #: prefix of a query naming a file by the base64 of its path's bytes (``retr search b64:...``)
 QUERY_B64_PREFIX = "b64:"
+
+
+def path_bytes(path: str) -> bytes:
+    """The bytes of ``path``: UTF-8, surrogate escapes back to their bytes (as ``os.fsencode`` on a
+    UTF-8 system, but the same whatever the locale, e.g. ``LC_ALL=C``)."""
+    return path.encode("utf-8", "surrogateescape")
+
+
+def bytes_path(raw: bytes) -> str:
+    """The inverse of :func:`path_bytes`."""
+    return raw.decode("utf-8", "surrogateescape")
 
 
 def is_lossless_text(path: str) -> bool:
@@ -38,7 +48,7 @@ def to_db(path: str) -> str:
     """The form of ``path`` stored in the database: valid UTF-8 text, one-to-one with the path's bytes."""
     if is_lossless_text(path) and not path.startswith(STORED_BYTES_PREFIX):
         return path
-    raw = os.fsencode(path).replace(b"\\", b"\\\\")
+    raw = path_bytes(path).replace(b"\\", b"\\\\")
     return STORED_BYTES_PREFIX + raw.decode("utf-8", "backslashreplace")
 
 
@@ -47,26 +57,26 @@ def from_db(stored: str | None) -> str | None:
     if stored is None or not stored.startswith(STORED_BYTES_PREFIX):
         return stored
     raw, _ = codecs.escape_decode(stored[len(STORED_BYTES_PREFIX):].encode("utf-8"))
-    return os.fsdecode(raw)
+    return bytes_path(raw)
 
 
 def display(path: str) -> str:
     """``path`` for a terminal or a log: undecodable bytes shown as ``\\xHH``."""
     if is_lossless_text(path):
         return path
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
+    return path_bytes(path).decode("utf-8", "backslashreplace")
 
 
 def readable(path: str | None) -> str | None:
     """``path`` as valid Unicode text for JSON: undecodable bytes replaced by U+FFFD (lossy: see :func:`to_b64`)."""
     if path is None or is_lossless_text(path):
         return path
-    return os.fsencode(path).decode("utf-8", "replace")
+    return path_bytes(path).decode("utf-8", "replace")
 
 
 def to_b64(path: str | None) -> str | None:
     """The raw bytes of ``path`` in base64 (RFC 4648, standard alphabet): the lossless JSON form."""
-    return None if path is None else base64.b64encode(os.fsencode(path)).decode("ascii")
+    return None if path is None else base64.b64encode(path_bytes(path)).decode("ascii")
 
 
 def from_query(query: str) -> str | None:
@@ -81,4 +91,4 @@ def from_query(query: str) -> str | None:
         raw = base64.b64decode(query[len(QUERY_B64_PREFIX):].strip(), validate=True)
     except (binascii.Error, ValueError):
         raise ValueError(f"{query[:60]}: not base64 after {QUERY_B64_PREFIX!r} (give a path_b64 from --json)") from None
-    return os.fsdecode(raw)
+    return bytes_path(raw)
