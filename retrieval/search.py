@@ -18,6 +18,13 @@ from retrieval.query.operators import combine, split_weight
 from retrieval.errors import QueryError
 
 
+def looks_like_a_path(query: str) -> bool:
+    """True when a query reads as a file path rather than words: it holds a folder separator
+    (``/``, or the system's own) or ends with an image extension (``beach.jpg``)."""
+    q = query.strip()
+    return "/" in q or os.sep in q or is_image_name(q)
+
+
 @dataclass
 class Hit:
     """One search result.
@@ -151,14 +158,17 @@ class Index:
         """Turn a query into a (D,) float32 L2-normalised vector.
 
         A ``str``/``Path`` naming an existing file is an image query, and so is ``b64:BASE64``
-        naming a file by its path's raw bytes (a hit's ``path_b64``); other strings are text
-        queries; a PIL image or a vector is used as is.
+        naming a file by its path's raw bytes (a hit's ``path_b64``); a string that
+        :func:`looks_like_a_path` but names no file is refused (a mistyped photo path must not
+        silently become a word search); other strings, and any string with ``as_text``, are
+        text queries; a PIL image or a vector is used as is.
 
         Returns:
             (vector, kind) where kind is ``"text"`` or ``"image"``.
 
         Raises:
-            QueryError: empty text, or a file that is not a readable image.
+            QueryError: empty text, a path-like query naming no file, or a file that is not a
+                readable image.
         """
         if isinstance(query, str) and not as_text and query.startswith(paths.QUERY_B64_PREFIX):
             try:
@@ -173,24 +183,24 @@ class Index:
             return v / max(float(np.linalg.norm(v)), 1e-12), "vector"
         if hasattr(query, "convert") and hasattr(query, "size"):
             return self.encoder.encode_images([query.convert("RGB")])[0], "image"
-        if isinstance(query, str) and not as_text and "\n" not in query and len(query) < 4096 \
-                and os.path.isdir(query):
-            raise QueryError(f"{query}: is a folder; give words, or the path of one photo")
-        if isinstance(query, Path) or (isinstance(query, str) and not as_text and "\n" not in query
-                                       and len(query) < 4096 and os.path.isfile(query)):
-            from retrieval.io.decode import load_image
+        could_be_file = isinstance(query, str) and not as_text and len(query) < 4096 and "\0" not in query
+        if could_be_file and os.path.isdir(query):
+            raise QueryError(f"{paths.display(query)}: is a folder; give words, or the path of one photo")
+        if isinstance(query, Path) or (could_be_file and os.path.isfile(query)):  # any name, newlines too
             from retrieval.errors import DecodeError
+            from retrieval.io.decode import load_image
 
             try:
                 im = load_image(query, max_megapixels=max_megapixels)
             except DecodeError as e:
-                raise QueryError(f"{e.path}: query file is not a readable image ({e.reason})") from None
+                raise QueryError(f"{paths.display(e.path)}: query file is not a readable image ({e.reason})") from None
             return self.encoder.encode_images([im])[0], "image"
         text = str(query)
         if not text.strip():
             raise QueryError("empty query: give some words, or the path of a photo")
-        if not as_text and is_image_name(text.strip()) and " " not in text.strip():
-            raise QueryError(f"{text.strip()}: no such image file")
+        if not as_text and looks_like_a_path(text):
+            raise QueryError(f"{paths.display(text.strip())}: no such image file (a query with a folder separator or "
+                             f"an image extension is read as a photo path; add --as-text to search these words)")
         return self.text_encoder.encode_texts([text])[0], "text"
 
     def search(self, query, k: int = 10, texts: bool = False, as_text: bool = False, filters=None,

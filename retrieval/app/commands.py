@@ -640,7 +640,6 @@ def duplicates(
     """List groups of near-identical photos (resized, recompressed, lightly cropped or edited copies).
     Reads the index only: nothing is deleted or moved."""
     setup_logging()
-    from retrieval.app.console import plain
     from retrieval.duplicates import DEFAULT_THRESHOLD, find_duplicates
     from retrieval.errors import StoreError
     from retrieval.search import Index

@@ -1,0 +1,42 @@
+"""Queries as users type them: mistyped photo paths, odd file names, photos over the size limit,
+hits whose files are gone. Each through ``python -m retrieval`` on a small folder named after its case."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import pytest
+
+from conftest import DEMO, run_retr
+
+
+@pytest.fixture(scope="module")
+def small_library(tmp_path_factory):
+    """Three demo photos and one whose name holds a newline, indexed: (index folder, library)."""
+    root = tmp_path_factory.mktemp("small_library")
+    lib = root / "library"
+    lib.mkdir()
+    for n in ("cat.jpg", "horses.jpg", "coffee.jpg"):
+        shutil.copy(DEMO / n, lib / n)
+    shutil.copy(DEMO / "rocket.jpg", lib / "two\nlines.jpg")
+    idx = root / "idx"
+    run_retr("index", lib, "--index", idx, "--no-captions", check=0)
+    return idx, lib
+
+
+@pytest.mark.parametrize("query", ["My Photos 2024/beach.jpg", "holiday/beach", "beach photo.jpeg"])
+def test_a_mistyped_photo_path_is_one_line_not_a_word_search(small_library, query):
+    idx, _ = small_library
+    p = run_retr("search", query, "--index", idx, check=1)
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and "no such" in lines[0] and "--as-text" in lines[0], p.stderr
+    assert not p.stdout.strip()
+    run_retr("search", query, "--index", idx, "--as-text", "-k", "1", check=0)  # words, when asked for
+
+
+def test_a_photo_path_with_a_newline_is_a_photo_query(small_library):
+    idx, lib = small_library
+    p = run_retr("search", lib / "two\nlines.jpg", "--index", idx, "-k", "1", "--json", check=0)
+    hit = json.loads(p.stdout)[0]
+    assert hit["path"] == str(lib / "two\nlines.jpg") and hit["score"] > 0.99
