@@ -141,3 +141,18 @@ def test_tombstones_expire_after_30_days(tmp_path):
     with st.engine.connect() as c:
         assert c.execute(text("SELECT count(*) FROM tombstones")).scalar() == 0
     st.close()
+
+
+def test_a_retr_index_inside_the_library_is_skipped(tmp_path):
+    """Another index folder (anyone's: its database, FAISS file and thumbnails) inside the library:
+    none of its thumbnails is indexed as a photo."""
+    lib = _library(tmp_path / "library_holding_an_index", names=("cat.jpg", "horses.jpg"))
+    for other in ("old index", "pg-index"):
+        d = lib / other / "thumbs"
+        d.mkdir(parents=True)
+        for i in range(3):
+            shutil.copy(DEMO / "coffee.jpg", d / f"{i + 1}-abc.jpg")
+    (lib / "old index" / "retr.sqlite").write_bytes(b"SQLite format 3\0")
+    (lib / "pg-index" / "photos.faiss").write_bytes(b"\0" * 16)  # an index whose tables are in PostgreSQL
+    p = run_retr("index", lib, "--index", tmp_path / "idx", "--no-captions", check=0)
+    assert "added 2," in p.stdout, p.stdout

@@ -14,6 +14,9 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", 
 #: Folders that hold OS or NAS clutter (thumbnails, metadata), never photos of the user's.
 CLUTTER_DIRS = frozenset({"@eaDir", "__MACOSX", "$RECYCLE.BIN", "System Volume Information", ".Trashes",
                           ".thumbnails", "#recycle", "@Recycle"})
+#: Files that mark a folder as a retr index (its database, its FAISS file when the tables are
+#: in a server database): such a folder, anyone's, is never walked (its thumbnails are no photos).
+INDEX_MARKERS = ("retr.sqlite", "photos.faiss")
 #: Files that are OS clutter even when they carry an image extension.
 CLUTTER_FILES = frozenset({"Thumbs.db", ".DS_Store", "desktop.ini"})
 
@@ -53,6 +56,11 @@ def is_skipped(name: str, rel: str, include_hidden: bool, exclude: tuple[str, ..
     return any(fnmatch.fnmatch(name, pat) or fnmatch.fnmatch(rel, pat) for pat in exclude)
 
 
+def is_index_folder(path: str | Path) -> bool:
+    """True when ``path`` is a retr index folder (holds one of :data:`INDEX_MARKERS`)."""
+    return any(os.path.isfile(os.path.join(path, m)) for m in INDEX_MARKERS)
+
+
 def walk_images(
     root: str | Path,
     *,
@@ -63,7 +71,8 @@ def walk_images(
 ) -> Iterator[FileInfo]:
     """Yield image files under ``root`` (recursively, sorted, deterministic).
 
-    Symlinked folders are followed, each real folder at most once (no loops).
+    Symlinked folders are followed, each real folder at most once (no loops). Folders that are
+    retr indexes (:func:`is_index_folder`, whoever made them) are not entered.
 
     Args:
         root: a folder, or a single image file.
@@ -106,7 +115,8 @@ def walk_images(
                 if is_skipped(e.name, rel, include_hidden, exclude, is_dir):
                     continue
                 if is_dir:
-                    subdirs.append(e.path)
+                    if not is_index_folder(e.path):
+                        subdirs.append(e.path)
                 elif e.is_file() and is_image_name(e.name):
                     st = e.stat()
                     yield FileInfo(e.path, st.st_size, st.st_mtime)
