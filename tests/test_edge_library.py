@@ -156,3 +156,27 @@ def test_a_retr_index_inside_the_library_is_skipped(tmp_path):
     (lib / "pg-index" / "photos.faiss").write_bytes(b"\0" * 16)  # an index whose tables are in PostgreSQL
     p = run_retr("index", lib, "--index", tmp_path / "idx", "--no-captions", check=0)
     assert "added 2," in p.stdout, p.stdout
+
+
+def test_a_float_greyscale_image_is_scaled_to_its_own_range(tmp_path):
+    """Pillow mode F (32-bit float greyscale, e.g. a scientific TIFF with values in 0..1) is decoded
+    as the picture it is, not as a uniform black image."""
+    from PIL import Image
+
+    from retrieval.io.decode import load_image
+
+    grey = Image.open(DEMO / "cat.jpg").convert("L")
+    arr = np.asarray(grey, np.float32)
+    folder = tmp_path / "float_greyscale"
+    folder.mkdir()
+    Image.fromarray(arr / 255.0, mode="F").save(folder / "unit_range.tif")
+    Image.fromarray(arr * 40.0 - 1000.0, mode="F").save(folder / "any_range.tif")
+    for name in ("unit_range.tif", "any_range.tif"):
+        got = np.asarray(load_image(folder / name).convert("L"), np.float32)
+        lo, hi = arr.min(), arr.max()
+        want = (arr - lo) / (hi - lo) * 255
+        assert np.abs(got - want).mean() < 1.0, (name, np.abs(got - want).mean())
+    nan = arr / 255.0
+    nan[:10] = np.nan
+    Image.fromarray(nan, mode="F").save(folder / "with_nan.tif")
+    assert np.asarray(load_image(folder / "with_nan.tif").convert("L")).std() > 20

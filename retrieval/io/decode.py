@@ -37,7 +37,7 @@ def load_image(
 
     EXIF orientation is applied (``ImageOps.exif_transpose``), the first frame
     of an animation or multi-page file is used, and any mode (palette with
-    transparency, RGBA, CMYK, greyscale, 16-bit) is converted to RGB
+    transparency, RGBA, CMYK, greyscale, 16-bit, 32-bit float scaled to its own range) is converted to RGB
     (transparent pixels composited on white).
 
     Args:
@@ -111,4 +111,24 @@ def to_rgb(im: Image.Image) -> Image.Image:
         return bg
     if im.mode in ("I;16", "I;16B", "I;16L", "I"):
         im = im.point(lambda v: v / 256).convert("L")
+    if im.mode == "F":
+        im = float_to_grey(im)
     return im.convert("RGB")
+
+
+def float_to_grey(im: Image.Image) -> Image.Image:
+    """A 32-bit float greyscale image (Pillow mode ``F``: scientific TIFFs, HDR exports) as 8-bit
+    greyscale, scaled linearly from its own finite range (min..max) to 0..255: its values may be
+    in 0..1, in physical units or anything else, and clipping them to 0..255 would give a uniform
+    black or white picture. Non-finite pixels (NaN, inf) become 0; a constant image is mid-grey."""
+    import numpy as np
+
+    a = np.asarray(im, np.float32)
+    finite = np.isfinite(a)
+    if not finite.any():
+        return Image.new("L", im.size, 128)
+    lo, hi = float(a[finite].min()), float(a[finite].max())
+    if hi <= lo:
+        return Image.new("L", im.size, 128)
+    out = np.where(finite, (a - lo) * (255.0 / (hi - lo)), 0.0)
+    return Image.fromarray(np.clip(np.rint(out), 0, 255).astype(np.uint8), "L")
