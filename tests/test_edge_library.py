@@ -180,3 +180,25 @@ def test_a_float_greyscale_image_is_scaled_to_its_own_range(tmp_path):
     nan[:10] = np.nan
     Image.fromarray(nan, mode="F").save(folder / "with_nan.tif")
     assert np.asarray(load_image(folder / "with_nan.tif").convert("L")).std() > 20
+
+
+def test_a_photo_replaced_with_the_same_name_size_and_mtime_is_noticed(tmp_path):
+    """Another photo written over one of the library's, same size and mtime (a restore, a sync tool):
+    the inode and ctime tell, and the photo is embedded again."""
+    from PIL import Image
+
+    lib = tmp_path / "replaced_same_size_and_mtime"
+    lib.mkdir()
+    Image.open(DEMO / "cat.jpg").convert("RGB").resize((64, 48)).save(lib / "photo.bmp")
+    Image.open(DEMO / "horses.jpg").convert("RGB").resize((64, 48)).save(lib / "keep.bmp")
+    idx = tmp_path / "idx"
+    run_retr("index", lib, "--index", idx, "--no-captions", check=0)
+    st = os.stat(lib / "photo.bmp")
+    Image.open(DEMO / "rocket.jpg").convert("RGB").resize((64, 48)).save(tmp_path / "new.bmp")
+    assert os.path.getsize(tmp_path / "new.bmp") == st.st_size
+    os.utime(tmp_path / "new.bmp", ns=(st.st_atime_ns, st.st_mtime_ns))
+    os.replace(tmp_path / "new.bmp", lib / "photo.bmp")
+    p = run_retr("index", lib, "--index", idx, "--no-captions", check=0)
+    assert "updated 1" in p.stdout and "unchanged 1" in p.stdout, p.stdout
+    p = run_retr("index", lib, "--index", idx, "--no-captions", check=0)
+    assert "unchanged 2" in p.stdout, p.stdout

@@ -14,6 +14,8 @@ class Row:
     size: int
     mtime: float
     hash: str
+    ctime: float | None = None
+    inode: int | None = None
 
 
 HASHES = {"/p/a.jpg": "ha", "/p/b.jpg": "hb", "/p/new.jpg": "hn", "/p/moved/c.jpg": "hc", "/p/touched.jpg": "ht"}
@@ -63,3 +65,16 @@ def test_deferred_hashes_only_when_nothing_is_gone():
 def test_is_under():
     assert is_under("/p/a.jpg", "/p") and is_under("/p", "/p") and is_under("/p/a.jpg", "/p/")
     assert not is_under("/pp/a.jpg", "/p")
+
+
+def test_a_file_written_over_with_the_same_name_size_and_mtime_is_hashed():
+    """Same size and mtime, another inode (or ctime): hashed, and embedded again when the bytes differ;
+    the same inode and ctime: unchanged, not read; a row from before inodes were recorded: touched."""
+    existing = {"/p/a.jpg": Row(1, "/p/a.jpg", 10, 1.0, "old", ctime=1.0, inode=5),
+                "/p/b.jpg": Row(2, "/p/b.jpg", 10, 1.0, "hb", ctime=1.0, inode=6),
+                "/p/new.jpg": Row(3, "/p/new.jpg", 7, 1.0, "hn")}
+    found = [FileInfo("/p/a.jpg", 10, 1.0, ctime=2.0, inode=9), FileInfo("/p/b.jpg", 10, 1.0, ctime=1.0, inode=6),
+             FileInfo("/p/new.jpg", 7, 1.0, ctime=3.0, inode=7)]
+    p = plan(existing, found, "/p", hash_file=lambda path: {"/p/a.jpg": "ha"}[path])
+    assert [(t.file.path, t.row_id) for t in p.todo] == [("/p/a.jpg", 1)]
+    assert p.unchanged == 2 and [rid for rid, _ in p.touch] == [3]

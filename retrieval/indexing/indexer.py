@@ -347,8 +347,8 @@ def _record_index_type(store: Store, index_type: str | None) -> bool:
 def _indexed_photos(store: Store) -> dict:
     """{path: row (id, path, size, mtime, hash)} of every photo in the index."""
     with store.session() as s:
-        return {r.path: r for r in s.execute(select(Photo.id, Photo.path, Photo.size, Photo.mtime,
-                                                    Photo.hash)).all()}
+        return {r.path: r for r in s.execute(select(Photo.id, Photo.path, Photo.size, Photo.mtime, Photo.ctime,
+                                                    Photo.inode, Photo.hash)).all()}
 
 
 def _apply_plan(store: Store, p: Plan, report: IndexReport, fail: Callable[[str, str], None]) -> list[Todo]:
@@ -361,10 +361,10 @@ def _apply_plan(store: Store, p: Plan, report: IndexReport, fail: Callable[[str,
         store.set_meta(s, "dirty", "1")
         for rid, f in p.touch:
             row = s.get(Photo, rid)
-            row.mtime = f.mtime
+            row.mtime, row.ctime, row.inode = f.mtime, f.ctime, f.inode
         for rid, f in p.moves:
             row = s.get(Photo, rid)
-            row.path, row.size, row.mtime = f.path, f.size, f.mtime
+            row.path, row.size, row.mtime, row.ctime, row.inode = f.path, f.size, f.mtime, f.ctime, f.inode
             report.moved += 1
         if p.gone:
             store.delete_photos(s, [r.id for r in p.gone])
@@ -415,7 +415,8 @@ def _restore(s, back: list) -> int:
     """Bring photos back from their tombstones (vector and generated caption, no embedding)."""
     for tid, f, h in back:
         t = s.get(Tombstone, tid)
-        photo = Photo(path=f.path, size=f.size, mtime=f.mtime, hash=h, width=t.width, height=t.height,
+        photo = Photo(path=f.path, size=f.size, mtime=f.mtime, ctime=f.ctime, inode=f.inode, hash=h,
+                      width=t.width, height=t.height,
                       indexed_at=now_iso(), vector=t.vector)
         s.add(photo)
         s.flush()
@@ -491,14 +492,15 @@ def _store_embedded(store: Store, batch: list[Embedded], report: IndexReport,
             if rid is not None:
                 row = s.get(Photo, rid)
                 row.size, row.mtime, row.hash, row.width, row.height = f.size, f.mtime, e.hash, e.width, e.height
+                row.ctime, row.inode = f.ctime, f.inode
                 row.indexed_at, row.vector, row.phash = now_iso(), vec, e.phash
                 s.execute(delete(TextRow).where(TextRow.photo_id == rid, TextRow.source == "generated"))
                 s.execute(delete(PhotoInfo).where(PhotoInfo.photo_id == rid))  # read again: new content
                 s.execute(delete(OcrText).where(OcrText.photo_id == rid))  # recognised again
                 report.updated += 1
             else:
-                row = Photo(path=f.path, size=f.size, mtime=f.mtime, hash=e.hash, width=e.width, height=e.height,
-                            indexed_at=now_iso(), vector=vec, phash=e.phash)
+                row = Photo(path=f.path, size=f.size, mtime=f.mtime, ctime=f.ctime, inode=f.inode, hash=e.hash,
+                            width=e.width, height=e.height, indexed_at=now_iso(), vector=vec, phash=e.phash)
                 s.add(row)
                 report.added += 1
             rows.append((row, e.concepts))

@@ -14,12 +14,15 @@ from retrieval.io.files import FileInfo, content_hash
 
 
 class Known(Protocol):
-    """A photo row the index holds (``id``, ``path``, ``size`` in bytes, ``mtime`` in seconds, content ``hash``)."""
+    """A photo row the index holds (``id``, ``path``, ``size`` in bytes, ``mtime`` and ``ctime`` in seconds,
+    ``inode``, content ``hash``; ctime and inode None for rows indexed before they were recorded)."""
 
     id: int
     path: str
     size: int
     mtime: float
+    ctime: float | None
+    inode: int | None
     hash: str
 
 
@@ -45,7 +48,7 @@ class Plan:
     Attributes:
         todo: photos to embed (new, or changed content).
         moves: (row id, file): a photo found at a new path with the bytes of one that is gone.
-        touch: (row id, file): same path and bytes, new mtime (the row's mtime is updated).
+        touch: (row id, file): same path and bytes, new mtime, ctime or inode (the row's are updated).
         gone: rows under the walked root whose file is no longer there (removed).
         unchanged: photos left as they are (touched ones included).
         failures: (path, reason) of files that could not be read for hashing.
@@ -72,7 +75,9 @@ def plan(existing: Mapping[str, Known], found: list[FileInfo], root: str, *,
          tombstones: Mapping[str, int] | None = None) -> Plan:
     """Compare the index's photos with the walked files.
 
-    A file whose size and mtime match its row is unchanged (not read). Otherwise it is hashed:
+    A file whose size, mtime, ctime and inode match its row is unchanged (not read; a row without ctime and
+    inode, from an older retr, is touched to record them). Otherwise (written over with the same name, size
+    and mtime: another inode or ctime, as file-syncing tools notice) it is hashed:
     same bytes -> touched; bytes of a photo that is gone -> moved (its vector is kept); else it is
     embedded (a new row, or its row updated). With ``defer_hashes`` and nothing gone, a new file
     is left for the embedder to hash (no file can then be a moved one, so it is read once).
@@ -99,8 +104,11 @@ def plan(existing: Mapping[str, Known], found: list[FileInfo], root: str, *,
     for f in found:
         r = existing.get(f.path)
         if r is not None and r.size == f.size and r.mtime == f.mtime:
-            out.unchanged += 1
-            continue
+            if r.inode is None or f.inode is None or (r.inode == f.inode and r.ctime == f.ctime):
+                if r.inode is None and f.inode is not None:
+                    out.touch.append((r.id, f))  # indexed before inodes were recorded
+                out.unchanged += 1
+                continue
         if r is None and defer_hashes and not gone and not tombs:
             out.todo.append(Todo(f))
             continue

@@ -29,11 +29,22 @@ class FileInfo:
         path: absolute path (symlinks in folder names kept as walked).
         size: bytes.
         mtime: modification time, seconds since the epoch (float).
+        ctime: inode change time (POSIX; creation time on Windows), seconds since the epoch, or
+            None when not known; with ``inode``, tells a file written over another of the same
+            name, size and mtime (as file-syncing tools do).
+        inode: the file's inode (file index on Windows), or None when not known.
     """
 
     path: str
     size: int
     mtime: float
+    ctime: float | None = None
+    inode: int | None = None
+
+    @classmethod
+    def from_stat(cls, path: str, st: os.stat_result) -> "FileInfo":
+        """The FileInfo of ``path`` from its ``os.stat`` result."""
+        return cls(path, st.st_size, st.st_mtime, st.st_ctime, st.st_ino or None)
 
 
 def is_image_name(name: str) -> bool:
@@ -89,8 +100,7 @@ def walk_images(
     root = Path(root).absolute()
     skip = {os.path.realpath(d) for d in skip_dirs}
     if root.is_file():
-        st = root.stat()
-        yield FileInfo(str(root), st.st_size, st.st_mtime)
+        yield FileInfo.from_stat(str(root), root.stat())
         return
     seen_real: set[str] = set()
     stack = [str(root)]
@@ -118,8 +128,7 @@ def walk_images(
                     if not is_index_folder(e.path):
                         subdirs.append(e.path)
                 elif e.is_file() and is_image_name(e.name):
-                    st = e.stat()
-                    yield FileInfo(e.path, st.st_size, st.st_mtime)
+                    yield FileInfo.from_stat(e.path, e.stat())
             except OSError as err:
                 if on_error:
                     on_error(e.path, f"cannot stat ({err.strerror or err})")

@@ -19,7 +19,7 @@ LOCK_NAME = ".lock"
 #: Bumped whenever the on-disk layout changes; older indexes must be rebuilt or migrated.
 FORMAT_VERSION = 1
 #: The Alembic head revision this retr's schema is at (``retrieval/store/migrations/versions``).
-SCHEMA_REVISION = "tombstones"
+SCHEMA_REVISION = "photo_ctime_inode"
 #: Environment variable naming the database when no ``db_url`` is given.
 DB_ENV = "RETR_DB"
 #: The command that starts an index afresh, named by every message that asks for it.
