@@ -205,7 +205,7 @@ class Index:
 
     def search(self, query, k: int = 10, texts: bool = False, as_text: bool = False, filters=None,
                sort: str = "score", add=(), subtract=(), text_only: bool = False,
-               channels: tuple[str, ...] | None = None) -> list[Hit]:
+               channels: tuple[str, ...] | None = None, max_megapixels: float = 200.0) -> list[Hit]:
         """Find the ``k`` photos (or texts, with ``texts=True``) closest to ``query``.
 
         Words searching photos are ranked by fused channels (:mod:`retrieval.concepts.ranking`: the
@@ -224,6 +224,7 @@ class Index:
             add, subtract: words or photo paths (``W:TERM`` weighs a term) added to or subtracted from
                 the query's embedding (:mod:`retrieval.query.operators`).
             text_only: search only the text read in photos (OCR), lexically.
+            max_megapixels: a query photo larger than this is refused (QueryError).
 
         A words query for photos also counts the query's words found in each photo's recognised
         text (:mod:`retrieval.ocr.fusion`); such hits have ``source == "ocr"``.
@@ -255,10 +256,11 @@ class Index:
         plain_words = not (texts or channels == ("embedding",) or not isinstance(query, str)
                            or self._names_a_file(query, as_text) or filters or sort != "score" or add or subtract)
         if plain_words and query.strip() and not self._in_photo_text(query):
-            if not as_text and is_image_name(query.strip()) and " " not in query.strip():
-                raise QueryError(f"{query.strip()}: no such image file")
+            if not as_text and looks_like_a_path(query):
+                raise QueryError(f"{paths.display(query.strip())}: no such image file (a query with a folder separator "
+                                 f"or an image extension is read as a photo path; add --as-text to search these words)")
             return self._search_fused(query, k, channels)
-        vec, kind = self.embed_query(query, as_text=as_text)
+        vec, kind = self.embed_query(query, as_text=as_text, max_megapixels=max_megapixels)
         if add or subtract:
             vec = self.steer(vec, add, subtract, as_text)
         if texts or kind != "text" or filters is not None or sort != "score" or channels == ("embedding",):

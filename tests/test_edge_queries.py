@@ -40,3 +40,17 @@ def test_a_photo_path_with_a_newline_is_a_photo_query(small_library):
     p = run_retr("search", lib / "two\nlines.jpg", "--index", idx, "-k", "1", "--json", check=0)
     hit = json.loads(p.stdout)[0]
     assert hit["path"] == str(lib / "two\nlines.jpg") and hit["score"] > 0.99
+
+
+def test_the_max_megapixels_hint_names_an_option_the_command_has(small_library, tmp_path):
+    """caption and search refuse a photo over the limit with `raise --max-megapixels`, and take it."""
+    from PIL import Image
+
+    idx, _ = small_library
+    big = tmp_path / "over_the_size_limit" / "wide.png"
+    big.parent.mkdir()
+    Image.open(DEMO / "cat.jpg").convert("RGB").resize((2000, 1500)).save(big)
+    for cmd in (("caption", big), ("search", big, "--index", idx)):
+        p = run_retr(*cmd, "--max-megapixels", "1", check=1)
+        assert "raise --max-megapixels" in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
+        run_retr(*cmd, "--max-megapixels", "4", check=0)

@@ -42,11 +42,12 @@ def _parse_search(argv: list[str]) -> dict | None:
     p.add_argument("--subtract", action="append", default=[])
     p.add_argument("--channels", default=None)
     p.add_argument("--min-score", dest="min_score", type=float, default=None)
+    p.add_argument("--max-megapixels", dest="max_megapixels", type=float, default=200.0)
     try:
         ns, rest = p.parse_known_args(argv)
     except (argparse.ArgumentError, SystemExit):
         return None
-    if rest:
+    if rest or not ns.max_megapixels >= 0.01:  # a bad value: Typer's message
         return None
     return vars(ns)
 

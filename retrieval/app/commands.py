@@ -280,6 +280,7 @@ def search(
                                            "embedding,concepts, fused]; the match is calibrated for the default only."),
     min_score: Optional[float] = typer.Option(None, "--min-score", help="Leave out results whose match (the "
                                               "calibrated probability, 0-1; else the cosine) is lower."),
+    max_megapixels: float = typer.Option(200.0, "--max-megapixels", min=0.01, help="Refuse a larger query photo."),
 ):
     """Find photos (or captions, with --texts) by words or by another photo.
 
@@ -290,7 +291,8 @@ def search(
     code = run_search(query, k=k, as_text=as_text, texts=texts, as_json=as_json, index_dir=index_dir, db=db,
                       echo=typer.echo, after=after, before=before, folder=folder, camera=camera, place=place,
                       sort=sort, literal=literal, add=tuple(add), subtract=tuple(subtract),
-                      text_only=text_only, channels=channels, min_score=min_score)
+                      text_only=text_only, channels=channels, min_score=min_score,
+                      max_megapixels=max_megapixels)
     if code:
         raise typer.Exit(code)
 
@@ -362,6 +364,7 @@ def caption(
     as_json: bool = typer.Option(False, "--json", help="JSON lines: {path, captions}."),
     encoder: Optional[str] = typer.Option(None, "--encoder", help="Encoder: a preset (fast, best), a `retr train` checkpoint or hf:PATH_OR_NAME [default: fast]."),
     captioner: Optional[Path] = typer.Option(None, "--captioner", help="Captioner checkpoint [default: built-in]."),
+    max_megapixels: float = typer.Option(200.0, "--max-megapixels", min=0.01, help="Refuse larger images."),
 ):
     """Describe photos with the VAE captioner (beam search, re-ranked; --samples N for N different captions)."""
     setup_logging()
@@ -398,9 +401,9 @@ def caption(
     failed = 0
     for p in photos:
         try:
-            im = load_image(p)
+            im = load_image(p, max_megapixels=max_megapixels)
         except DecodeError as e:
-            _err(f"skipped {e.path}: {e.reason}")
+            _err(f"skipped {_plain(e.path)}: {e.reason}")
             failed += 1
             continue
         emb = enc.encode_images([im])[0]

@@ -68,7 +68,8 @@ def run_search(query: str, k: int = 10, as_text: bool = False, texts: bool = Fal
                index_dir=None, db: str | None = None, echo=None, after: str | None = None,
                before: str | None = None, folder: str | None = None, camera: str | None = None,
                place: str | None = None, sort: str = "score", literal: bool = False, add=(), subtract=(),
-               text_only: bool = False, channels: str | None = None, min_score: float | None = None) -> int:
+               text_only: bool = False, channels: str | None = None, min_score: float | None = None,
+               max_megapixels: float = 200.0) -> int:
     """``retr search``: print the hits; returns the exit status (0, 1: no index/bad query, 2: bad
     -k, a bad date or --sort).
 
@@ -107,7 +108,8 @@ def run_search(query: str, k: int = 10, as_text: bool = False, texts: bool = Fal
             err(asked.line())
         chans = tuple(c.strip() for c in channels.split(",") if c.strip()) if channels else None
         hits = ix.search(asked.text, k=k, texts=texts, as_text=as_text, filters=asked.filters or None, sort=sort,
-                         add=add, subtract=subtract, text_only=text_only, channels=chans)
+                         add=add, subtract=subtract, text_only=text_only, channels=chans,
+                         max_megapixels=max_megapixels)
     except (QueryError, StoreError, EncoderError) as e:
         err(str(e) + (local_index_hint() if isinstance(e, StoreError) and is_default_index(index_dir) else ""))
         return 1
