@@ -43,6 +43,7 @@ class Hit:
         match: for fused word -> photo results: the calibrated probability in [0, 1] that the photo
             shows what the query asks for (:mod:`retrieval.concepts.calibration`); else None.
         concepts: for fused results: the photo's ImageNet concepts, ``[{"label", "synset", "p"}]``.
+        missing: the photo's file is no longer on disk (deleted or moved since the last ``retr index``).
     """
 
     score: float
@@ -57,6 +58,7 @@ class Hit:
     camera: str | None = None
     match: float | None = None
     concepts: list | None = None
+    missing: bool = False
 
     def to_dict(self) -> dict:
         """The hit as JSON-ready values: ``path`` readable (bytes of the name that are not UTF-8
@@ -259,13 +261,13 @@ class Index:
             if not as_text and looks_like_a_path(query):
                 raise QueryError(f"{paths.display(query.strip())}: no such image file (a query with a folder separator "
                                  f"or an image extension is read as a photo path; add --as-text to search these words)")
-            return self._search_fused(query, k, channels)
+            return mark_missing(self._search_fused(query, k, channels))
         vec, kind = self.embed_query(query, as_text=as_text, max_megapixels=max_megapixels)
         if add or subtract:
             vec = self.steer(vec, add, subtract, as_text)
         if texts or kind != "text" or filters is not None or sort != "score" or channels == ("embedding",):
             return self.search_vector(vec, k, texts, filters=filters, sort=sort)
-        return self.search_fused(str(query), vec, k)
+        return mark_missing(self.search_fused(str(query), vec, k))
 
     def _in_photo_text(self, query: str) -> bool:
         """Whether some photo's recognised text (OCR) holds one of the query's words."""
@@ -313,7 +315,7 @@ class Index:
                              self.reader.photo_metadata(rows))
     @staticmethod
     def _names_a_file(query: str, as_text: bool) -> bool:
-        return (not as_text and "\n" not in query and len(query) < 4096
+        return (not as_text and "\0" not in query and len(query) < 4096  # any name, newlines too
                 and (os.path.isfile(query) or os.path.isdir(query)))
 
     @property
@@ -398,11 +400,23 @@ class Index:
         pairs = [(float(sc), int(i)) for sc, i in zip(scores, ids)]
         if texts:
             rows = self.reader.text_rows([i for _, i in pairs])
-            return [Hit(sc, i, rows[i][2], rows[i][0], "text", rows[i][1], rows[i][3]) for sc, i in pairs if i in rows]
-        rows = self.reader.photo_rows([i for _, i in pairs])
-        hits = with_metadata([Hit(sc, i, rows[i][0], rows[i][1], photo_id=i) for sc, i in pairs if i in rows],
-                             self.reader.photo_metadata(rows))
-        return sorted(hits, key=lambda h: h.taken or "", reverse=True) if sort == "date" else hits
+            hits = [Hit(sc, i, rows[i][2], rows[i][0], "text", rows[i][1], rows[i][3]) for sc, i in pairs if i in rows]
+        else:
+            rows = self.reader.photo_rows([i for _, i in pairs])
+            hits = with_metadata([Hit(sc, i, rows[i][0], rows[i][1], photo_id=i) for sc, i in pairs if i in rows],
+                                 self.reader.photo_metadata(rows))
+            if sort == "date":
+                hits = sorted(hits, key=lambda h: h.taken or "", reverse=True)
+        for h in hits:  # one stat a hit: mark the photos deleted or moved since the last index run
+            h.missing = h.path is not None and not os.path.exists(h.path)
+        return hits
+
+
+def mark_missing(hits: list[Hit]) -> list[Hit]:
+    """Set ``missing`` on hits whose file is no longer on disk (one stat a hit, by the path's bytes: any locale)."""
+    for h in hits:
+        h.missing = h.path is not None and not os.path.exists(paths.path_bytes(h.path))
+    return hits
 
 
 def with_metadata(hits: list[Hit], meta: dict[int, dict]) -> list[Hit]:

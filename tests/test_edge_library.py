@@ -202,3 +202,11 @@ def test_a_photo_replaced_with_the_same_name_size_and_mtime_is_noticed(tmp_path)
     assert "updated 1" in p.stdout and "unchanged 1" in p.stdout, p.stdout
     p = run_retr("index", lib, "--index", idx, "--no-captions", check=0)
     assert "unchanged 2" in p.stdout, p.stdout
+
+
+def test_an_empty_folder_says_no_photo_was_found(tmp_path):
+    lib = tmp_path / "empty_folder"
+    (lib / "sub").mkdir(parents=True)
+    (lib / "notes.txt").write_text("not a photo")
+    p = run_retr("index", lib, "--index", tmp_path / "idx", "--no-captions", check=0)
+    assert "no photo found" in p.stderr and str(lib) in p.stderr, p.stderr

@@ -54,3 +54,17 @@ def test_the_max_megapixels_hint_names_an_option_the_command_has(small_library, 
         p = run_retr(*cmd, "--max-megapixels", "1", check=1)
         assert "raise --max-megapixels" in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
         run_retr(*cmd, "--max-megapixels", "4", check=0)
+
+
+def test_search_marks_hits_whose_files_are_gone(tmp_path):
+    lib = tmp_path / "photos_deleted_after_indexing"
+    lib.mkdir()
+    for n in ("cat.jpg", "horses.jpg"):
+        shutil.copy(DEMO / n, lib / n)
+    idx = tmp_path / "idx"
+    run_retr("index", lib, "--index", idx, "--no-captions", check=0)
+    os.unlink(lib / "cat.jpg")
+    hits = json.loads(run_retr("search", "a cat", "--index", idx, "--json", check=0).stdout)
+    assert {os.path.basename(h["path"]): h["missing"] for h in hits} == {"cat.jpg": True, "horses.jpg": False}
+    rows = run_retr("search", "a cat", "--index", idx, check=0).stdout.strip().splitlines()
+    assert rows[0].endswith("cat.jpg\t(missing: no longer on disk)") and rows[1].endswith("horses.jpg"), rows

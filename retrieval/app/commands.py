@@ -135,6 +135,7 @@ def index(
         _fail(_index_failure(e, idx))
     typer.echo(f"{rep.summary()}" + (f"; {rep.captions} captions indexed" if captions else "")
                + (f"; concepts added to {rep.concepts} photos indexed before" if rep.concepts else "") + f" -> {idx}")
+    _say_if_nothing_found(rep, path, include_hidden)
     if rep.indexed == 0 and rep.failed > 0:
         raise typer.Exit(1)
 
@@ -198,6 +199,15 @@ def _read_text(ocr, path: Path, idx: Path, common: dict) -> None:
         return
     if rep.read or rep.failed:
         _err(f"text in photos: read {rep.read} ({rep.with_text} with text), skipped {rep.skipped} by the gate")
+
+
+def _say_if_nothing_found(rep, path: Path, include_hidden: bool) -> None:
+    """One line when the walk found no image file under ``path`` (an empty folder, or only other files)."""
+    if rep.found == 0:
+        from retrieval.io.files import IMAGE_EXTENSIONS
+
+        _err(f"no photo found under {plain(str(path))} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))}"
+             + ("" if include_hidden else "; hidden files and folders need --include-hidden") + ")")
 
 
 def _watch(paths: List[Path], idx: Path, workers: int, common: dict, ocr=None) -> None:

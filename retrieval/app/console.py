@@ -161,9 +161,10 @@ def print_hits(ix, hits, asked, *, texts: bool, as_json: bool, dated: bool, echo
         echo(json.dumps([h.to_dict() for h in hits], ensure_ascii=not stdout_is_utf8()))
         return
     for h in hits:
+        mark = "\t(missing: no longer on disk)" if h.missing else ""
         if texts:
-            echo(f"{h.score:.3f}\t{plain(h.text)}\t{plain(h.path or '')}")
+            echo(f"{h.score:.3f}\t{plain(h.text)}\t{plain(h.path or '')}{mark}")
         elif dated:
-            echo(f"{h.score:.3f}\t{h.taken or '-'}\t{plain(h.path)}")
+            echo(f"{h.score:.3f}\t{h.taken or '-'}\t{plain(h.path)}{mark}")
         else:
-            echo(f"{h.match if h.match is not None else h.score:.3f}\t{plain(h.path)}")
+            echo(f"{h.match if h.match is not None else h.score:.3f}\t{plain(h.path)}{mark}")

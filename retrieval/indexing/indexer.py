@@ -55,6 +55,8 @@ class IndexReport:
     unchanged: int = 0
     restored: int = 0
     failed: int = 0
+    #: image files found under the root (0: nothing to index there)
+    found: int = 0
     captions: int = 0
     generated: int = 0
     concepts: int = 0
@@ -357,6 +359,7 @@ def _apply_plan(store: Store, p: Plan, report: IndexReport, fail: Callable[[str,
     for path, reason in p.failures:
         fail(path, reason)
     report.unchanged += p.unchanged
+    report.found = p.found
     with store.session() as s:
         store.set_meta(s, "dirty", "1")
         for rid, f in p.touch:

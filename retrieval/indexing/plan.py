@@ -52,6 +52,7 @@ class Plan:
         gone: rows under the walked root whose file is no longer there (removed).
         unchanged: photos left as they are (touched ones included).
         failures: (path, reason) of files that could not be read for hashing.
+        found: how many image files the walk found (0: nothing to index there).
         back: (tombstone id, file, hash): a new file with the bytes of a photo removed earlier
             (:class:`retrieval.store.database.Tombstone`): it returns without embedding.
     """
@@ -63,6 +64,7 @@ class Plan:
     unchanged: int = 0
     failures: list[tuple[str, str]] = field(default_factory=list)
     back: list[tuple[int, FileInfo, str]] = field(default_factory=list)
+    found: int = 0
 
 
 def is_under(path: str, root: str) -> bool:
@@ -99,7 +101,7 @@ def plan(existing: Mapping[str, Known], found: list[FileInfo], root: str, *,
     by_hash: dict[str, list] = {}
     for r in gone.values():
         by_hash.setdefault(r.hash, []).append(r)
-    out = Plan()
+    out = Plan(found=len(found))
     tombs = dict(tombstones or {})
     for f in found:
         r = existing.get(f.path)

@@ -31,7 +31,7 @@ def search_text(q: str = Query(..., max_length=4096, description="Words."),
     calibrated probability in [0, 1] that the photo shows what the query asks for, else null),
     ``concepts``, ``id``, ``photo_id``, ``kind``, ``path`` (readable), ``path_b64``
     (the path's raw bytes, base64: docs/paths.md), ``name``, ``text``, ``source``, ``taken``,
-    ``place``, ``camera``. ``understood`` is what was searched (``searched "beach" from 2023-01-01 to
+    ``place``, ``camera``, ``missing`` (the file is no longer on disk). ``understood`` is what was searched (``searched "beach" from 2023-01-01 to
     2023-12-31``); ``matched`` how many photos passed the filters (null without filters); ``no_match``
     is true when even the best photo is unlikely to match. The query is always words: a query that
     names a file is not read."""

@@ -107,7 +107,8 @@ def hits_json(hits: list[Hit]) -> list[dict]:
              "path": paths.readable(h.path), "path_b64": paths.to_b64(h.path),
              "name": paths.readable(os.path.basename(h.path)) if h.path else None, "text": h.text,
              "source": h.source, "taken": h.taken, "place": h.place, "camera": h.camera,
-             "match": None if h.match is None else round(float(h.match), 4), "concepts": h.concepts} for h in hits]
+             "match": None if h.match is None else round(float(h.match), 4), "concepts": h.concepts,
+             "missing": h.missing} for h in hits]
 
 
 def read_upload(file: UploadFile):
