@@ -5,6 +5,7 @@ without importing Typer (a faster cold start) and hands everything else to :data
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 from pathlib import Path
@@ -633,11 +634,55 @@ def serve(
     if not loopback:
         _err(f"warning: serving on {host}: anyone who can reach this machine can search and download your photos")
     shown = f"[{host}]" if ":" in host else host
-    _err(f"serving {idx.resolve()} at http://{shown}:{port}/ (Ctrl-C to stop)")
+    import asyncio
+
+    stopping = _catch_ctrl_c()
+    _quiet_cancellation()
+    import warnings
+
+    # a Ctrl-C before uvicorn's server coroutine starts leaves it never awaited: no warning for that
+    warnings.filterwarnings("ignore", message="coroutine .* was never awaited", category=RuntimeWarning)
     try:
-        uvicorn.run(web, host=host.strip("[]"), port=port, log_level="warning", server_header=False)
-    except (OSError, SystemExit) as e:
+        _err(f"serving {idx.resolve()} at http://{shown}:{port}/ (Ctrl-C to stop)")
+        # lifespan off: the app has no start-up or shut-down handlers, and a Ctrl-C during uvicorn's
+        # lifespan task is one of the ways its CancelledError traceback got printed
+        uvicorn.run(web, host=host.strip("[]"), port=port, log_level="warning", server_header=False, lifespan="off")
+    except (KeyboardInterrupt, asyncio.CancelledError):  # Ctrl-C; CancelledError is a BaseException
+        pass
+    except SystemExit as e:  # uvicorn exits 3 when stopped before it started: a Ctrl-C, or a real failure
+        if not stopping["sigint"]:
+            _fail(f"cannot serve on {host}:{port} (exit status {e.code})")
+    except OSError as e:
         _fail(f"cannot serve on {host}:{port} ({e})")
+    _err("stopped")
+
+
+def _catch_ctrl_c() -> dict:
+    """Make SIGINT (Ctrl-C) raise KeyboardInterrupt and note it in the returned ``{"sigint": bool}``;
+    uvicorn handles it while serving, then raises it again through this handler."""
+
+    stopping = {"sigint": False}
+
+    def on_sigint(signum, frame):
+        stopping["sigint"] = True
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_sigint)
+    return stopping
+
+
+def _quiet_cancellation() -> None:
+    """Drop log records whose exception is a cancellation (Ctrl-C stopping ``retr serve`` while a
+    request or uvicorn's own task is running): the server stops, no traceback is printed."""
+    import asyncio
+
+    class DropCancelled(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            exc = record.exc_info[1] if record.exc_info else None
+            return not isinstance(exc, (asyncio.CancelledError, KeyboardInterrupt))
+
+    for name in ("uvicorn.error", "uvicorn", "asyncio"):
+        logging.getLogger(name).addFilter(DropCancelled())
 
 
 
