@@ -107,25 +107,33 @@ def test_onnx_paths_match_torch_and_search_skips_torch(demo_index, encoder):
 def test_int8_image_model_stays_close_to_fp32_and_finds_the_demo_photos(demo_index, encoder, tmp_path):
     """``RETR_IMAGE_PRECISION=int8`` makes the int8 image model (calibrated on the shipped photos)
     and indexes with it; its embeddings of photos it was not calibrated on stay close to float32
-    (cosine), and a text search of the int8 index finds the photo it describes."""
+    (cosine), and a text search of the int8 index finds the photo it describes. On a CPU where int8
+    is refused (x86 without VNNI: inaccurate or slower than float32), one line says so and the
+    photos are embedded in float32. The index records the precision either way."""
     from PIL import Image
 
     from retrieval.encoders import onnx_runtime
+    from retrieval.encoders.quantisation import int8_refusal, int8_settings
+    from retrieval.search import Index
 
     assert encoder._onnx()[0].precision == "fp32"  # the default
     d = onnx_runtime.export_dir(encoder.id)
     idx = tmp_path / "idx"
     p = run_retr("index", DEMO, "--index", idx, "--no-captions", env={"RETR_IMAGE_PRECISION": "int8"}, check=0)
-    assert "added 11" in p.stdout and (d / onnx_runtime.IMAGE_INT8_FILE).is_file()
-    from retrieval.encoders.quantisation import int8_settings
-    from retrieval.search import Index
-
+    assert "added 11" in p.stdout
     recorded = Index(idx).reader.get_meta("image_precision")
-    assert recorded == "int8 " + int8_settings().describe(), recorded  # the index says how it was embedded
-    p = run_retr("search", "people flying kites on the beach", "--index", idx, "-k", "1",
-                 env={"RETR_IMAGE_PRECISION": "int8"}, check=0)
-    assert p.stdout.strip().endswith("kites_beach.jpg")
+    p2 = run_retr("search", "people flying kites on the beach", "--index", idx, "-k", "1",
+                  env={"RETR_IMAGE_PRECISION": "int8"}, check=0)
+    assert p2.stdout.strip().endswith("kites_beach.jpg")
     q = onnx_runtime.OnnxImageEncoder(d, precision="int8")
+    if int8_refusal():
+        lines = [x for x in p.stderr.splitlines() if "int8" in x]
+        assert len(lines) == 1 and "refused on this CPU" in lines[0], p.stderr
+        assert recorded == "fp32 (int8 refused on this CPU)" and q.precision == "fp32", recorded
+        assert not (d / onnx_runtime.IMAGE_INT8_FILE).exists()
+        return
+    assert (d / onnx_runtime.IMAGE_INT8_FILE).is_file()
+    assert recorded == "int8 " + int8_settings().describe(), recorded  # the index says how it was embedded
     f = onnx_runtime.OnnxImageEncoder(d, precision="fp32")
     assert q.precision == "int8" and f.precision == "fp32"
     f8 = SHARED / "flickr8k" / "images"
@@ -141,7 +149,7 @@ def test_int8_image_model_stays_close_to_fp32_and_finds_the_demo_photos(demo_ind
 def test_int8_settings_follow_the_cpu():
     """U8S8 saturates in int16 on x86 without VNNI: such CPUs get uint8 weights (U8U8); VNNI CPUs and
     ARM64 keep int8 weights; an unknown architecture gets the safe U8U8."""
-    from retrieval.encoders.quantisation import cpu_features, int8_settings
+    from retrieval.encoders.quantisation import cpu_features, int8_refusal, int8_settings
 
     vnni = int8_settings("x86_64", {"sse4_2", "avx2", "avx512f", "avx512_vnni"})
     avx2 = int8_settings("x86_64", {"sse4_2", "avx2", "fma"})
@@ -153,6 +161,9 @@ def test_int8_settings_follow_the_cpu():
     assert int8_settings("riscv64", set()).weight_type == "uint8"
     arch, flags = cpu_features()
     assert arch and int8_settings() == int8_settings(arch, flags)
+    # int8 is refused where its only accurate form (U8U8) is slower than float32
+    assert int8_refusal("x86_64", {"avx2", "fma"}) and "x86 without VNNI" in int8_refusal("x86_64", {"avx2"})
+    assert int8_refusal("x86_64", {"avx2", "avx512_vnni"}) is None and int8_refusal("aarch64", set()) is None
 
 
 def test_an_int8_model_made_for_another_cpu_is_not_used(tmp_path):

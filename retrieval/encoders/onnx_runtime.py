@@ -112,18 +112,20 @@ def remove_stale_quantisation(folder: str | Path) -> None:
             pass
 
 
-def int8_model_is_current(folder: str | Path) -> bool:
+def int8_model_is_current(folder: str | Path, settings=None) -> bool:
     """True when ``folder/image.int8.onnx`` exists and was quantised with the settings this CPU
     wants (:func:`retrieval.encoders.quantisation.int8_settings`): a model made on another kind of CPU
-    (a cache folder shared between machines) or by an older retr is made again."""
+    (a cache folder shared between machines) or by an older retr is made again. ``settings``:
+    compare with these instead (an :class:`retrieval.encoders.quantisation.Int8Settings`)."""
     from retrieval.encoders.quantisation import int8_settings
 
+    settings = settings or int8_settings()
     folder = Path(folder)
     try:
         recorded = (folder / IMAGE_INT8_SETTINGS_FILE).read_text().strip()
     except OSError:
         return False
-    return (folder / IMAGE_INT8_FILE).is_file() and recorded == int8_settings().describe()
+    return (folder / IMAGE_INT8_FILE).is_file() and recorded == settings.describe()
 
 
 def quantize_image_model(folder: str | Path, settings=None) -> Path:
@@ -273,22 +275,39 @@ def session(path: str | Path, threads: int | None = None, cache_optimized: bool 
     return sess
 
 
+_warned: set[str] = set()
+
+
+def _warn_once(msg: str) -> None:
+    """Log ``msg`` as a warning once per process."""
+    if msg not in _warned:
+        _warned.add(msg)
+        import logging
+
+        logging.getLogger(__name__).warning(msg)
+
+
 class OnnxImageEncoder:
     """RGB PIL images -> (N, D) float32 L2-normalised aligned embeddings, with ONNX Runtime.
 
     Args:
         folder: an export folder from :func:`retrieval.encoders.onnx_export.export_encoder`.
         precision: ``"int8"`` runs ``image.int8.onnx`` (made now by :func:`quantize_image_model`
-            if it is missing; float32 if that fails), ``"fp32"`` runs ``image.onnx``;
+            if it is missing; float32 if that fails, or, with one warning, where
+            :func:`retrieval.encoders.quantisation.int8_refusal` refuses int8 on this CPU), ``"fp32"`` runs ``image.onnx``;
             None: :func:`image_precision` (float32 unless ``RETR_IMAGE_PRECISION=int8``).
         threads: ONNX Runtime intra-op threads per call; 1 (default) runs each call on the
             calling thread only, so that the indexer's worker threads each decode and embed a
             batch at once, one per core (on 2 cores this beats one call over 2 threads:
             docs/bench.md); None: ONNX Runtime's default (all physical cores).
+        int8_settings: quantise with these (:class:`retrieval.encoders.quantisation.Int8Settings`) instead
+            of the ones chosen for this CPU, even where int8 is refused (for measurements:
+            scripts/bench/int8_accuracy.py).
 
     Attributes:
         precision: the precision actually loaded, ``"int8"`` or ``"fp32"``.
-        precision_detail: ``"fp32"``, or ``"int8 "`` + the quantisation settings
+        precision_detail: ``"fp32"`` (``"fp32 (int8 refused on this CPU)"`` where int8 was asked
+            for and refused), or ``"int8 "`` + the quantisation settings
             (e.g. ``int8 U8U8 per-channel (x86 without VNNI)``); recorded in the index.
 
     ``encode_images`` may be called from several threads at once.
@@ -297,27 +316,37 @@ class OnnxImageEncoder:
         FileNotFoundError: the export is missing.
     """
 
-    def __init__(self, folder: str | Path, precision: str | None = None, threads: int | None = 1):
+    def __init__(self, folder: str | Path, precision: str | None = None, threads: int | None = 1,
+                 int8_settings=None):
         folder = Path(folder)
         #: native input size (px) of each backbone; one ONNX input per backbone
         self.image_sizes = [int(x) for x in (folder / "image_size.txt").read_text().split()]
         precision = precision or image_precision()
         path = folder / IMAGE_FILE
+        refused = False
+        if precision == "int8" and int8_settings is None:
+            from retrieval.encoders.quantisation import int8_refusal
+
+            why = int8_refusal()
+            if why:
+                _warn_once(why)
+                remove_stale_quantisation(folder)
+                precision, refused = "fp32", True
         if precision == "int8":
             q = folder / IMAGE_INT8_FILE
-            if not int8_model_is_current(folder):
+            if not int8_model_is_current(folder, int8_settings):
                 try:
-                    quantize_image_model(folder)
+                    quantize_image_model(folder, int8_settings)
                 except Exception as e:  # noqa: BLE001 - e.g. a read-only cache: float32, as before
                     import logging
 
                     logging.getLogger(__name__).warning("could not quantise the image model to int8 (%s); "
                                                         "using float32", e)
-            if int8_model_is_current(folder):  # never an int8 model made for another kind of CPU
+            if int8_model_is_current(folder, int8_settings):  # never an int8 model made for another CPU
                 path = q
                 remove_stale_quantisation(folder)
         self.precision = "int8" if path.name == IMAGE_INT8_FILE else "fp32"
-        self.precision_detail = "fp32"
+        self.precision_detail = "fp32 (int8 refused on this CPU)" if refused else "fp32"
         if self.precision == "int8":
             try:
                 self.precision_detail = "int8 " + (folder / IMAGE_INT8_SETTINGS_FILE).read_text().strip()

@@ -11,9 +11,11 @@ every x86 CPU. See ONNX Runtime's quantisation guide, "When and why do I need to
 (onnxruntime.ai/docs/performance/model-optimizations/quantization.html) and Intel's VNNI
 notes (2019). ARM64 kernels (``UMULL``/``SDOT``) do not saturate either way.
 
-:func:`int8_settings` decides from :func:`cpu_features`; the decision is recorded next to the
-int8 model (so a model made on another CPU is made again) and in the index (meta
-``image_precision``).
+:func:`int8_settings` decides the settings from :func:`cpu_features`; the decision is recorded
+next to the int8 model (so a model made on another CPU is made again) and in the index (meta
+``image_precision``). U8U8 is accurate on x86 without VNNI but has no fused kernels there: it
+costs 4 to 6 times the CPU of float32 (docs/int8.md), which defeats int8's purpose, so
+:func:`int8_refusal` refuses int8 on such CPUs and photos are embedded in float32.
 """
 from __future__ import annotations
 
@@ -75,6 +77,20 @@ def cpu_features() -> tuple[str, frozenset[str]]:
         names = {"AVX512VNNI": "avx512_vnni", "AVX5124VNNIW": "avx512_4vnniw", "ASIMDDP": "asimddp"}
         flags = {names.get(k, k.lower()) for k, on in np_flags.items() if on}
     return arch, frozenset(f.lower() for f in flags)
+
+
+def int8_refusal(arch: str | None = None, flags: frozenset[str] | set[str] | None = None) -> str | None:
+    """Why int8 is not used on a CPU (default: this one), as one line; None where it is used.
+
+    Refused on x86 without VNNI: U8S8 saturates there (mean cosine 0.91 to float32 on an AMD EPYC
+    with AVX2 only), reduce_range stays under 0.98 (0.979), and U8U8, accurate (0.994), runs 4 to 6
+    times slower than float32 (docs/int8.md).
+    """
+    s = int8_settings(arch, flags)
+    if s.reason == "x86 without VNNI":
+        return ("RETR_IMAGE_PRECISION=int8 is refused on this CPU (x86 without VNNI): its int8 models are "
+                "either inaccurate or slower than float32 (docs/int8.md); embedding in float32")
+    return None
 
 
 def int8_settings(arch: str | None = None, flags: frozenset[str] | set[str] | None = None) -> Int8Settings:
