@@ -408,7 +408,7 @@ class Index:
             if sort == "date":
                 hits = sorted(hits, key=lambda h: h.taken or "", reverse=True)
         for h in hits:  # one stat a hit: mark the photos deleted or moved since the last index run
-            h.missing = h.path is not None and not os.path.exists(h.path)
+            h.missing = h.path is not None and not os.path.exists(paths.path_bytes(h.path))  # any locale
         return hits
 
 

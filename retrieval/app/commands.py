@@ -61,6 +61,10 @@ def _sigterm_to_interrupt() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
+PRUNE_HELP = ("Remove gone photos even when that is all of PATH's, or over half and over 20 (else the run stops: "
+              "an unmounted disk?). Removed photos are kept 30 days: the same files coming back are not embedded again.")
+
+
 @app.command()
 def index(
     paths: List[Path] = typer.Argument(..., metavar="PATH...", help="Folder of photos (searched recursively) or "
@@ -68,8 +72,7 @@ def index(
     index_dir: Optional[Path] = IndexOpt,
     captions: Optional[Path] = typer.Option(None, "--captions", help="COCO-captions JSON; file_name relative to PATH."),
     rebuild: bool = typer.Option(False, "--rebuild", help="Delete the index and embed everything again."),
-    prune: bool = typer.Option(False, "--prune", help="Remove gone photos even when that is all of PATH's, or over half "
-                               "and over 20 (else the run stops: an unmounted disk?). Removed photos are kept 30 days."),
+    prune: bool = typer.Option(False, "--prune", help=PRUNE_HELP),
     no_captions: bool = typer.Option(False, "--no-captions", help="Do not generate a caption for each photo."),
     encoder: Optional[str] = typer.Option(None, "--encoder", help="Encoder: a preset (fast, best), a checkpoint from `retr train`, or hf:PATH_OR_NAME for a Hugging Face CLIP/SigLIP [default: fast]."),
     captioner: Optional[Path] = typer.Option(None, "--captioner", help="Captioner checkpoint [default: built-in]."),
@@ -414,7 +417,7 @@ def caption(
         try:
             im = load_image(p, max_megapixels=max_megapixels)
         except DecodeError as e:
-            _err(f"skipped {_plain(e.path)}: {e.reason}")
+            _err(f"skipped {plain(e.path)}: {e.reason}")
             failed += 1
             continue
         emb = enc.encode_images([im])[0]
