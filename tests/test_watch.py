@@ -50,7 +50,7 @@ def _hash_of(idx, name):
 
 def _start(photo_dir, idx, encoder, notes):
     w = Watcher([photo_dir], idx, lambda root, exclude: index_folder(root, idx, encoder=encoder, exclude=exclude,
-                                                                      defer_hashes=True),
+                                                                      defer_hashes=True, prune=True),  # as retr does
                 QUICK, notice=notes.append)
     t = threading.Thread(target=w.run, daemon=True)
     t.start()

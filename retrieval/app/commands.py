@@ -224,8 +224,10 @@ def _watch(paths: List[Path], idx: Path, workers: int, common: dict, ocr=None) -
 
     def index_root(root: str, exclude: tuple):
         with IndexProgress(_skipped, _err) as shown:
+            # prune: the watcher itself pauses a folder that is emptied or missing (nothing removed), and
+            # resumes it when photos are back: then the photos that stayed away are removed as usual
             args = dict(common, exclude=common["exclude"] + exclude, on_error=shown.on_error,
-                        on_progress=shown.on_progress)
+                        on_progress=shown.on_progress, prune=True)
             common["rebuild"] = False
             rep = index_folder(root, idx, workers=workers, defer_hashes=True, **args)
             _read_text(ocr, Path(root), idx, args)

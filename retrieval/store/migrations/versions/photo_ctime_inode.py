@@ -17,6 +17,9 @@ depends_on = None
 
 
 def upgrade() -> None:
+    have = {c["name"] for c in sa.inspect(op.get_bind()).get_columns("photos")}
+    if {"ctime", "inode"} <= have:  # an index set back to an older revision
+        return
     with op.batch_alter_table("photos") as b:
         b.add_column(sa.Column("ctime", sa.Float(), nullable=True))
         b.add_column(sa.Column("inode", sa.Integer().with_variant(sa.BigInteger(), "postgresql"), nullable=True))

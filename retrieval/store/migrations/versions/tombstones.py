@@ -17,6 +17,8 @@ depends_on = None
 
 
 def upgrade() -> None:
+    if "tombstones" in sa.inspect(op.get_bind()).get_table_names():  # an index set back to an older revision
+        return
     op.create_table(
         "tombstones",
         sa.Column("id", sa.Integer(), nullable=False),
