@@ -117,7 +117,9 @@ def indexed_paths(ix: Path) -> set[bytes]:
         out = set()
         for (p,) in con.execute("SELECT path FROM photos"):
             out.add(p if isinstance(p, bytes) else str(p).encode())
-        return {os.fsencode(x.decode("utf-8", "surrogateescape")) for x in out}
+        from retrieval.io.paths import from_db, path_bytes  # the index's lossless path form (docs/paths.md)
+
+        return {path_bytes(from_db(x.decode("utf-8", "surrogateescape"))) for x in out}
     finally:
         con.close()
 
