@@ -173,13 +173,7 @@ class Index:
                 readable image.
         """
         if isinstance(query, str) and not as_text and query.startswith(paths.QUERY_B64_PREFIX):
-            try:
-                query = paths.from_query(query)
-            except ValueError as e:
-                raise QueryError(str(e)) from None
-            if not os.path.isfile(query):
-                raise QueryError(f"{paths.display(query)}: no such image file (named by its path's bytes in base64)")
-            query = Path(query)
+            query = b64_query_path(query)
         if isinstance(query, np.ndarray):
             v = np.asarray(query, np.float32).reshape(-1)
             return v / max(float(np.linalg.norm(v)), 1e-12), "vector"
@@ -255,6 +249,8 @@ class Index:
             raise QueryError(f"unknown channel {unknown[0]!r}; choose from {', '.join(CHANNELS)}")
         if text_only:
             return self.search_photo_text(str(query), k)
+        if isinstance(query, str) and not as_text and query.startswith(paths.QUERY_B64_PREFIX):
+            query = b64_query_path(query)  # a photo named by its path's bytes: an image query
         plain_words = not (texts or channels == ("embedding",) or not isinstance(query, str)
                            or self._names_a_file(query, as_text) or filters or sort != "score" or add or subtract)
         if plain_words and query.strip() and not self._in_photo_text(query):
@@ -410,6 +406,21 @@ class Index:
         for h in hits:  # one stat a hit: mark the photos deleted or moved since the last index run
             h.missing = h.path is not None and not os.path.exists(paths.path_bytes(h.path))  # any locale
         return hits
+
+
+def b64_query_path(query: str) -> Path:
+    """The photo a ``b64:BASE64`` query names (its path's raw bytes, a hit's ``path_b64``).
+
+    Raises:
+        QueryError: not base64, or no such file.
+    """
+    try:
+        path = paths.from_query(query)
+    except ValueError as e:
+        raise QueryError(str(e)) from None
+    if not os.path.isfile(path):
+        raise QueryError(f"{paths.display(path)}: no such image file (named by its path's bytes in base64)")
+    return Path(path)
 
 
 def mark_missing(hits: list[Hit]) -> list[Hit]:
