@@ -48,7 +48,9 @@ INSTALL_HINT = "pip install 'retr[ray]' (Ray Data, ray[data]>=2.9)"
 #: Largest number of photos in one block of the dataset (and so in one vector shard).
 MAX_SHARD_ROWS = 4096
 #: Columns of a vector shard, in order.
-SHARD_COLUMNS = ("i", "path", "hash", "size", "mtime", "width", "height", "vector", "error")
+#: ImageNet-1k: the width of a shard's ``concepts`` column (:mod:`retrieval.concepts`)
+N_CLASSES = 1000
+SHARD_COLUMNS = ("i", "path", "hash", "size", "mtime", "width", "height", "vector", "concepts", "error")
 
 
 def require_ray() -> None:
@@ -216,9 +218,12 @@ class EmbedPhotos:
             out.extend(part)
         dim = self.encoder.dim
         vecs = np.zeros((len(out), dim), np.float32)
+        probs = np.zeros((len(out), N_CLASSES), np.float32)  # all zero: no concepts (failed, or none given)
         for j, e in enumerate(out):
             if e.vector is not None and e.error is None:
                 vecs[j] = e.vector
+                if e.concepts is not None:
+                    probs[j] = e.concepts
         return pa.table({
             "i": pa.array(cols["i"], pa.int64()),
             "path": pa.array(cols["path"], pa.string()),
@@ -228,6 +233,7 @@ class EmbedPhotos:
             "width": pa.array([e.width for e in out], pa.int32()),
             "height": pa.array([e.height for e in out], pa.int32()),
             "vector": pa.FixedSizeListArray.from_arrays(pa.array(vecs.reshape(-1), pa.float32()), dim),
+            "concepts": pa.FixedSizeListArray.from_arrays(pa.array(probs.reshape(-1), pa.float32()), N_CLASSES),
             "error": pa.array([e.error if e.error is not None else (None if e.vector is not None else "not embedded")
                                for e in out], pa.string()),
         })
@@ -236,7 +242,8 @@ class EmbedPhotos:
 def read_shard(path: str | Path) -> dict:
     """One vector shard as numpy: ``{"i": (N,) int64, "path": list[str], "hash": list[str|None],
     "size": (N,) int64, "mtime": (N,) float64, "width"/"height": (N,) int32,
-    "vector": (N, D) float32, "error": list[str|None]}``.
+    "vector": (N, D) float32, "concepts": (N, 1000) float32 ImageNet posteriors (a zero row: none;
+    None for a shard without the column), "error": list[str|None]}``.
 
     Raises:
         OSError: the file cannot be read as Parquet.
@@ -252,6 +259,10 @@ def read_shard(path: str | Path) -> dict:
                         ("height", np.int32)):
         out[name] = np.asarray(t.column(name).to_numpy(), dtype)
     out["vector"] = np.asarray(col.flatten().to_numpy(zero_copy_only=False), np.float32).reshape(len(t), dim)
+    out["concepts"] = None
+    if "concepts" in t.column_names:  # shards of workers without the concept channel have none
+        c = t.column("concepts").combine_chunks().flatten().to_numpy(zero_copy_only=False)
+        out["concepts"] = np.asarray(c, np.float32).reshape(len(t), N_CLASSES)
     return out
 
 
@@ -336,9 +347,10 @@ def embed_on_ray(todo: list[Todo], encoder, shards_dir: str | Path, *, address: 
                 continue
             seen.add(int(i))
             err = shard["error"][j]
+            probs = None if err or shard["concepts"] is None else shard["concepts"][j]
             batch.append(Embedded(todo[i], hash=shard["hash"][j], width=int(shard["width"][j]),
                                   height=int(shard["height"][j]), vector=None if err else shard["vector"][j],
-                                  error=err))
+                                  error=err, concepts=probs if probs is not None and probs.any() else None))
         yield batch
     lost = [Embedded(t, error="not embedded: no vector shard holds it") for i, t in enumerate(todo) if i not in seen]
     if lost:
@@ -415,6 +427,8 @@ def index_folder_ray(root: str | Path, index_dir: str | Path, *, address: str = 
         failed_file.unlink(missing_ok=True)
 
     def embed(todo: list[Todo]) -> Iterator[list[Embedded]]:
+        if not todo:  # e.g. no photo lacks its concepts: keep the record, start no cluster
+            return
         known = _read_failed(failed_file, max_megapixels)
         again = [t for t in todo if _key(t) in known]
         rest = [t for t in todo if _key(t) not in known]

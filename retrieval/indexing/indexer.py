@@ -544,6 +544,8 @@ def add_missing_concepts(store: Store, encoder, root: str, embed: Embedder, fail
         have = select(Concept.photo_id)
         rows = [r for r in s.execute(select(Photo.id, Photo.path, Photo.size, Photo.mtime, Photo.hash)
                                      .where(Photo.id.not_in(have))).all() if is_under(r.path, root)]
+    if not rows:
+        return 0
     n = 0
     for batch in embed([Todo(FileInfo(r.path, r.size, r.mtime), r.hash, r.id) for r in rows]):
         with store.session() as s:
