@@ -13,15 +13,27 @@ from retrieval.app.console import understood_query
 router = APIRouter()
 
 
+def query_filters(after: Optional[str] = Query(None, description="Taken on or after: YYYY, YYYY-MM or YYYY-MM-DD."),
+                  before: Optional[str] = Query(None, description="Taken before (its first day)."),
+                  folder: Optional[str] = Query(None, description="In this folder or below: path, name or glob."),
+                  camera: Optional[str] = Query(None, description="Camera make or model contains this."),
+                  place: Optional[str] = Query(None, description="Taken in this city, region or country.")) -> Filters:
+    """The search routes' metadata filters from their query parameters (a FastAPI dependency).
+
+    Raises:
+        ApiError: 400 for a date that cannot be read.
+    """
+    try:
+        return Filters.from_options(after, before, folder, camera, place)
+    except ValueError as e:
+        raise ApiError(400, str(e)) from None
+
+
 @router.get("/api/search", summary="Search by words")
 def search_text(q: str = Query(..., max_length=4096, description="Words."),
                 k: int = Query(10, ge=1, le=10000, description="Number of results."),
                 texts: bool = Query(False, description="Search indexed captions instead of photos."),
-                after: Optional[str] = Query(None, description="Taken on or after: YYYY, YYYY-MM or YYYY-MM-DD."),
-                before: Optional[str] = Query(None, description="Taken before (its first day)."),
-                folder: Optional[str] = Query(None, description="In this folder or below: path, name or glob."),
-                camera: Optional[str] = Query(None, description="Camera make or model contains this."),
-                place: Optional[str] = Query(None, description="Taken in this city, region or country."),
+                given: Filters = Depends(query_filters),
                 sort: str = Query("score", pattern="^(score|date)$", description="score, or date (newest first)."),
                 literal: bool = Query(False, description="Do not parse dates and places out of the words."),
                 st: Served = Depends(served)):
@@ -38,10 +50,6 @@ def search_text(q: str = Query(..., max_length=4096, description="Words."),
     if not q.strip():
         raise ApiError(400, "empty query: give some words")
     try:
-        given = Filters.from_options(after, before, folder, camera, place)
-    except ValueError as e:
-        raise ApiError(400, str(e)) from None
-    try:
         with st.lock:
             asked = understood_query(q, st.index, given, literal or texts, files=False)
     except Exception as e:  # noqa: BLE001
@@ -54,19 +62,11 @@ def search_text(q: str = Query(..., max_length=4096, description="Words."),
 @router.post("/api/search/image", summary="Search by an uploaded photo")
 def search_image(file: UploadFile = File(..., description="An image file."),
                  k: int = Query(10, ge=1, le=10000), texts: bool = Query(False),
-                 after: Optional[str] = Query(None, description="Taken on or after: YYYY, YYYY-MM or YYYY-MM-DD."),
-                 before: Optional[str] = Query(None, description="Taken before (its first day)."),
-                 folder: Optional[str] = Query(None, description="In this folder or below: path, name or glob."),
-                 camera: Optional[str] = Query(None, description="Camera make or model contains this."),
-                 place: Optional[str] = Query(None, description="Taken in this city, region or country."),
+                 given: Filters = Depends(query_filters),
                  sort: str = Query("score", pattern="^(score|date)$", description="score, or date (newest first)."),
                  st: Served = Depends(served)):
     """Photos (or captions, with ``texts``) closest to the uploaded photo, as ``{hits, matched}``, among
     the photos that pass the filters (as for ``/api/search``)."""
-    try:
-        given = Filters.from_options(after, before, folder, camera, place)
-    except ValueError as e:
-        raise ApiError(400, str(e)) from None
     im = read_upload(file)
     st.encoder()
     return {"hits": st.search(im, k, texts, filters=given or None, sort=sort), "matched": st.index.matched}
