@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import signal
+import sys
 from pathlib import Path
 from typing import List, Optional
 
@@ -672,6 +673,14 @@ def _catch_ctrl_c() -> dict:
         stopping["sigint"] = True
         raise KeyboardInterrupt
 
+    def on_unraisable(unraisable) -> None:
+        # a Ctrl-C inside asyncio's event loop constructor leaves a half-built loop whose __del__
+        # fails at exit; once the user asked to stop, such clean-up errors are not theirs to read
+        if not stopping["sigint"]:
+            default_unraisable(unraisable)
+
+    default_unraisable = sys.unraisablehook
+    sys.unraisablehook = on_unraisable
     signal.signal(signal.SIGINT, on_sigint)
     return stopping
 
