@@ -87,6 +87,20 @@ def test_status_page_and_openapi(client, served_index, encoder):
         assert p in paths
 
 
+def test_api_docs_pages_load_nothing_from_elsewhere(client):
+    """/docs (Swagger UI) and /redoc name only this server's own assets, and those assets are served."""
+    import re
+
+    for page in ("/docs", "/redoc"):
+        html = client.get(page)
+        assert html.status_code == 200 and "text/html" in html.headers["content-type"], page
+        assets = re.findall(r'(?:src|href)="([^"]+)"', html.text)
+        assert assets and all(a.startswith("/") and not a.startswith("//") for a in assets), (page, assets)
+        for a in assets:
+            r = client.get(a)
+            assert r.status_code == 200 and len(r.content) > 1000, (a, r.status_code)
+
+
 def test_text_search_finds_the_kites(client):
     r = client.get("/api/search", params={"q": KITES_QUERY, "k": 3})
     assert r.status_code == 200
@@ -324,6 +338,10 @@ def _browser_or_skip():
         pytest.skip(msg)
 
 
+#: Chromium flag that makes every host but the test server's unresolvable: the pages must work offline.
+NO_NETWORK = "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"
+
+
 @pytest.fixture
 def browser(monkeypatch):
     _browser_or_skip()
@@ -336,7 +354,7 @@ def browser(monkeypatch):
     opts.binary_location = CHROMIUM
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
                  "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", f"--user-data-dir={profile}", "--window-size=1280,900"):
+                 "--disable-sync", NO_NETWORK, f"--user-data-dir={profile}", "--window-size=1280,900"):
         opts.add_argument(flag)
     drv = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=opts)
     try:
@@ -386,5 +404,22 @@ def test_page_in_headless_chromium(live_server, browser):
     year = dt.date.today().year  # the demo photos have no EXIF date: their file time
     browser.find_element(By.ID, "q").send_keys(f" {year}" + Keys.ENTER)  # a parsed date, shown above the grid
     wait.until(lambda d: f"from {year}-01-01 to {year}-12-31" in d.find_element(By.ID, "info").text)
+    severe = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert not severe, severe
+
+
+def test_api_docs_page_renders_offline_in_headless_chromium(live_server, browser):
+    """/docs in a browser that can reach no other host: Swagger UI lists every operation, and
+    every resource the page fetched came from the server itself."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(live_server + "/docs")
+    WebDriverWait(browser, 60).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")) >= 8)
+    shown = {e.get_attribute("data-path") or e.text.replace("\u200b", "")
+             for e in browser.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")}
+    assert {"/api/search", "/api/status", "/api/caption", "/api/photos/{photo_id}"} <= shown, shown
+    fetched = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert fetched and all(u.startswith(live_server + "/") for u in fetched), fetched
     severe = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert not severe, severe

@@ -15,7 +15,10 @@ are in :mod:`~retrieval.app.server.page_routes`, :mod:`~retrieval.app.server.sea
 ``GET  /api/photos/{id}/thumb``           JPEG thumbnail, at most 256 px a side
 ``GET  /api/photos/{id}/file``            the original file
 ``POST /api/caption?samples=0&beam=3``    describe an uploaded photo
-``GET  /openapi.json``, ``/docs``          the OpenAPI schema and its browser
+``GET  /openapi.json``, ``/docs``          the OpenAPI schema and its browser (Swagger UI)
+``GET  /redoc``                           the same schema as one ReDoc page
+``GET  /static-offline-docs/...``         Swagger UI's and ReDoc's scripts, served from the
+                                          ``fastapi-offline`` package (no CDN: works offline)
 ========================================  ==================================================
 
 Errors are JSON ``{"error": message, "status": code}``: 400 for a bad query or
@@ -36,6 +39,7 @@ from pathlib import Path
 from typing import Iterable
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from retrieval import __version__
 from retrieval.app.server import page_routes, photo_routes, search_routes
@@ -45,6 +49,9 @@ from retrieval.search import Index
 
 #: Hosts accepted by default when serving on a loopback address.
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
+#: Where the API documentation pages' scripts and styles are served from (the ``fastapi-offline``
+#: package's copies of Swagger UI and ReDoc, instead of FastAPI's default CDN).
+DOCS_ASSETS_URL = "/static-offline-docs"
 
 
 def create_app(index_dir: str | Path, *, encoder=None, captioner=None,
@@ -70,8 +77,8 @@ def create_app(index_dir: str | Path, *, encoder=None, captioner=None,
     """
     index_dir = Path(index_dir).resolve()
     ix = Index(index_dir, encoder=encoder, db_url=db_url)
-    app = FastAPI(title="retr", version=__version__,
-                  description="Offline image-text search over one index. Files are served only by photo id.")
+    app = FastAPIOffline(title="retr", version=__version__, static_url=DOCS_ASSETS_URL,
+                         description="Offline image-text search over one index. Files are served only by photo id.")
     app.state.index = ix
     app.state.served = Served(index_dir, ix, captioner)
     install_error_handlers(app)
