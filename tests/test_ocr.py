@@ -102,3 +102,41 @@ def test_changed_photo_is_read_again(tmp_path, encoder):
     index_folder(tmp_path / "p", idx, encoder=encoder)
     assert read_text_in_folder(tmp_path / "p", idx, Engine(), gate).read == 1
     assert [r[1] for r in _ocr_rows(idx)] == ["call 2"]
+
+
+def test_text_pass_resumes_after_ctrl_c_and_holds_the_lock_only_to_commit(tmp_path, encoder, monkeypatch):
+    from retrieval.indexing import text_pass
+    from retrieval.indexing.indexer import index_folder, writer_lock
+    from retrieval.ocr.gate import TextGate
+
+    lib, idx = tmp_path / "p", tmp_path / "idx"
+    lib.mkdir()
+    for n in ("cat.jpg", "coffee.jpg", "horses.jpg", "astronaut.jpg", "eagle.jpg"):
+        shutil.copy(DEMO / n, lib / n)
+    index_folder(lib, idx, encoder=encoder)
+    monkeypatch.setattr(text_pass, "OCR_BATCH", 2)
+
+    class Engine:
+        name = "fake"
+        calls = 0
+
+        def recognise(self, image):
+            Engine.calls += 1
+            if Engine.calls == 1:  # reading runs without the writer lock: another run can write meanwhile
+                with writer_lock(idx):
+                    pass
+                (lib / "cat.jpg").unlink()  # in the batch being read: removed before it is saved
+                index_folder(lib, idx, encoder=encoder)
+            if Engine.calls == 3:
+                raise KeyboardInterrupt
+            return f"text {Engine.calls}"
+
+    seen = []
+    with pytest.raises(KeyboardInterrupt):
+        text_pass.read_text_in_folder(lib, idx, Engine(), TextGate(encoder, None),
+                                      on_progress=lambda d, t: seen.append((d, t)))
+    assert seen == [(2, 5)] and [r[0].rsplit("/", 1)[1] for r in _ocr_rows(idx)] == ["astronaut.jpg"]
+    rep = text_pass.read_text_in_folder(lib, idx, Engine(), TextGate(encoder, None))  # goes on where it stopped
+    rows = {r[0].rsplit("/", 1)[1] for r in _ocr_rows(idx)}
+    assert rep.read == 3 and rows == {"astronaut.jpg", "coffee.jpg", "eagle.jpg", "horses.jpg"}
+    assert "text      4 of 4 photos considered: 4 read (4 with text)" in run_retr("status", "--index", idx).stdout

@@ -133,7 +133,6 @@ def index(
             common.update(on_error=shown.on_error, on_progress=shown.on_progress)
             rep = (index_folder(path, idx, workers=workers or 2, defer_hashes=True, **common) if ray is None
                    else _index_on_ray(path, idx, ray, workers, shards, common))
-            _read_text(ocr, path, idx, common)
     except KeyboardInterrupt:
         _fail("interrupted: photos embedded so far are saved; run the same command again to resume", 130)
     except Exception as e:  # noqa: BLE001 - _index_failure re-raises what is not a known failure
@@ -141,6 +140,7 @@ def index(
     typer.echo(f"{rep.summary()}" + (f"; {rep.captions} captions indexed" if captions else "")
                + (f"; concepts added to {rep.concepts} photos indexed before" if rep.concepts else "") + f" -> {idx}")
     _say_if_nothing_found(rep, path, include_hidden)
+    _read_text_after_index(ocr, path, idx, common)
     if rep.indexed == 0 and rep.failed > 0:
         raise typer.Exit(1)
 
@@ -189,19 +189,32 @@ def _ocr_pass(enc, ocr_all: bool):
     return OcrEngine(), (TextGate(enc, None) if ocr_all else TextGate(enc))
 
 
+def _read_text_after_index(ocr, path: Path, idx: Path, common: dict) -> None:
+    """:func:`_read_text` once the photos are searchable: Ctrl-C or a failure ends ``retr index`` in one line."""
+    try:
+        _read_text(ocr, path, idx, common)
+    except KeyboardInterrupt:
+        _fail("interrupted while reading the text in photos: every photo is searchable and the text read so "
+              "far is kept; run the same command again to read the rest", 130)
+    except Exception as e:  # noqa: BLE001 - _index_failure re-raises what is not a known failure
+        _fail(_index_failure(e, idx))
+
+
 def _read_text(ocr, path: Path, idx: Path, common: dict) -> None:
-    """The OCR pass after indexing ``path`` (:func:`retrieval.indexing.text_pass.read_text_in_folder`)."""
+    """The OCR pass after indexing ``path`` (:func:`retrieval.indexing.text_pass.read_text_in_folder`), with its
+    progress (photos the gate passed). KeyboardInterrupt is passed on (what was read is kept)."""
     if ocr is None:
         return
     from retrieval.indexing.text_pass import read_text_in_folder
     from retrieval.ocr.engine import OcrUnavailable
 
-    try:
-        rep = read_text_in_folder(path, idx, *ocr, db_url=common["db_url"], max_megapixels=common["max_megapixels"],
-                                  on_error=common.get("on_error"))
-    except OcrUnavailable as e:
-        _err(f"warning: {e}")
-        return
+    with IndexProgress(_skipped, _err, doing="reading text in photos", done="text read in") as shown:
+        try:
+            rep = read_text_in_folder(path, idx, *ocr, db_url=common["db_url"], max_megapixels=common["max_megapixels"],
+                                      on_error=shown.on_error, on_progress=shown.on_progress)
+        except OcrUnavailable as e:
+            _err(f"warning: {e}")
+            return
     if rep.read or rep.failed:
         _err(f"text in photos: read {rep.read} ({rep.with_text} with text), skipped {rep.skipped} by the gate")
 
@@ -231,8 +244,8 @@ def _watch(paths: List[Path], idx: Path, workers: int, common: dict, ocr=None) -
                         on_progress=shown.on_progress, prune=True)
             common["rebuild"] = False
             rep = index_folder(root, idx, workers=workers, defer_hashes=True, **args)
-            _read_text(ocr, Path(root), idx, args)
-            return rep
+        _read_text(ocr, Path(root), idx, args)
+        return rep
 
     _err(f"watching {', '.join(str(p) for p in paths)} for changes -> {idx} (Ctrl-C to stop)")
     try:

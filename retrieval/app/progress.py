@@ -74,12 +74,15 @@ class IndexProgress:
     """The progress of ``retr index``: ``on_error`` and ``on_progress`` for :func:`retrieval.index_folder`.
 
     Each skipped file is one line through ``skipped(path, reason)``; progress is a rich bar on a
-    terminal (stderr), else a line ``embedded N/TOTAL[, skipped K]`` every tenth. Files reported
+    terminal (stderr), else a line ``embedded N/TOTAL[, skipped K]`` every tenth (``doing`` and ``done``
+    name the work: "embedding", "embedded"). Files reported
     before embedding began (while walking) are not counted as skipped embeddings.
     """
 
-    def __init__(self, skipped: Callable[[str, str], None], say: Callable[[str], None], tty: bool | None = None):
+    def __init__(self, skipped: Callable[[str, str], None], say: Callable[[str], None], tty: bool | None = None,
+                 doing: str = "embedding", done: str = "embedded"):
         self._skipped, self._say = skipped, say
+        self.doing, self.done = doing, done
         self.errors = self.at_start = 0
         self.last = -1
         self.bar = None
@@ -89,7 +92,7 @@ class IndexProgress:
 
             self.bar = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
                                 TimeRemainingColumn(), transient=True, console=Console(stderr=True))
-            self.task = self.bar.add_task("embedding", total=None)
+            self.task = self.bar.add_task(doing, total=None)
 
     def on_error(self, path: str, reason: str) -> None:
         self.errors += 1
@@ -104,13 +107,13 @@ class IndexProgress:
         bad = self._bad(done)
         if self.bar is not None:
             self.bar.update(self.task, completed=done, total=total,
-                            description=f"embedding ({bad} skipped)" if bad else "embedding")
+                            description=f"{self.doing} ({bad} skipped)" if bad else self.doing)
             return
         step = max(1, total // 10) if total else 1
         if done and (done == total or done // step != self.last):
             self.last = done // step
             if total:
-                self._say(f"embedded {done - bad}/{total}" + (f", skipped {bad}" if bad else ""))
+                self._say(f"{self.done} {done - bad}/{total}" + (f", skipped {bad}" if bad else ""))
 
     def __enter__(self):
         if self.bar is not None:

@@ -24,7 +24,8 @@ def index_status(index_dir: Path, db: str | None = None) -> dict:
     """What the index at ``index_dir`` holds, as a dict: ``index`` (path), ``photos``, ``texts``,
     ``folders`` (list of ``{path, photos, last_run}``), ``model`` (encoder id), ``last_run``
     (ISO 8601 UTC), ``bytes`` (size on disk of the index folder), ``concepts`` (photos with their
-    ImageNet concepts; the others get them on the next ``retr index`` of their folder).
+    ImageNet concepts; the others get them on the next ``retr index`` of their folder), ``ocr`` (how far
+    reading the text in photos has got: ``considered``, ``skipped`` by the gate, ``read``, ``with_text``).
 
     Raises:
         StoreError: no index there, or it cannot be read.
@@ -38,7 +39,7 @@ def index_status(index_dir: Path, db: str | None = None) -> dict:
         return {"index": str(Path(index_dir).absolute()), "photos": reader.count("photos"),
                 "texts": reader.count("texts"), "folders": folders, "model": reader.get_meta("encoder_id"),
                 "last_run": reader.get_meta("updated_at"), "bytes": disk_size(Path(index_dir)),
-                "concepts": reader.count_concepts()}
+                "concepts": reader.count_concepts(), "ocr": reader.ocr_progress()}
     finally:
         reader.close()
 
@@ -52,6 +53,14 @@ def human_bytes(n: int) -> str:
     return f"{n:.1f} TB"  # pragma: no cover
 
 
+def ocr_line(ocr: dict, photos: int) -> str:
+    """The ``text`` line of ``retr status``: how far reading the text in photos has got."""
+    waiting = photos - ocr["considered"]
+    return (f"text      {ocr['considered']} of {photos} photos considered: {ocr['read']} read "
+            f"({ocr['with_text']} with text), {ocr['skipped']} skipped by the gate"
+            + (f"; {waiting} not yet (`retr index` on their folders reads them)" if waiting else ""))
+
+
 def status_lines(st: dict) -> list[str]:
     """The lines ``retr status`` prints for :func:`index_status`'s dict."""
     lines = [f"index     {st['index']}",
@@ -61,6 +70,7 @@ def status_lines(st: dict) -> list[str]:
              f"size      {human_bytes(st['bytes'])} on disk",
              f"concepts  {st['concepts']} of {st['photos']} photos"
              + (" (`retr index` on their folders adds the rest)" if st["concepts"] < st["photos"] else ""),
+             ocr_line(st["ocr"], st["photos"]),
              "folders" + ("" if st["folders"] else "   none recorded (indexed before folders were recorded)")]
     for f in st["folders"]:
         lines.append(f"  {f['photos']:>8}  {f['path']}  (last run {f['last_run']})")

@@ -318,16 +318,16 @@ def index_folder(
 
 
 @contextmanager
-def writer_lock(index_dir: Path):
-    """Hold the index's writer lock (``.lock``) for the block.
+def writer_lock(index_dir: Path, wait: float = 0.0):
+    """Hold the index's writer lock (``.lock``) for the block, waiting up to ``wait`` seconds for it.
 
     Raises:
-        IndexingError: another ``retr index`` holds it."""
+        IndexingError: another ``retr index`` holds it (still, after ``wait`` seconds)."""
     from filelock import FileLock, Timeout
 
     lock = FileLock(str(index_dir / LOCK_NAME))
     try:
-        lock.acquire(timeout=0)
+        lock.acquire(timeout=wait)
     except Timeout:
         raise IndexingError(f"{index_dir}: another `retr index` is writing this index") from None
     try:

@@ -1,5 +1,7 @@
 """The OCR pass of ``retr index``: reads the text in indexed photos that have not been read yet
-(new ones, changed ones, and photos indexed with ``--no-ocr``), after they are embedded.
+(new ones, changed ones, and photos indexed with ``--no-ocr``), after they are embedded and
+searchable. It is an enrichment pass (:mod:`retrieval.indexing.enrich`): resumable, each batch
+committed on its own under the writer lock, the reading done without it.
 
 The gate (:class:`retrieval.ocr.gate.TextGate`) looks at each photo's stored embedding; only the
 photos it passes are decoded again (at up to :data:`OCR_SIDE` px) and read by the engine
@@ -18,7 +20,7 @@ import numpy as np
 from sqlalchemy import select
 
 from retrieval.errors import DecodeError
-from retrieval.indexing.indexer import writer_lock
+from retrieval.indexing.enrich import LOCK_WAIT, EnrichmentPass, run_pass
 from retrieval.indexing.plan import is_under
 from retrieval.io.decode import DEFAULT_MAX_MEGAPIXELS, load_image
 from retrieval.store.database import OcrText, Photo, Store
@@ -39,54 +41,64 @@ class TextReport:
     with_text: int = 0
     skipped: int = 0
     failed: int = 0
+    #: photos the gate passed, to be read in this pass
+    to_read: int = 0
 
 
-def unread_photos(store: Store, root: str) -> list[tuple[int, str, np.ndarray]]:
-    """(id, path, (D,) float32 vector) of the photos under ``root`` without an ``ocr_texts`` row."""
+def unread_photos(store: Store, root: str) -> list[tuple[int, str, str, np.ndarray]]:
+    """(id, path, content hash, (D,) float32 vector) of the photos under ``root`` without an ``ocr_texts`` row."""
     done = select(OcrText.photo_id)
     with store.session() as s:
-        return [(i, p, np.frombuffer(v, np.float32)) for i, p, v in
-                s.execute(select(Photo.id, Photo.path, Photo.vector).where(Photo.id.not_in(done))).all()
+        return [(i, p, h, np.frombuffer(v, np.float32)) for i, p, h, v in
+                s.execute(select(Photo.id, Photo.path, Photo.hash, Photo.vector).where(Photo.id.not_in(done))
+                          .order_by(Photo.id)).all()
                 if is_under(p, root)]
 
 
-def read_text_in_photos(store: Store, root: str, engine, gate, *, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
-                        on_error: Callable[[str, str], None] | None = None,
-                        on_progress: Callable[[int, int], None] | None = None) -> TextReport:
-    """Run the gate and the OCR engine over the unread photos under ``root`` and store what they read.
+def text_pass(root: str, engine, gate, *, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
+              on_error: Callable[[str, str], None] | None = None,
+              report: TextReport | None = None) -> EnrichmentPass:
+    """The OCR :class:`~retrieval.indexing.enrich.EnrichmentPass` over the unread photos under ``root``.
+
+    Its items are ``(photo id, path, content hash, gate passed)``: one first batch of the photos the
+    gate skips (stored as skipped, nothing decoded), then batches of :data:`OCR_BATCH` photos to read.
 
     Args:
-        store: the index (the caller holds its writer lock).
         root: absolute folder (or file) the photos are under.
         engine: ``engine.recognise(PIL image) -> str`` and ``engine.name``.
         gate: ``gate.passes((N, D) vectors) -> (N,) bool``.
-        on_error, on_progress: as for :func:`retrieval.indexing.indexer.index_folder` (progress over read photos).
-
-    Returns:
-        :class:`TextReport`.
+        on_error: ``(path, reason)`` for a photo that no longer decodes.
+        report: counts to add to (a new :class:`TextReport` when None).
     """
-    rows = unread_photos(store, root)
-    rep = TextReport()
-    if not rows:
-        return rep
-    keep = gate.passes(np.stack([v for _, _, v in rows]))
-    with store.session() as s:
-        for (pid, _, _), k in zip(rows, keep):
-            if not k:
-                s.add(OcrText(photo_id=pid, text="", engine=SKIPPED))
-        s.commit()
-    rep.skipped = int((~keep).sum())
-    todo = [(pid, path) for (pid, path, _), k in zip(rows, keep) if k]
-    for b in range(0, len(todo), OCR_BATCH):
-        found = [(pid, _read(path, engine, max_megapixels, rep, on_error)) for pid, path in todo[b : b + OCR_BATCH]]
+    rep = report if report is not None else TextReport()
+
+    def pending(store: Store) -> list[list]:
+        rows = unread_photos(store, root)
+        if not rows:
+            return []
+        keep = gate.passes(np.stack([v for *_, v in rows]))
+        items = [(pid, path, h, bool(k)) for (pid, path, h, _), k in zip(rows, keep)]
+        todo = [it for it in items if it[3]]
+        return [[it for it in items if not it[3]]] + [todo[b : b + OCR_BATCH] for b in range(0, len(todo), OCR_BATCH)]
+
+    def work(batch: list) -> list:
+        rep.skipped += sum(not it[3] for it in batch)
+        return [_read(path, engine, max_megapixels, rep, on_error) if passed else "" for _, path, _, passed in batch]
+
+    def save(store: Store, batch: list, texts: list) -> int:
+        ids = [it[0] for it in batch]
         with store.session() as s:
-            for pid, text in found:
-                if text is not None:
-                    s.add(OcrText(photo_id=pid, text=text, engine=engine.name))
+            current = dict(s.execute(select(Photo.id, Photo.hash).where(Photo.id.in_(ids))).all())
+            done = set(s.scalars(select(OcrText.photo_id).where(OcrText.photo_id.in_(ids))))
+            n = 0
+            for (pid, _, h, passed), text in zip(batch, texts):
+                if text is not None and current.get(pid) == h and pid not in done:  # not gone, changed or read
+                    s.add(OcrText(photo_id=pid, text=text, engine=engine.name if passed else SKIPPED))
+                    n += 1
             s.commit()
-        if on_progress:
-            on_progress(min(b + OCR_BATCH, len(todo)), len(todo))
-    return rep
+        return n
+
+    return EnrichmentPass("text in photos", pending, work, save)
 
 
 def _read(path: str, engine, max_megapixels: float, rep: TextReport, on_error) -> str | None:
@@ -104,21 +116,34 @@ def _read(path: str, engine, max_megapixels: float, rep: TextReport, on_error) -
 
 
 def read_text_in_folder(root: str | Path, index_dir: str | Path, engine, gate, *, db_url: str | None = None,
+                        on_progress: Callable[[int, int], None] | None = None, lock_wait: float = LOCK_WAIT,
                         **kwargs) -> TextReport:
-    """:func:`read_text_in_photos` over the index at ``index_dir``, holding its writer lock.
+    """Read the text in the unread photos under ``root`` in the index at ``index_dir`` (:func:`text_pass`
+    run by :func:`retrieval.indexing.enrich.run_pass`). ``on_progress(photos read, photos to read)``
+    counts only the photos the gate passed; ``kwargs`` go to :func:`text_pass`.
 
     Raises:
-        IndexingError: another ``retr index`` holds the lock.
+        IndexingError: another ``retr index`` held the writer lock for longer than ``lock_wait``.
         StoreError: no index there, or it cannot be used.
+        OcrUnavailable: the engine cannot start (the photos the gate skipped are stored as such).
+        KeyboardInterrupt: passed on; what was read before is kept.
     """
-    index_dir = Path(index_dir).absolute()
-    with writer_lock(index_dir):
-        store = Store(index_dir, db_url=db_url)
-        try:
-            return read_text_in_photos(store, os.path.abspath(root), engine, gate, **kwargs)
-        finally:
-            store.close()
+    rep = TextReport()
+    enrichment = text_pass(os.path.abspath(root), engine, gate, report=rep, **kwargs)
+    pending = enrichment.pending
+
+    def counted_pending(store: Store) -> list[list]:
+        batches = pending(store)
+        rep.to_read = sum(len(b) for b in batches[1:])
+        return batches
+
+    def progress(done: int, total: int) -> None:
+        if on_progress and rep.to_read:
+            on_progress(max(0, done - (total - rep.to_read)), rep.to_read)
+
+    enrichment.pending = counted_pending
+    run_pass(enrichment, index_dir, db_url=db_url, on_progress=progress, lock_wait=lock_wait)
+    return rep
 
 
-__all__ = ["OCR_BATCH", "OCR_SIDE", "SKIPPED", "TextReport", "read_text_in_folder", "read_text_in_photos",
-           "unread_photos"]
+__all__ = ["OCR_BATCH", "OCR_SIDE", "SKIPPED", "TextReport", "read_text_in_folder", "text_pass", "unread_photos"]

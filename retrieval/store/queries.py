@@ -179,6 +179,15 @@ class Queries:
         rows = self._rows("SELECT text FROM ocr_texts WHERE photo_id = ? AND engine != 'skipped'", (int(photo_id),))
         return rows[0][0] if rows else None
 
+    def ocr_progress(self) -> dict:
+        """How far the OCR pass has got: ``considered`` (photos with an ``ocr_texts`` row), ``skipped`` (by the
+        gate), ``read`` (by the engine) and ``with_text`` (read, and text found)."""
+        considered, skipped, with_text = self._rows(
+            "SELECT count(*), coalesce(sum(CASE WHEN engine = 'skipped' THEN 1 ELSE 0 END), 0), "
+            "coalesce(sum(CASE WHEN engine != 'skipped' AND text != '' THEN 1 ELSE 0 END), 0) FROM ocr_texts")[0]
+        return {"considered": int(considered), "skipped": int(skipped), "read": int(considered) - int(skipped),
+                "with_text": int(with_text)}
+
     def count_concepts(self) -> int:
         """How many photos have their concepts (:mod:`retrieval.concepts`)."""
         return int(self._rows("SELECT count(*) FROM concepts")[0][0])
