@@ -109,6 +109,8 @@ class Index:
         self.notes: list[str] = []
         #: the last word search's "no good match" verdict (see :mod:`retrieval.concepts.calibration`)
         self.no_match = False
+        #: the match at or above which the last word search's results are good matches (None: no calibrated match)
+        self.match_threshold: float | None = None
 
     @property
     def store(self):
@@ -240,7 +242,7 @@ class Index:
         """
         if k < 1:
             raise QueryError(f"k must be at least 1 (got {k})")
-        self.notes, self.no_match, self.matched = [], False, None
+        self.notes, self.no_match, self.matched, self.match_threshold = [], False, None, None
         from retrieval.concepts.fusion import CHANNELS, DEFAULT_CHANNELS
 
         channels = tuple(channels or DEFAULT_CHANNELS)
@@ -347,6 +349,8 @@ class Index:
             self.notes.append(NO_CONCEPTS_HINT)
         ranked = ranker.rank(self._index("photos"), vec, sentence, k, channels)
         self.no_match = ranker.no_match(ranked)
+        if ranked and ranked[0].match is not None:
+            self.match_threshold = ranker.calibration.no_match
         ids = [r.id for r in ranked]
         rows = self.reader.photo_rows(ids)
         concepts = ranker.concepts_of(ids) if ranker.has_concepts else {}

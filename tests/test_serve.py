@@ -423,3 +423,35 @@ def test_api_docs_page_renders_offline_in_headless_chromium(live_server, browser
     assert fetched and all(u.startswith(live_server + "/") for u in fetched), fetched
     severe = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert not severe, severe
+
+
+def test_page_divides_good_matches_from_the_rest(live_server, browser):
+    """Good matches (match >= the calibrated threshold) above a divider; no good match: one line above the grid."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    with urllib.request.urlopen(live_server + "/api/search?k=11&q=a%20cat") as r:
+        body = json.load(r)
+    t = body["match_threshold"]
+    assert t is not None and not body["no_match"] and body["hits"][0]["match"] >= t > body["hits"][-1]["match"]
+    good = sum(h["match"] >= t for h in body["hits"])
+    wait = WebDriverWait(browser, 60)
+    browser.get(live_server + "/")
+    wait.until(lambda d: "photos" in d.find_element(By.ID, "status").text)
+    browser.find_element(By.ID, "q").send_keys("a cat" + Keys.ENTER)
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#grid .card"))
+    kids = browser.find_elements(By.CSS_SELECTOR, "#grid > *")
+    names = [k.get_attribute("id") or k.get_attribute("class") for k in kids]
+    assert names.index("match-divider") == good and "no-match" not in names, names
+    assert "cat.jpg" in kids[0].text and browser.find_element(By.ID, "match-divider").is_displayed()
+
+    box = browser.find_element(By.ID, "q")
+    box.clear()
+    box.send_keys("fireworks over a city" + Keys.ENTER)
+    wait.until(lambda d: d.find_elements(By.ID, "no-match"))
+    kids = browser.find_elements(By.CSS_SELECTOR, "#grid > *")
+    assert kids[0].get_attribute("id") == "no-match" and "No good match" in kids[0].text
+    assert not browser.find_elements(By.ID, "match-divider") and len(kids) == 12
+    severe = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert not severe, severe

@@ -37,7 +37,8 @@ def search_text(q: str = Query(..., max_length=4096, description="Words."),
                 sort: str = Query("score", pattern="^(score|date)$", description="score, or date (newest first)."),
                 literal: bool = Query(False, description="Do not parse dates and places out of the words."),
                 st: Served = Depends(served)):
-    """Photos (or captions, with ``texts``) best first, as ``{query, understood, matched, hits, no_match}``;
+    """Photos (or captions, with ``texts``) best first, as ``{query, understood, matched, hits, no_match,
+    match_threshold}``;
     ``hits[i]`` has ``score`` (photos, without filters or date sort: the fused score of the aligned
     embedding and the ImageNet concepts; else the cosine), ``match`` (fused photo results: the
     calibrated probability in [0, 1] that the photo shows what the query asks for, else null),
@@ -45,7 +46,8 @@ def search_text(q: str = Query(..., max_length=4096, description="Words."),
     (the path's raw bytes, base64: docs/paths.md), ``name``, ``text``, ``source``, ``taken``,
     ``place``, ``camera``, ``missing`` (the file is no longer on disk). ``understood`` is what was searched (``searched "beach" from 2023-01-01 to
     2023-12-31``); ``matched`` how many photos passed the filters (null without filters); ``no_match``
-    is true when even the best photo is unlikely to match. The query is always words: a query that
+    is true when even the best photo is unlikely to match; ``match_threshold`` the match at or above which a
+    hit is a good match (null when the hits have no calibrated match). The query is always words: a query that
     names a file is not read."""
     if not q.strip():
         raise ApiError(400, "empty query: give some words")
@@ -54,9 +56,9 @@ def search_text(q: str = Query(..., max_length=4096, description="Words."),
             asked = understood_query(q, st.index, given, literal or texts, files=False)
     except Exception as e:  # noqa: BLE001
         raise ApiError(503, f"text encoder unavailable: {e}") from None
-    hits, no_match = st.search_words(asked.text, k, texts, filters=asked.filters or None, sort=sort)
+    hits, no_match, threshold = st.search_words(asked.text, k, texts, filters=asked.filters or None, sort=sort)
     return {"query": q, "understood": asked.line(), "matched": st.index.matched, "hits": hits,
-            "no_match": no_match}
+            "no_match": no_match, "match_threshold": threshold}
 
 
 @router.post("/api/search/image", summary="Search by an uploaded photo")

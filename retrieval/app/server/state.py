@@ -71,21 +71,22 @@ class Served:
             raise ApiError(503, str(e)) from None
         return hits_json(hits)
 
-    def search_words(self, q: str, k: int, texts: bool, filters=None, sort: str = "score") -> tuple[list[dict], bool]:
-        """(hits as :func:`hits_json`, the "no good match" verdict) for words, ranked by the fused
-        channels (:meth:`retrieval.search.Index.search`), among the photos that pass ``filters``, sorted
-        by ``sort``; ApiError 400 (bad query), 503."""
+    def search_words(self, q: str, k: int, texts: bool, filters=None,
+                     sort: str = "score") -> tuple[list[dict], bool, float | None]:
+        """(hits as :func:`hits_json`, the "no good match" verdict, the good-match threshold or None) for
+        words, ranked by the fused channels (:meth:`retrieval.search.Index.search`), among the photos
+        that pass ``filters``, sorted by ``sort``; ApiError 400 (bad query), 503."""
         try:
             with self.lock:
                 hits = self.index.search(q, k=k, texts=texts, as_text=True, filters=filters, sort=sort)
-                no_match = self.index.no_match
+                no_match, threshold = self.index.no_match, self.index.match_threshold
         except QueryError as e:
             raise ApiError(400, str(e)) from None
         except StoreError as e:
             raise ApiError(503, str(e)) from None
         except Exception as e:  # noqa: BLE001 - the text encoder cannot be loaded
             raise ApiError(503, f"text encoder unavailable: {e}") from None
-        return hits_json(hits), no_match
+        return hits_json(hits), no_match, threshold
 
     def encoder(self):
         """The index's encoder; ApiError 503 when it cannot be loaded."""
