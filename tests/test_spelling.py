@@ -19,9 +19,22 @@ def test_typos_are_corrected():
 def test_known_words_are_never_corrected():
     for q in ("an axolotl and a dachshund", "a samoyed on a kayak", "Zwieback near Trondheim", "a 4x4 car"):
         assert correct_query(q).changed == {}, q  # rare dictionary words, capitalised names, digits
-    assert correct_query("a colorful kite").changed == {"colorful": "colourful"}  # not in the dictionary ...
-    assert correct_query("a colorful kite", known=[lambda w: w == "colorful"]).changed == {}  # ... but in the index
+    assert correct_query("a beachh kite").changed == {"beachh": "beach"}  # in no vocabulary ...
+    assert correct_query("a beachh kite", known=[lambda w: w == "beachh"]).changed == {}  # ... but in the index
     assert correct_query("a beahc", vocabulary=lambda w: w == "beahc").changed == {}
+
+
+def test_caption_corpus_words_are_never_corrected():
+    """Rare words people wrote describing photos, absent from the dictionary, are kept; a corpus typo
+    filtered out of the word list is still corrected."""
+    from retrieval.query.spelling import correction, corpus_words, dictionary
+
+    words = corpus_words()
+    assert 10_000 < len(words) < 20_000 and "travelator" in words and "climing" not in words
+    for w in ("travelator", "shorebreak", "headshot"):  # each twice or so in the corpus, none in the dictionary
+        assert w not in dictionary() and correction(w, dictionary()) not in (None, w)
+        assert correct_query(f"a {w} by the sea").changed == {}, w
+    assert correct_query("a child climing a tree").changed == {"climing": "climbing"}
 
 
 def test_understood_line_and_literal():
@@ -37,4 +50,4 @@ def test_cli_corrects_but_keeps_the_index_own_words(demo_index):
     p = run_retr("search", "horsses in a feild", "--index", demo_index, "-k", "1", check=0)
     assert "searched for: horses in a field" in p.stderr and p.stdout.strip().endswith("horses.jpg")
     p = run_retr("search", "a colorful kite", "--index", demo_index, "--json", check=0)
-    assert "searched" not in p.stderr and json.loads(p.stdout)  # 'colorful' is in the demo captions
+    assert "searched" not in p.stderr and json.loads(p.stdout)  # 'colorful': in the demo captions and the caption corpus
