@@ -105,6 +105,7 @@ class Index:
         #: photos the last search's filters kept (None: that search had no filters)
         self.matched: int | None = None
         self._ranker = None
+        self._written: tuple | None = None  # what the index's meta said when the FAISS indexes were loaded
         #: one-line notes for the user from the last search (e.g. how to add the concept channel)
         self.notes: list[str] = []
         #: the last word search's "no good match" verdict (see :mod:`retrieval.concepts.calibration`)
@@ -151,7 +152,16 @@ class Index:
     def __len__(self) -> int:
         return self.reader.count("photos")
 
+    def _drop_if_changed(self) -> None:
+        """Forget the loaded FAISS indexes and the ranker when another process has written the index since
+        they were loaded (a ``retr index`` or a watcher finished an update): a long-lived ``Index`` (``retr
+        serve``) then sees new photos. Costs four small ``meta`` reads."""
+        key = tuple(self.reader.get_meta(k) for k in ("faiss_photos", "faiss_texts", "dirty", "updated_at"))
+        if key != self._written:
+            self._faiss, self._ranker, self._written = {}, None, key
+
     def _index(self, table: str):
+        self._drop_if_changed()
         if table not in self._faiss:
             idx, rebuilt = read_faiss(self.reader, table)
             self.rebuilt |= rebuilt
@@ -318,7 +328,9 @@ class Index:
 
     @property
     def ranker(self):
-        """The index's :class:`retrieval.concepts.ranking.FusedRanker` (loaded on first use)."""
+        """The index's :class:`retrieval.concepts.ranking.FusedRanker` (loaded on first use, and again after
+        another process wrote the index)."""
+        self._drop_if_changed()
         if self._ranker is None:
             from retrieval.concepts.ranking import FusedRanker
             from retrieval.concepts.scoring import ConceptMatcher

@@ -132,3 +132,48 @@ def test_cli_watch_indexes_new_photo_and_stops_on_ctrl_c(photo_dir, tmp_path):
         stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 0, stderr
     assert "stopped watching" in stderr and "Traceback" not in stderr
+
+
+def _get(port, path):
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=30) as r:
+            return json.loads(r.read())
+    except OSError:
+        return None
+
+
+def test_serve_watch_searches_see_changes_and_an_emptied_folder_removes_nothing(photo_dir, tmp_path):
+    import socket
+    import urllib.parse
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    idx = tmp_path / "idx"
+    env = dict(os.environ, RETR_WATCH_DEBOUNCE="0.2", RETR_WATCH_STABLE="0.3")
+    env.pop("RETR_INDEX", None)
+    proc = subprocess.Popen([sys.executable, "-m", "retrieval", "serve", "--watch", str(photo_dir), "--index", str(idx),
+                             "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+    def names(q="a photo"):
+        r = _get(port, "/api/search?k=20&literal=true&q=" + urllib.parse.quote(q))
+        return r is not None and {h["name"] for h in r["hits"]}
+
+    try:  # no index yet: the watcher's first update makes it, then the page serves it
+        _until(lambda: names() == {"astronaut.jpg", "cat.jpg", "coffee.jpg", "horses.jpg"}, timeout=240,
+               what="the first update")
+        shutil.copy(DEMO / "rocket.jpg", photo_dir / "rocket.jpg")  # the running server sees each change
+        _until(lambda: "rocket.jpg" in names(), what="the new photo")
+        (photo_dir / "cat.jpg").unlink()
+        _until(lambda: "cat.jpg" not in names(), what="the removal")
+        for p in photo_dir.iterdir():  # emptied: paused, nothing removed
+            p.unlink()
+        time.sleep(3)
+        assert names() == {"astronaut.jpg", "coffee.jpg", "horses.jpg", "rocket.jpg"}
+    finally:
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr
+    assert "is empty: watching it is paused" in stderr and "Traceback" not in stderr and "stopped" in stderr

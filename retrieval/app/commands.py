@@ -228,13 +228,10 @@ def _say_if_nothing_found(rep, path: Path, include_hidden: bool) -> None:
              + ("" if include_hidden else "; hidden files and folders need --include-hidden") + ")")
 
 
-def _watch(paths: List[Path], idx: Path, workers: int, common: dict, ocr=None) -> None:
-    """``retr index --watch``: :func:`retrieval.indexing.watch.watch_folders` over ``paths``, each update one
-    incremental :func:`retrieval.indexing.indexer.index_folder` run (``--rebuild`` applies to the first only)."""
+def _watch_update(idx: Path, workers: int, common: dict, ocr=None):
+    """A watcher's ``index_root(root, exclude)``: one incremental :func:`retrieval.indexing.indexer.index_folder`
+    run over ``root`` (``--rebuild`` applies to the first only), then the OCR pass."""
     from retrieval.indexing.indexer import index_folder
-    from retrieval.config import watch_timings
-    from retrieval.errors import IndexingError, StoreError
-    from retrieval.indexing.watch import WatchSettings, watch_folders
 
     def index_root(root: str, exclude: tuple):
         with IndexProgress(_skipped, _err) as shown:
@@ -247,6 +244,17 @@ def _watch(paths: List[Path], idx: Path, workers: int, common: dict, ocr=None) -
         _read_text(ocr, Path(root), idx, args)
         return rep
 
+    return index_root
+
+
+def _watch(paths: List[Path], idx: Path, workers: int, common: dict, ocr=None) -> None:
+    """``retr index --watch``: :func:`retrieval.indexing.watch.watch_folders` over ``paths``, each update
+    :func:`_watch_update`."""
+    from retrieval.config import watch_timings
+    from retrieval.errors import IndexingError, StoreError
+    from retrieval.indexing.watch import WatchSettings, watch_folders
+
+    index_root = _watch_update(idx, workers, common, ocr)
     _err(f"watching {', '.join(str(p) for p in paths)} for changes -> {idx} (Ctrl-C to stop)")
     try:
         watch_folders(paths, idx, index_root, WatchSettings(**watch_timings()), notice=_err)
@@ -624,10 +632,14 @@ def status(
 
 @app.command()
 def serve(
+    folders: Optional[List[Path]] = typer.Argument(None, metavar="[FOLDER...]", help="With --watch: the photo "
+                                                   "folders to keep indexed while serving."),
     index_dir: Optional[Path] = IndexOpt,
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; anything but loopback exposes your photos."),
     port: int = typer.Option(8000, "--port", min=0, max=65535, help="TCP port."),
     db: Optional[str] = DbOpt,
+    watch: bool = typer.Option(False, "--watch", help="Also keep FOLDER... indexed while serving, as `retr index "
+                               "--watch` does: searches see photos as they appear, change, move or disappear."),
 ):
     """Serve a search page and a JSON API (OpenAPI at /openapi.json) over the index."""
     setup_logging()
@@ -636,20 +648,18 @@ def serve(
     try:
         import uvicorn
 
-        from retrieval.app.server.app import LOOPBACK_HOSTS, create_app
+        from retrieval.app.server.app import LOOPBACK_HOSTS
     except ImportError as e:
         _fail(f"retr serve needs fastapi, uvicorn and python-multipart ({e}); pip install 'retr'")
-    from retrieval.errors import StoreError
-
+    if folders and not watch:
+        _fail("FOLDER... only with --watch (retr serve --watch FOLDER...)", 2)
     idx = default_index_dir(index_dir)
     try:
         loopback = host == "localhost" or ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         loopback = False
-    try:
-        web = create_app(idx, allowed_hosts=(*LOOPBACK_HOSTS, host) if loopback else None, db_url=db)
-    except StoreError as e:
-        _fail(str(e))
+    watching = _serve_watcher(folders or [], idx, db) if watch else None
+    web = _served_app(idx, db, (*LOOPBACK_HOSTS, host) if loopback else None, watching)
     if not loopback:
         _err(f"warning: serving on {host}: anyone who can reach this machine can search and download your photos")
     shown = f"[{host}]" if ":" in host else host
@@ -673,7 +683,69 @@ def serve(
             _fail(f"cannot serve on {host}:{port} (exit status {e.code})")
     except OSError as e:
         _fail(f"cannot serve on {host}:{port} ({e})")
+    if watching is not None:  # an update still running stops with the process; the next run goes on
+        watching[0].stop.set()
+        watching[1].join(timeout=10)
     _err("stopped")
+
+
+def _serve_watcher(folders: List[Path], idx: Path, db: Optional[str]):
+    """``retr serve --watch FOLDER...``: a started :class:`retrieval.indexing.watch.Watcher` over ``folders``
+    in a daemon thread, indexing as ``retr index --watch`` does by default (the index's encoder, captions,
+    text in photos); returns (watcher, thread). Fails in one line when a folder or the encoder is unusable."""
+    import threading
+
+    from retrieval.config import watch_timings
+    from retrieval.encoders.base import load_encoder
+    from retrieval.errors import EncoderError, StoreError
+    from retrieval.indexing.watch import Watcher, WatchSettings
+    from retrieval.store.faiss_file import check_encoder
+
+    problem = watch_flag_problem(folders, True, None) if folders else ("--watch needs at least one FOLDER", 2)
+    if problem:
+        _fail(*problem)
+    spec, recorded_id = _recorded_encoder(idx, db) if idx.is_dir() else (None, None)
+    try:
+        enc = load_encoder(spec)
+        check_encoder(recorded_id, enc.id, idx)
+    except (EncoderError, StoreError) as e:
+        _fail(str(e))
+    common = dict(encoder=enc, captions_file=None, captioner=_captioner_or_warning(None, enc), rebuild=False,
+                  batch_size=32, max_megapixels=200.0, include_hidden=False, exclude=(), db_url=db, index_type=None,
+                  prune=True)
+    w = Watcher(folders, idx, _watch_update(idx, 2, common, _ocr_pass(enc, False)), WatchSettings(**watch_timings()),
+                notice=_err)
+
+    def run() -> None:
+        try:
+            w.run()
+        except Exception as e:  # noqa: BLE001 - the server goes on; say why watching stopped
+            _err(f"warning: watching stopped ({e})")
+
+    t = threading.Thread(target=run, name="retr-watch", daemon=True)
+    t.start()
+    _err(f"watching {', '.join(str(p) for p in folders)} for changes -> {idx}")
+    return w, t
+
+
+def _served_app(idx: Path, db: Optional[str], allowed_hosts, watching):
+    """``create_app`` over ``idx``; with a watcher and no index yet, after the watcher's first update made it."""
+    import time
+
+    from retrieval.app.server.app import create_app
+    from retrieval.errors import StoreError
+
+    try:
+        return create_app(idx, allowed_hosts=allowed_hosts, db_url=db)
+    except StoreError as e:
+        if watching is None:
+            _fail(str(e))
+    while watching[0].runs == 0 and watching[1].is_alive():
+        time.sleep(0.2)
+    try:
+        return create_app(idx, allowed_hosts=allowed_hosts, db_url=db)
+    except StoreError as e:
+        _fail(str(e))
 
 
 def _catch_ctrl_c() -> dict:
