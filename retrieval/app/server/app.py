@@ -42,7 +42,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from retrieval import __version__
-from retrieval.app.server import page_routes, photo_routes, search_routes
+from retrieval.app.server import duplicate_routes, page_routes, photo_routes, search_routes
 from retrieval.app.server.errors import install_error_handlers, install_guard
 from retrieval.app.server.state import Served
 from retrieval.search import Index
@@ -83,6 +83,6 @@ def create_app(index_dir: str | Path, *, encoder=None, captioner=None,
     app.state.served = Served(index_dir, ix, captioner)
     install_error_handlers(app)
     install_guard(app, None if allowed_hosts is None else {h.lower() for h in allowed_hosts})
-    for routes in (page_routes, search_routes, photo_routes):
+    for routes in (page_routes, search_routes, photo_routes, duplicate_routes):
         app.include_router(routes.router)
     return app
