@@ -55,6 +55,24 @@ def imagenet_classes() -> tuple[ImageNetClass, ...]:
     return tuple(out)
 
 
+@lru_cache(maxsize=1)
+def class_labels() -> tuple[tuple[str, str], ...]:
+    """(display name, synset) of the 1,000 classes in classifier-output order: what a search shows,
+    read without parsing every name (:func:`imagenet_classes` reads them all).
+
+    Raises:
+        FileNotFoundError: the package data file is missing.
+    """
+    with open(CLASSES_FILE, encoding="utf-8") as f:
+        lines = f.read().split("\n")[1:]
+    out = []
+    for line in lines:
+        if line:
+            _, syn, lem, _ = line.split("\t", 3)
+            out.append((lem.split(",", 1)[0].strip(), syn))
+    return tuple(out)
+
+
 def concept_names() -> tuple[list[str], list[int], list[bool]]:
     """Every name of every class, for the sentence encoder.
 

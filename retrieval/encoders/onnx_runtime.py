@@ -101,12 +101,13 @@ def remove_stale_quantisation(folder: str | Path) -> None:
     folder, so age tells a dead run's folder from a live one's (a live run takes ~20 s).
     Called by every quantisation and by every int8 load, so a folder left by a run killed just
     before a successful rerun is removed later too."""
-    import shutil
     import time
 
     for old in Path(folder).glob(".q-*"):
         try:
             if old.is_dir() and time.time() - old.stat().st_mtime > STALE_QUANTISATION_S:
+                import shutil  # here: a search that finds nothing to remove does not import it
+
                 shutil.rmtree(old, ignore_errors=True)
         except OSError:  # gone meanwhile (another run cleaned it up)
             pass

@@ -388,12 +388,128 @@ def plot(path: Path, rows: list[dict]) -> str:
 # -- cold search -----------------------------------------------------------------------------------
 
 COLD_QUERY = "a dog on a beach"
+#: words written in some of the cold index's photos (their OCR text), for the text-in-photos path
+OCR_WORDS = ("open sale", "exit", "coffee bar", "platform 9", "stop")
+
+
+def cold_index(d: Path, n: int, enc) -> None:
+    """An index folder of ``n`` synthetic photos with every feature ``retr search`` reads: random unit
+    photo vectors (the shipped encoder's id and dimension), a date taken (``photo_metadata``, spread
+    over 2015-2024, a place for one in ten), stored concepts (10 random ImageNet classes and their
+    posteriors), a generated caption with its vector (``texts``), and the text-in-photos pass done
+    (``ocr_texts``: one photo in twenty has words in :data:`OCR_WORDS`, the rest judged text-free);
+    FAISS files written by ``Store.write_faiss`` as ``retr index`` does."""
+    import datetime as dt
+    import sqlite3
+
+    from retrieval.store.database import Store, now_iso
+
+    st = Store(d, create=True)
+    with st.session() as s:
+        for k, v in (("encoder_id", enc.id), ("encoder_spec", "default"), ("dim", str(enc.dim))):
+            st.set_meta(s, k, v)
+        s.commit()
+    st.close()
+    rng = np.random.default_rng(0)
+    v = rng.standard_normal((n, enc.dim), dtype=np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    cap = rng.standard_normal((n, enc.dim), dtype=np.float32)
+    cap /= np.linalg.norm(cap, axis=1, keepdims=True)
+    con = sqlite3.connect(d / "retr.sqlite")
+    now, start = now_iso(), dt.datetime(2015, 1, 1)
+    con.executemany("INSERT INTO photos (id, path, size, mtime, hash, width, height, indexed_at, vector) "
+                    "VALUES (?, ?, 1000000, 0.0, ?, 640, 480, ?, ?)",
+                    ((i + 1, f"/photos/{i:07d}.jpg", f"{i:064x}", now, v[i].tobytes()) for i in range(n)))
+    con.executemany("INSERT INTO photo_metadata (photo_id, taken, taken_source, place, place_key) VALUES (?, ?, "
+                    "'exif', ?, ?)", ((i + 1, (start + dt.timedelta(hours=8.76 * i * 10_000 / n)).isoformat(),
+                                       *(("Oslo, Norway", "|oslo|norway|no|") if i % 10 == 0 else (None, None)))
+                                      for i in range(n)))
+    classes = np.stack([rng.choice(1000, 10, replace=False) for _ in range(n)]).astype(np.int16)
+    probs = np.sort(rng.dirichlet(np.full(10, 0.3), n), axis=1)[:, ::-1].astype(np.float16)
+    con.executemany("INSERT INTO concepts (photo_id, classes, probs) VALUES (?, ?, ?)",
+                    ((i + 1, classes[i].tobytes(), probs[i].tobytes()) for i in range(n)))
+    con.executemany("INSERT INTO texts (photo_id, text, source, vector) VALUES (?, ?, 'generated', ?)",
+                    ((i + 1, f"A photo number {i}.", cap[i].tobytes()) for i in range(n)))
+    con.executemany("INSERT INTO ocr_texts (photo_id, text, engine) VALUES (?, ?, ?)",
+                    ((i + 1, *((OCR_WORDS[i % len(OCR_WORDS)], "rapidocr") if i % 20 == 0 else ("", "skipped")))
+                     for i in range(n)))
+    con.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('dirty', '0')")
+    con.commit()
+    con.close()
+    st = Store(d)
+    st.write_faiss("photos")
+    st.write_faiss("texts")
+    st.close()
+
+
+def cold_variants(d: Path, tmp: Path, enc) -> list[tuple[str, list[str], dict, Path | None]]:
+    """(name, command, extra environment, file removed before each run) of each timed variant."""
+    from retrieval.encoders import onnx_runtime
+
+    opt = onnx_runtime.export_dir(enc.id) / (Path(onnx_runtime.MODEL_FILE).stem + ".opt.onnx")
+    empty = tmp / "empty-cache"
+    empty.mkdir(exist_ok=True)
+    py = sys.executable
+    index = ["--index", str(d), "-k", "10"]
+    args = ["search", COLD_QUERY, *index]
+    typer_code = ("import sys; sys.argv = ['retr'] + sys.argv[1:]; from retrieval.app.commands import app; app()")
+    return [
+        ("interpreter start-up only: `python -c pass`", [py, "-c", "pass"], {}, None),
+        ("imports only: numpy, faiss, onnxruntime, tokenizers", [py, "-c", "import numpy, faiss, onnxruntime, "
+                                                                 "tokenizers"], {}, None),
+        ("**retr search (every channel: parser, spelling, embedding + concepts + caption fusion, text in photos)**",
+         [py, "-m", "retrieval", *args], {}, None),
+        (f'with a parsed filter: "{COLD_QUERY} 2023"', [py, "-m", "retrieval", "search", COLD_QUERY + " 2023", *index],
+         {}, None),
+        ('with a typo corrected: "a dog on a beahc"', [py, "-m", "retrieval", "search", "a dog on a beahc", *index],
+         {}, None),
+        (f'words written in photos: "{OCR_WORDS[0]}" (text-in-photos fusion)',
+         [py, "-m", "retrieval", "search", OCR_WORDS[0], *index], {}, None),
+        ("`--literal` (no parser, no spelling)", [py, "-m", "retrieval", *args, "--literal"], {}, None),
+        ("without the argv fast path (the Typer app parses: +Typer, Click, pydantic)",
+         [py, "-c", typer_code, *args], {}, None),
+        ("without the stdlib-sqlite3 reader (SQLAlchemy Store: `RETR_DB=sqlite:///...`)",
+         [py, "-m", "retrieval", *args], {"RETR_DB": f"sqlite:///{d / 'retr.sqlite'}"}, None),
+        ("without the cached optimised ONNX graph (first search after an export: optimise + save)",
+         [py, "-m", "retrieval", *args], {}, opt),
+        ("torch path (no ONNX export: sentence-transformers + torch)", [py, "-m", "retrieval", *args],
+         {"RETR_CACHE": str(empty)}, None),
+    ]
+
+
+def time_variants(variants, runs: int) -> tuple[dict, dict, list[float]]:
+    """Run every variant ``runs + 1`` times, interleaved (run 0 warms the file cache and writes the
+    ``.pyc`` files): ({name: wall seconds}, {name: CPU seconds of the child}, load averages seen)."""
+    import subprocess
+
+    times = {v[0]: [] for v in variants}
+    cpu = {v[0]: [] for v in variants}
+    loads = []
+    for r in range(runs + 1):
+        for name, cmd, env, remove in variants:
+            if remove is not None and remove.exists():
+                remove.unlink()
+            e = dict(os.environ)
+            e.pop("PYTHONDONTWRITEBYTECODE", None)  # an installed retr has its .pyc files: no compiling
+            e.update(env)
+            t0 = time.perf_counter()
+            p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=e, cwd=ROOT)
+            err = p.stderr.read()
+            _, status, ru = os.wait4(p.pid, 0)
+            w = time.perf_counter() - t0
+            if os.waitstatus_to_exitcode(status):
+                sys.exit(f"{name} failed: {err[-2000:].decode(errors='replace')}")
+            if r:
+                times[name].append(w)
+                cpu[name].append(ru.ru_utime + ru.ru_stime)
+            loads.append(os.getloadavg()[0])
+    return times, cpu, loads
 
 
 def cold(a) -> None:
-    """``retr search "a dog on a beach"`` in a new process on an index of --cold N photos: the default
-    path and, in the same run (interleaved), the same with one speed-up at a time undone."""
-    import subprocess
+    """``retr search "a dog on a beach"`` in a new process on a full-feature index of --cold N photos
+    (:func:`cold_index`): the default path, other kinds of query, and, in the same run (interleaved),
+    the default with one speed-up at a time undone."""
     import tempfile
 
     from benchlib import load_line, machine_line
@@ -409,76 +525,13 @@ def cold(a) -> None:
     if not onnx_runtime.has_export(enc.id):
         enc.export_fast_path()
     with tempfile.TemporaryDirectory(prefix="retr-bench-cold-") as t:
-        tmp = Path(t)
-        d = tmp / "index"
-        from retrieval.store.database import Store, now_iso
-
-        st = Store(d, create=True)
-        with st.session() as s:
-            st.set_meta(s, "encoder_id", enc.id)
-            st.set_meta(s, "encoder_spec", "default")
-            st.set_meta(s, "dim", str(enc.dim))
-            s.commit()
-        st.close()
-        import sqlite3
-
-        rng = np.random.default_rng(0)
-        v = rng.standard_normal((n, enc.dim), dtype=np.float32)
-        v /= np.linalg.norm(v, axis=1, keepdims=True)
-        con = sqlite3.connect(d / "retr.sqlite")
-        now = now_iso()
-        con.executemany("INSERT INTO photos (id, path, size, mtime, hash, width, height, indexed_at, vector) "
-                        "VALUES (?, ?, 1000000, 0.0, ?, 640, 480, ?, ?)",
-                        ((i + 1, f"/photos/{i:07d}.jpg", f"{i:064x}", now, v[i].tobytes()) for i in range(n)))
-        con.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('dirty', '0')")
-        con.commit()
-        con.close()
-        st = Store(d)
-        st.write_faiss("photos")
-        st.write_faiss("texts")
-        st.close()
-        opt = onnx_runtime.export_dir(enc.id) / (Path(onnx_runtime.MODEL_FILE).stem + ".opt.onnx")
-        empty = tmp / "empty-cache"
-        empty.mkdir()
-        py = sys.executable
-        args = ["search", COLD_QUERY, "--index", str(d), "-k", "10"]
-        typer_code = ("import sys; sys.argv = ['retr'] + sys.argv[1:]; from retrieval.app.commands import app; app()")
-        variants = [
-            ("interpreter start-up only: `python -c pass`", [py, "-c", "pass"], {}, None),
-            ("imports only: numpy, faiss, onnxruntime, tokenizers", [py, "-c", "import numpy, faiss, onnxruntime, "
-                                                                     "tokenizers"], {}, None),
-            ("**retr search (all of the below)**", [py, "-m", "retrieval", *args], {}, None),
-            ("without the argv fast path (the Typer app parses: +Typer, Click, pydantic)",
-             [py, "-c", typer_code, *args], {}, None),
-            ("without the stdlib-sqlite3 reader (SQLAlchemy Store: `RETR_DB=sqlite:///...`)",
-             [py, "-m", "retrieval", *args], {"RETR_DB": f"sqlite:///{d / 'retr.sqlite'}"}, None),
-            ("without the cached optimised ONNX graph (first search after an export: optimise + save)",
-             [py, "-m", "retrieval", *args], {}, opt),
-            ("torch path (no ONNX export: sentence-transformers + torch)", [py, "-m", "retrieval", *args],
-             {"RETR_CACHE": str(empty)}, None),
-        ]
-        times = {v[0]: [] for v in variants}
-        cpu = {v[0]: [] for v in variants}
-        loads = []
-        for r in range(a.cold_runs + 1):
-            for name, cmd, env, remove in variants:
-                if remove is not None and remove.exists():
-                    remove.unlink()
-                e = dict(os.environ)
-                e.update(env)
-                t0 = time.perf_counter()
-                p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=e, cwd=ROOT)
-                err = p.stderr.read()
-                _, status, ru = os.wait4(p.pid, 0)
-                w = time.perf_counter() - t0
-                if os.waitstatus_to_exitcode(status):
-                    sys.exit(f"{name} failed: {err[-2000:].decode(errors='replace')}")
-                if r:  # run 0 warms the file cache
-                    times[name].append(w)
-                    cpu[name].append(ru.ru_utime + ru.ru_stime)
-                loads.append(os.getloadavg()[0])
-    print(f"\nCold `retr search \"{COLD_QUERY}\" -k 10` in a new process, index of {n:,} photos (random unit vectors "
-          f"with the shipped encoder's id; flat FAISS); median of {a.cold_runs} runs, variants interleaved")
+        d = Path(t) / "index"
+        cold_index(d, n, enc)
+        variants = cold_variants(d, Path(t), enc)
+        times, cpu, loads = time_variants(variants, a.cold_runs)
+    print(f"\nCold `retr search \"{COLD_QUERY}\" -k 10` in a new process, index of {n:,} photos with every feature "
+          f"(random unit vectors with the shipped encoder's id, dates, places, concepts, generated captions, text in "
+          f"photos; flat FAISS); median of {a.cold_runs} runs, variants interleaved")
     print("(CPU = user + system seconds of the child, all its threads: on a machine this busy the wall clock mostly "
           "measures waiting for a core)")
     print("| variant | median wall (s) | runs (s) | median CPU (s) | CPU vs retr search |\n|---|---|---|---|---|")
