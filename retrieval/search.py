@@ -13,7 +13,7 @@ from retrieval.io.exif import camera_name
 from retrieval.io.files import is_image_name
 from retrieval.store.faiss_file import check_encoder, read_faiss
 from retrieval.store.queries import open_sqlite_reader
-from retrieval.store.subset import search_subset
+from retrieval.store.subset import search_filtered
 from retrieval.query.operators import combine, split_weight
 from retrieval.errors import QueryError
 
@@ -401,9 +401,8 @@ class Index:
         q = np.ascontiguousarray(np.asarray(vec, np.float32).reshape(-1))
         self.matched = None
         if filters:
-            allowed = self.reader.photo_ids_where(*filters.sql(), with_paths=bool(filters.folder))
-            self.matched = len(allowed)
-            scores, ids = search_subset(self.reader, idx, q, k, allowed, table)
+            scores, ids, self.matched = search_filtered(self.reader, idx, q, k, *filters.sql(),
+                                                        with_paths=bool(filters.folder))
         else:
             scores, ids, exact = ann.candidates(idx, q, k)
             if not exact:

@@ -44,6 +44,26 @@ class Queries:
         """How many photos satisfy the SQL condition ``where`` (``?`` placeholders, columns of ``photos``)."""
         return int(self._rows(f"SELECT count(*) FROM photos WHERE {where}", params)[0][0])
 
+    def count_photos_matching(self, where: str, params: tuple = (), with_paths: bool = True) -> int:
+        """How many photos :meth:`photo_ids_where` would return (counted in SQL, no id read)."""
+        sql = ("SELECT count(*) FROM photos p LEFT OUTER JOIN photo_metadata m ON m.photo_id = p.id" if with_paths
+               else "SELECT count(*) FROM photo_metadata m")
+        return int(self._rows(f"{sql} WHERE {where}", params)[0][0])
+
+    def photo_ids_among(self, ids, where: str, params: tuple = (), with_paths: bool = True) -> np.ndarray:
+        """(m,) int64 sorted: those of the photo ids ``ids`` that satisfy ``where`` (as in :meth:`photo_ids_where`;
+        a primary-key lookup each, whatever the filter's breadth)."""
+        ids = [int(i) for i in ids]
+        col = "p.id" if with_paths else "m.photo_id"
+        sql = ("SELECT p.id FROM photos p LEFT OUTER JOIN photo_metadata m ON m.photo_id = p.id" if with_paths
+               else "SELECT m.photo_id FROM photo_metadata m")
+        out = []
+        for b in range(0, len(ids), _IN_CHUNK):
+            part = ids[b : b + _IN_CHUNK]
+            out += [r[0] for r in self._rows(f"{sql} WHERE {col} IN ({','.join('?' * len(part))}) AND ({where})",
+                                             (*part, *params))]
+        return np.sort(np.array(out, np.int64))
+
     def photo_ids_where(self, where: str, params: tuple = (), with_paths: bool = True) -> np.ndarray:
         """(m,) int64 sorted ids of the photos satisfying ``where`` (``?`` placeholders) over ``photos p``
         left-joined to ``photo_metadata m`` (see :meth:`retrieval.query.filters.Filters.sql`).

@@ -5,11 +5,15 @@ dimension, written straight into ``retr.sqlite`` with a ``photo_metadata`` row e
 evenly over ten years; the FAISS file built by ``Store.write_faiss`` as ``retr index`` does), then:
 
 - warm: ``Index.search_vector`` median latency (ms, one query at a time) without a filter and with
-  date filters keeping about 1 %, 10 % and 50 % of the photos, each as a ratio to the unfiltered one;
+  date filters keeping about 1 %, 10 % and 50 % of the photos, each as a ratio to the unfiltered one,
+  and the part of it spent in the SQL pre-filter (``photo_ids_where``);
 - cold (``--cold``): ``python -m retrieval search`` in a new process, median wall time of ``--runs``
   runs, for plain words, words with a parsed year ("... 2023"), and words with a typo.
 
-Run from the repository root (the package importable): ``python scripts/bench/bench_filters.py --n 100000 --cold``.
+Run from the repository root (the package importable): ``python scripts/bench/bench_filters.py --n 100000 --cold``;
+at 1,000,000 photos (4.3 GB of database, ~10 min to build on 2 busy cores with ``--index-type ivf``; the
+``auto`` type's HNSW graph takes about an hour there): ``nice python scripts/bench/bench_filters.py --n 1000000
+--index-type ivf --keep /tmp/retr-1m`` (``--keep``: build into that folder once, reuse it on later runs).
 """
 from __future__ import annotations
 
@@ -65,26 +69,40 @@ def build(folder: Path, n: int, seed: int = 0, index_type: str = "auto") -> None
     st.close()
 
 
-def warm(folder: Path, queries: int) -> list[tuple[str, float]]:
+def warm(folder: Path, queries: int) -> list[tuple[str, float, float, float, int | None]]:
+    """(filter, median ms of ``Index.search_vector``, of reading the filter's ids alone, of reading them
+    and searching among them (the narrow-filter path, for every filter), photos kept) per filter."""
     from retrieval.query.filters import Filters
     from retrieval.search import Index
+    from retrieval.store.faiss_file import read_faiss
+    from retrieval.store.subset import search_subset
 
     ix = Index(folder)
+    index, _ = read_faiss(ix.reader, "photos")  # a second copy, for the narrow-filter path
     rng = np.random.default_rng(1)
     qs = rng.standard_normal((queries, ix.reader.dim())).astype(np.float32)
     qs /= np.linalg.norm(qs, axis=1, keepdims=True)
     cases = [("none", None), ("1% (5 weeks)", Filters(since="2020-01-01", until="2020-02-06")),
              ("10% (1 year)", Filters(since="2020-01-01", until="2021-01-01")),
              ("50% (5 years)", Filters(since="2020-01-01", until="2025-01-01"))]
-    out = []
-    for name, f in cases:
-        ix.search_vector(qs[0], 10, filters=f)  # load the FAISS file first
-        ts = []
-        for q in qs:
+    for _, f in cases:  # load the FAISS file, warm the caches
+        ix.search_vector(qs[0], 10, filters=f)
+    ts = {name: ([], [], []) for name, _ in cases}
+    for q in qs:  # the cases interleaved, query by query: a busy machine's load shifts alike on all
+        for name, f in cases:
             t = time.perf_counter()
             ix.search_vector(q, 10, filters=f)
-            ts.append(time.perf_counter() - t)
-        out.append((name, statistics.median(ts) * 1000, ix.matched))
+            ts[name][0].append(time.perf_counter() - t)
+            if f:
+                t = time.perf_counter()
+                allowed = ix.reader.photo_ids_where(*f.sql(), with_paths=bool(f.folder))
+                ts[name][1].append(time.perf_counter() - t)
+                search_subset(ix.reader, index, q, 10, allowed)
+                ts[name][2].append(time.perf_counter() - t)
+    out = []
+    for name, f in cases:
+        ix.search_vector(qs[0], 10, filters=f)
+        out.append((name, *(statistics.median(x) * 1000 if x else 0.0 for x in ts[name]), ix.matched))
     return out
 
 
@@ -113,20 +131,27 @@ def main() -> None:
     ap.add_argument("--cold", action="store_true", help="also time cold `retr search` processes")
     ap.add_argument("--cold-n", type=int, default=10_000, help="photos in the cold-search index")
     ap.add_argument("--runs", type=int, default=7)
+    ap.add_argument("--index-type", default="auto", help="FAISS type of the synthetic index (auto, flat, hnsw, ivf)")
+    ap.add_argument("--keep", type=Path, help="build the index in this folder, or reuse the one built there")
     a = ap.parse_args()
     print(machine_line())
     print(load_line())
     with tempfile.TemporaryDirectory(prefix="retr-bench-filters-") as tmp:
-        folder = Path(tmp) / f"n{a.n}"
-        t = time.perf_counter()
-        build(folder, a.n)
-        print(f"built {a.n} synthetic photos in {time.perf_counter() - t:.0f} s")
+        folder = a.keep or Path(tmp) / f"n{a.n}"
+        if (folder / "photos.faiss").exists():
+            print(f"reusing the synthetic index in {folder}")
+        else:
+            t = time.perf_counter()
+            build(folder, a.n, index_type=a.index_type)
+            print(f"built {a.n} synthetic photos ({a.index_type}) in {time.perf_counter() - t:.0f} s")
         rows = warm(folder, a.queries)
         base = rows[0][1]
-        print(f"\nwarm search_vector, k=10, {a.n} photos, median of {a.queries} queries")
-        print("| filter keeps | photos kept | ms | x unfiltered |\n|---|---:|---:|---:|")
-        for name, ms, kept in rows:
-            print(f"| {name} | {kept if kept is not None else a.n} | {ms:.1f} | {ms / base:.2f} |")
+        print(f"\nwarm search_vector, k=10, {a.n} photos ({a.index_type}), median of {a.queries} queries")
+        print("| filter keeps | photos kept | retr's search ms | x unfiltered | reading the ids ms | reading the ids "
+              "+ searching among them ms |\n|---|---:|---:|---:|---:|---:|")
+        for name, ms, sql_ms, first_ms, kept in rows:
+            print(f"| {name} | {kept if kept is not None else a.n} | {ms:.1f} | {ms / base:.2f} | "
+                  + (f"{sql_ms:.1f} | {first_ms:.1f} |" if kept is not None else "- | - |"))
         if a.cold:
             small = Path(tmp) / f"n{a.cold_n}"
             build(small, a.cold_n)
