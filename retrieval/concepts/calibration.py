@@ -27,10 +27,11 @@ class Calibration:
     no_match: float = 0.3
 
     @classmethod
-    def load(cls, path: str | Path = FUSION_FILE) -> "Calibration":
-        """The shipped calibration (defaults when the file lacks one)."""
+    def load(cls, path: str | Path = FUSION_FILE, which: str = "calibration") -> "Calibration":
+        """The shipped calibration (defaults when the file lacks one); ``which``: ``calibration`` (the
+        shipped fusion's), or ``linear_calibration`` (the linear fusion's, kept for comparison)."""
         try:
-            d = json.loads(Path(path).read_text()).get("calibration", {})
+            d = json.loads(Path(path).read_text()).get(which, {})
         except (OSError, ValueError):
             d = {}
         return cls(**{k: float(v) for k, v in d.items() if k in ("slope", "intercept", "no_match")})

@@ -4,10 +4,12 @@ combined into one score per photo, with weights fitted on held-out Flickr8k trai
 
 Methods (compared in docs/concepts.md):
 
-* ``linear``: ``embedding + w_concepts * concepts ** 0.5 + w_caption * caption`` (the default; the
-  shipped weights are a logistic regression's, so the fused score is also calibrated);
-* ``query-dependent``: as linear, with the embedding's weight lowered by ``w_strength`` times
-  how clearly the query names an ImageNet concept (:meth:`ConceptMatcher.strength`);
+* ``linear``: ``embedding + w_concepts * concepts ** 0.5 + w_caption * caption``;
+* ``query-dependent`` (the default): as linear, with the embedding's weight lowered by ``w_strength``
+  times how clearly the query names an ImageNet concept (:meth:`ConceptMatcher.strength`), so a
+  query that names a known concept leans on the concept channel; the shipped weights are a logistic
+  regression's on the embedding, the concept score and their product with the strength, so the fused
+  score is also calibrated;
 * ``rrf``: reciprocal-rank fusion, ``sum 1 / (k + rank)`` (Cormack, Clarke & Buettcher 2009).
 """
 from __future__ import annotations
@@ -39,6 +41,7 @@ class FusionWeights:
         concept_power: the concept score enters as ``concepts ** concept_power`` (0.5: a square
             root, which spreads the small posteriors of photos that show a concept among others;
             chosen on Flickr8k dev and COCO-mini over 1).
+        method: how :func:`fuse` combines the channels unless told otherwise.
     """
 
     concepts: float = 0.5
@@ -48,24 +51,27 @@ class FusionWeights:
     hypernym_weight: float = 0.95
     rrf_k: float = 60.0
     concept_power: float = 0.5
+    method: str = "linear"
 
     @classmethod
-    def load(cls, path: str | Path = FUSION_FILE, grid: bool = False) -> "FusionWeights":
-        """The shipped weights (defaults for any key the file lacks); ``grid``: the grid-searched
-        linear weights kept for comparison instead of the shipped logistic fusion's."""
+    def load(cls, path: str | Path = FUSION_FILE, which: str = "weights") -> "FusionWeights":
+        """The shipped weights (defaults for any key the file lacks); ``which``: ``weights`` (the
+        shipped fusion), or one kept for comparison: ``grid_weights`` (grid-searched linear),
+        ``linear_weights`` (the linear logistic fusion)."""
         try:
             d = json.loads(Path(path).read_text())
         except (OSError, ValueError):
             return cls()
         names = {f.name for f in fields(cls)}
-        return cls(**{k: float(v) for k, v in d.get("grid_weights" if grid else "weights", {}).items()
-                      if k in names})
+        return cls(**{k: v if k == "method" else float(v)
+                      for k, v in d.get(which, {}).items() if k in names})
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def fuse(scores: dict[str, np.ndarray], w: FusionWeights, channels=DEFAULT_CHANNELS, method: str = "linear") -> np.ndarray:
+def fuse(scores: dict[str, np.ndarray], w: FusionWeights, channels=DEFAULT_CHANNELS,
+         method: str | None = None) -> np.ndarray:
     """One fused score per photo.
 
     Args:
@@ -73,7 +79,8 @@ def fuse(scores: dict[str, np.ndarray], w: FusionWeights, channels=DEFAULT_CHANN
             concepts); ``"strength"``: (...,) for the query-dependent method.
         w: the weights.
         channels: the channels to use (a missing one counts as absent).
-        method: ``linear``, ``query-dependent`` or ``rrf``.
+        method: ``linear``, ``query-dependent`` or ``rrf``; None: ``w.method``. Without the concept
+            channel, ``query-dependent`` is ``linear`` (the embedding alone keeps its raw cosines).
 
     Returns:
         (..., N) float32, higher is better.
@@ -84,6 +91,7 @@ def fuse(scores: dict[str, np.ndarray], w: FusionWeights, channels=DEFAULT_CHANN
     use = [c for c in channels if c in scores and c in CHANNELS]
     if not use:
         raise ValueError("no channel to rank by")
+    method = method or w.method
     if method == "rrf":
         out = 0.0
         for c in use:
@@ -98,7 +106,7 @@ def fuse(scores: dict[str, np.ndarray], w: FusionWeights, channels=DEFAULT_CHANN
         k, x = weight[c], scores[c]
         if c == "concepts":
             x = np.power(np.maximum(x, 0.0), w.concept_power)
-        if c == "embedding" and method == "query-dependent" and "strength" in scores:
+        if c == "embedding" and method == "query-dependent" and "strength" in scores and "concepts" in use:
             k = 1.0 - w.strength * np.asarray(scores["strength"])[..., None]
         out = out + k * x
     return np.asarray(out, np.float32)

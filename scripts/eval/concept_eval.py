@@ -6,6 +6,7 @@ Usage (from the repository root, after ``scripts/eval/concept_data.py`` or on fi
     python scripts/eval/concept_eval.py ablation      # P@5 / mAP@50 table (Flickr8k dev, COCO-mini)
     python scripts/eval/concept_eval.py nomatch       # verdict on absent vs present subjects
     python scripts/eval/concept_eval.py recall        # Recall@K, both directions
+    python scripts/eval/concept_eval.py verdict       # the "no good match" verdict's designs
 
 Channel scores come from :mod:`retrieval.concepts` with the shipped fusion weights
 (``retrieval/concepts/data/fusion.json``, fitted by ``scripts/eval/fit_fusion.py`` on held-out
@@ -101,11 +102,42 @@ def query_sets(gal: Gallery, queries: dict) -> tuple[list[str], list[set], list[
     return counted, rels, few, gone
 
 
+def learned_fusions(w) -> dict:
+    """Small learned fusion models, fitted here on the held-out Flickr8k train photos and the training
+    queries (never on the evaluation galleries): a multi-layer perceptron (scikit-learn, one hidden
+    layer) on (embedding, concepts ** 0.5, concept strength) per (query, photo) pair, relevance as the
+    label. {name: function(channel scores) -> (Q, N) scores}; empty without scikit-learn."""
+    try:
+        from sklearn.neural_network import MLPClassifier
+    except ImportError:
+        print("scikit-learn is not installed: the learned fusion rows are left out", file=sys.stderr)
+        return {}
+    gal = Gallery("flickr8k-holdout")
+    queries = list(cq.TRAIN_QUERIES)
+    sc = gal.channel_scores(queries, matcher(gal.encoder_id, threshold=w.threshold, hypernym_weight=w.hypernym_weight))
+
+    def feats(s):
+        e = s["embedding"]
+        st = np.broadcast_to(np.asarray(s["strength"])[:, None], e.shape)
+        return np.stack([e, np.sqrt(np.maximum(s["concepts"], 0)), st], -1).reshape(-1, 3)
+
+    y = np.zeros_like(sc["embedding"])
+    for i, q in enumerate(queries):
+        y[i, cq.relevant(gal.captions, cq.TRAIN_QUERIES[q])] = 1
+    out = {}
+    for h in (4, 8):
+        mlp = MLPClassifier((h,), alpha=1e-3, max_iter=500, random_state=0).fit(feats(sc), y.ravel())
+        out[f"learned: MLP, {h} hidden units"] = (
+            lambda s, m=mlp: m.predict_proba(feats(s))[:, 1].reshape(s["embedding"].shape))
+    return out
+
+
 def ablation(galleries=("flickr8k-dev", "coco-mini")) -> None:
     from retrieval.concepts.fusion import DEFAULT_CHANNELS, FusionWeights, fuse
 
     w = FusionWeights.load()
     print(f"fusion: {w}")
+    learned = learned_fusions(w)
     print("| channels | " + " | ".join(f"{g} P@5 | {g} mAP@50" for g in galleries) + " |")
     print("|---|" + "---|---|" * len(galleries))
     rows = {}
@@ -118,13 +150,17 @@ def ablation(galleries=("flickr8k-dev", "coco-mini")) -> None:
         for n in range(1, 4):
             for combo in itertools.combinations(CHANNELS, n):
                 rows.setdefault(combo, []).append(evaluate(fuse(sc, w, combo), rels))
-        rows.setdefault(("default: embedding + concepts (logistic fusion)",), []).append(
+        rows.setdefault(("default: embedding + concepts (query-dependent logistic fusion)",), []).append(
             evaluate(fuse(sc, w, DEFAULT_CHANNELS), rels))
-        grid = FusionWeights.load(grid=True)
+        lin = FusionWeights.load(which="linear_weights")
+        rows.setdefault(("embedding + concepts (linear logistic fusion)",), []).append(
+            evaluate(fuse(sc, lin, DEFAULT_CHANNELS), rels))
+        rows.setdefault(("embedding + concepts (reciprocal-rank fusion)",), []).append(
+            evaluate(fuse(sc, w, DEFAULT_CHANNELS, "rrf"), rels))
+        for name, model in learned.items():
+            rows.setdefault((f"embedding + concepts ({name})",), []).append(evaluate(model(sc), rels))
+        grid = FusionWeights.load(which="grid_weights")
         rows.setdefault(("all (linear, grid-searched weights)",), []).append(evaluate(fuse(sc, grid, CHANNELS), rels))
-        qd = FusionWeights(**{**w.to_dict(), "strength": 0.4})
-        rows.setdefault(("all (query-dependent, strength 0.4; the fit chose 0)",), []).append(
-            evaluate(fuse(sc, qd, CHANNELS, "query-dependent"), rels))
         rows.setdefault(("all (reciprocal-rank fusion)",), []).append(evaluate(fuse(sc, w, CHANNELS, "rrf"), rels))
         if os.environ.get("PER_QUERY"):
             base, full = fuse(sc, w, ("embedding",)), fuse(sc, w, DEFAULT_CHANNELS)
@@ -201,5 +237,71 @@ def nomatch(galleries=("flickr8k-dev", "coco-mini", "flickr8k-holdout")) -> None
                   f"fired, present: {[q for q, f, p in zip(qs, fires, present) if f and p]}", file=sys.stderr)
 
 
+def _verdict_inputs(sc: dict, fused: np.ndarray, cal, keep=None) -> dict[str, float]:
+    """One case's candidate inputs of the verdict, at the best photo by ``fused`` (N,): the
+    calibrated logit of its fused score, its concept evidence (square-rooted concept score), that
+    times the query's concept strength, the z-score of its fused score among the gallery's, and the
+    margin between it and the gallery's median fused score."""
+    keep = np.arange(len(fused)) if keep is None else keep
+    f, c = fused[keep], np.sqrt(np.maximum(sc["concepts"][keep], 0))
+    j = int(np.argmax(f))
+    return {"logit": cal.slope * f[j] + cal.intercept, "concept": c[j], "strength x concept": float(sc["strength"]) * c[j],
+            "z-score": (f[j] - f.mean()) / (f.std() + 1e-6), "margin": f[j] - np.median(f)}
+
+
+def verdict(galleries=("flickr8k-dev", "coco-mini")) -> None:
+    """The verdict's designs: the fusion under it, the training cases its threshold is fitted on
+    (the 63 training queries on the held-out photos, or those plus the subject removed and random
+    sub-galleries: ``fit_fusion.verdict_cases``), and its inputs (the best photo's match alone, or a
+    logistic regression of presence on :func:`_verdict_inputs`, fitted on the same training cases)."""
+    from fit_fusion import best_threshold, verdict_cases
+
+    from retrieval.concepts.calibration import Calibration, fit_logistic_multi
+    from retrieval.concepts.fusion import DEFAULT_CHANNELS, FusionWeights, fuse
+
+    fusions = {"linear": (FusionWeights.load(which="linear_weights"), Calibration.load(which="linear_calibration")),
+               "query-dependent": (FusionWeights.load(), Calibration.load())}
+    designs = [("linear", "queries", ("logit",)), ("query-dependent", "queries", ("logit",)),
+               ("linear", "cases", ("logit",)), ("query-dependent", "cases", ("logit",)),
+               ("query-dependent", "cases", ("logit", "concept", "strength x concept")),
+               ("query-dependent", "cases", ("logit", "z-score", "margin")),
+               ("query-dependent", "cases", ("logit", "concept", "strength x concept", "z-score", "margin"))]
+    hold = Gallery("flickr8k-holdout")
+    tq = list(cq.TRAIN_QUERIES)
+    w0 = fusions["linear"][0]
+    m = matcher(hold.encoder_id, threshold=w0.threshold, hypernym_weight=w0.hypernym_weight)
+    sc_h = hold.channel_scores(tq, m)
+    evals = {}
+    for g in galleries:
+        gal = Gallery(g)
+        qs = list(cq.QUERIES)
+        sc = gal.channel_scores(qs, matcher(gal.encoder_id, threshold=w0.threshold, hypernym_weight=w0.hypernym_weight))
+        evals[g] = (sc, np.array([cq.absent(gal.captions, cq.QUERIES[q]) for q in qs]),
+                    np.array([len(cq.relevant(gal.captions, cq.QUERIES[q])) > 0 for q in qs]))
+    all_cases = verdict_cases(hold, tq)
+    query_cases = list({c[0]: c for c in reversed(all_cases) if len(c[1]) == len(hold.captions)}.values())
+    print("| fusion | threshold fitted on | inputs | " + " | ".join(f"{g} absent: fires | {g} present: fires" for g in galleries) + " |")
+    print("|---|---|---|" + "---|---|" * len(galleries))
+    for fusion, cases_name, inputs in designs:
+        w, cal = fusions[fusion]
+        fused_h = fuse(sc_h, w, DEFAULT_CHANNELS)
+        cases = all_cases if cases_name == "cases" else query_cases
+        x = np.array([[_verdict_inputs({k: v[i] for k, v in sc_h.items()}, fused_h[i], cal, keep)[k] for k in inputs]
+                      for i, keep, _ in cases])
+        y = np.array([c[2] for c in cases], float)
+        coef, b = (np.array([1.0]), 0.0) if inputs == ("logit",) else fit_logistic_multi(x, y)
+        _, t = best_threshold(1 / (1 + np.exp(-(x @ coef + b))), y > 0)
+        row = []
+        for g, (sc, gone, present) in evals.items():
+            fused = fuse(sc, w, DEFAULT_CHANNELS)
+            x = np.array([[_verdict_inputs({k: v[i] for k, v in sc.items()}, fused[i], cal)[k] for k in inputs]
+                          for i in range(len(fused))])
+            fires = 1 / (1 + np.exp(-(x @ coef + b))) < t
+            row += [f"{fires[gone].sum()}/{gone.sum()} ({fires[gone].mean():.0%})",
+                    f"{fires[present].sum()}/{present.sum()} ({fires[present].mean():.0%})"]
+        print(f"| {fusion} | {len(cases)} {'training queries' if cases_name == 'queries' else 'training cases'} | "
+              f"{', '.join(inputs)} (threshold {t:.3f}) | " + " | ".join(row) + " |")
+
+
 if __name__ == "__main__":
-    {"ablation": ablation, "recall": recall, "nomatch": nomatch}[sys.argv[1] if len(sys.argv) > 1 else "ablation"]()
+    {"ablation": ablation, "recall": recall, "nomatch": nomatch, "verdict": verdict}[sys.argv[1] if len(sys.argv) > 1 else "ablation"]()
