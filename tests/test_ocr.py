@@ -140,3 +140,23 @@ def test_text_pass_resumes_after_ctrl_c_and_holds_the_lock_only_to_commit(tmp_pa
     rows = {r[0].rsplit("/", 1)[1] for r in _ocr_rows(idx)}
     assert rep.read == 3 and rows == {"astronaut.jpg", "coffee.jpg", "eagle.jpg", "horses.jpg"}
     assert "text      4 of 4 photos considered: 4 read (4 with text)" in run_retr("status", "--index", idx).stdout
+
+
+def test_gate_probe_scores_drawn_words_above_every_plain_photo(tmp_path, encoder):
+    from retrieval.io.decode import load_image
+    from retrieval.ocr.gate import TextGate
+
+    gate = TextGate(encoder)
+    assert gate.probe is not None and len(gate.probe[0]) == encoder.dim  # the shipped probe of the default encoder
+    _library(tmp_path / "p")
+    photos = [tmp_path / "p" / "horses with sign.jpg"] + sorted(DEMO.glob("*.jpg"))
+    vectors = encoder.encode_images([load_image(p) for p in photos])
+    scores = gate.probe_scores(vectors)
+    assert scores[0] > scores[1:].max()  # "RANCH SALE" drawn on horses.jpg: above horses.jpg and the rest
+    assert not gate.passes(vectors[1:]).any()  # ordinary photos are skipped
+
+    class Other:  # an encoder no probe was trained for: the prompts alone
+        id = "hf:some-clip"
+        encode_texts = encoder.encode_texts
+
+    assert TextGate(Other()).probe is None

@@ -26,7 +26,7 @@ from retrieval.io.decode import DEFAULT_MAX_MEGAPIXELS, load_image
 from retrieval.store.database import OcrText, Photo, Store
 
 #: photos read per commit
-OCR_BATCH = 16
+OCR_BATCH = 4
 #: photos are decoded for OCR with their longer side reduced towards this many pixels (JPEG draft)
 OCR_SIDE = 1600
 #: ``engine`` of a photo the gate skipped
