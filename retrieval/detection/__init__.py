@@ -1,0 +1,1 @@
+"""COCO object detection (YOLOv3-tiny) for the detector concept channel."""
