@@ -43,6 +43,8 @@ class Hit:
         match: for fused word -> photo results: the calibrated probability in [0, 1] that the photo
             shows what the query asks for (:mod:`retrieval.concepts.calibration`); else None.
         concepts: for fused results: the photo's ImageNet concepts, ``[{"label", "synset", "p"}]``.
+        objects: for fused results: the COCO objects detected in the photo, ``[{"label", "score", "count"}]``
+            (None: not through the detector yet).
         missing: the photo's file is no longer on disk (deleted or moved since the last ``retr index``).
     """
 
@@ -58,6 +60,7 @@ class Hit:
     camera: str | None = None
     match: float | None = None
     concepts: list | None = None
+    objects: list | None = None
     missing: bool = False
 
     def to_dict(self) -> dict:
@@ -344,8 +347,30 @@ class Index:
                     matcher = ConceptMatcher.load(names)
                 except (OSError, KeyError, ValueError):  # a damaged export: the embedding alone
                     matcher = None
-            self._ranker = FusedRanker(self.reader, matcher)
+            self._ranker = FusedRanker(self.reader, matcher, objects=self._object_channel(want))
         return self._ranker
+
+    def _object_channel(self, encoder_id: str | None):
+        """The detector channel of this index (:class:`retrieval.detection.channel.ObjectChannel`), or None
+        when no photo has been through the detector or the encoder has no sentence output."""
+        from retrieval.detection.channel import ObjectChannel
+        from retrieval.detection.scoring import load_object_matcher
+        from retrieval.encoders import onnx_runtime
+
+        if not encoder_id or self.reader.count_objects() == 0:
+            return None
+        folder = onnx_runtime.export_dir(encoder_id)
+        if not (folder / onnx_runtime.CONCEPT_NAMES_FILE).is_file():  # no sentence output to match names with
+            return None
+        from retrieval.concepts.fusion import FusionWeights
+
+        w = FusionWeights.load()
+        try:
+            te = self.text_encoder if hasattr(self.text_encoder, "encode_texts_and_sentences") else None
+            matcher = load_object_matcher(folder, te, threshold=w.object_threshold)
+        except (OSError, KeyError, ValueError):
+            return None
+        return ObjectChannel(self.reader.object_rows(), matcher)
 
     def _search_fused(self, text: str, k: int, channels: tuple[str, ...]) -> list[Hit]:
         from retrieval.concepts.ranking import NO_CONCEPTS_HINT
@@ -359,15 +384,16 @@ class Index:
         ranker = self.ranker
         if "concepts" in channels and not ranker.has_concepts and len(self) and sentence is not None:
             self.notes.append(NO_CONCEPTS_HINT)
-        ranked = ranker.rank(self._index("photos"), vec, sentence, k, channels)
+        ranked = ranker.rank(self._index("photos"), vec, sentence, k, channels, text=text)
         self.no_match = ranker.no_match(ranked)
         if ranked and ranked[0].match is not None:
             self.match_threshold = ranker.calibration.no_match
         ids = [r.id for r in ranked]
         rows = self.reader.photo_rows(ids)
         concepts = ranker.concepts_of(ids) if ranker.has_concepts else {}
+        objects = ranker.objects_of(ids)
         hits = [Hit(r.score, r.id, rows[r.id][0], rows[r.id][1], photo_id=r.id, match=r.match,
-                    concepts=concepts.get(r.id)) for r in ranked if r.id in rows]
+                    concepts=concepts.get(r.id), objects=objects.get(r.id)) for r in ranked if r.id in rows]
         return with_metadata(hits, self.reader.photo_metadata(rows))
 
     def steer(self, vec: np.ndarray, add=(), subtract=(), as_text: bool = False) -> np.ndarray:

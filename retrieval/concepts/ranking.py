@@ -39,14 +39,18 @@ class FusedRanker:
         reader: the index's :class:`retrieval.store.queries.Queries`.
         matcher: the :class:`ConceptMatcher` of the index's encoder, or None (no concept channel).
         weights, calibration: default: the shipped ones.
+        objects: the detector channel (:class:`retrieval.detection.channel.ObjectChannel`), or None.
 
     Attributes:
         has_concepts: the index holds concepts for at least one photo.
+        has_objects: the index holds detections for at least one photo.
     """
 
     def __init__(self, reader, matcher: ConceptMatcher | None, weights: FusionWeights | None = None,
-                 calibration: Calibration | None = None):
+                 calibration: Calibration | None = None, objects=None):
         self.reader = reader
+        self.objects = objects if objects is not None and len(objects) else None
+        self.has_objects = self.objects is not None
         self.weights = weights or FusionWeights.load()
         self.calibration = calibration or Calibration.load()
         self.matcher = matcher
@@ -57,7 +61,7 @@ class FusedRanker:
         self.has_concepts = len(self.ids) > 0
 
     def rank(self, faiss_index, query_vec: np.ndarray, sentence: np.ndarray | None, k: int,
-             channels=DEFAULT_CHANNELS) -> list[Ranked]:
+             channels=DEFAULT_CHANNELS, text: str = "") -> list[Ranked]:
         """The ``k`` best photos for a text query.
 
         Args:
@@ -66,6 +70,7 @@ class FusedRanker:
             sentence: (384,) float32 sentence embedding of the query (None: no concept channel).
             k: number of results.
             channels: channels to fuse (see :data:`CHANNELS`); ``"embedding"`` alone gives raw cosines.
+            text: the query's words (the detector channel reads numbers: "two dogs").
 
         Returns:
             list of :class:`Ranked`, best first; ``match`` is set only for the default channels on an
@@ -82,15 +87,20 @@ class FusedRanker:
             con_all = concept_scores(self.matcher.class_weights(sentence), self.classes, self.probs)
             top = np.argsort(-con_all, kind="stable")[:m]
             cand |= {int(self.ids[j]) for j in top if con_all[j] > 0}
+        obj_all = None
+        if "objects" in channels and self.has_objects and sentence is not None:
+            obj_all = self.objects.scores(sentence, text)
+            top = np.argsort(-obj_all, kind="stable")[:m]
+            cand |= {int(self.objects.ids[j]) for j in top if obj_all[j] > 0}
         ids, vecs = self.reader.vectors_for("photos", sorted(cand))
         scores = {}
         if "embedding" in channels:
             scores["embedding"] = vecs @ q
         if use_con:
-            pos = np.searchsorted(self.ids, ids)
-            pos = np.clip(pos, 0, max(len(self.ids) - 1, 0))
-            scores["concepts"] = np.where(self.ids[pos] == ids, con_all[pos], 0.0).astype(np.float32)
+            scores["concepts"] = _lookup(self.ids, con_all, ids)
             scores["strength"] = np.float32(self.matcher.strength(sentence))
+        if obj_all is not None:
+            scores["objects"] = _lookup(self.objects.ids, obj_all, ids)
         if "caption" in channels:
             gen = self.reader.generated_vectors(ids)
             if gen:
@@ -108,7 +118,21 @@ class FusedRanker:
         """The "no good match" verdict: even the best photo's match probability is below the threshold."""
         return bool(ranked) and ranked[0].match is not None and ranked[0].match < self.calibration.no_match
 
+    def objects_of(self, photo_ids) -> dict[int, list[dict]]:
+        """{photo id: its detected objects for display (:func:`retrieval.detection.channel.object_labels`)}."""
+        from retrieval.detection.channel import object_labels
+
+        return {pid: object_labels(c, s, n) for pid, c, s, n in self.reader.object_rows(photo_ids)}
+
     def concepts_of(self, photo_ids) -> dict[int, list[dict]]:
         """{photo id: its concepts for display (:func:`concept_labels`)}."""
         ids, cls, p = self.reader.concept_rows(photo_ids)
         return {int(i): concept_labels(c, pp) for i, c, pp in zip(ids, cls, p)}
+
+
+def _lookup(have_ids: np.ndarray, values: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """``values`` (aligned with the ascending ``have_ids``) at ``ids``; 0 where an id has none."""
+    if len(have_ids) == 0:
+        return np.zeros(len(ids), np.float32)
+    pos = np.clip(np.searchsorted(have_ids, ids), 0, len(have_ids) - 1)
+    return np.where(have_ids[pos] == ids, values[pos], 0.0).astype(np.float32)

@@ -30,7 +30,7 @@ from retrieval.store.faiss_file import check_encoder, faiss_is_current
 from retrieval.store.folders import FOLDERS_KEY, with_folder
 from retrieval.indexing.metadata import add_missing_metadata
 from retrieval.store.layout import DB_NAME, LOCK_NAME, VECTOR_TABLES, faiss_file
-from retrieval.store.database import (Concept, OcrText, Photo, PhotoInfo, Store, TextRow, Tombstone,
+from retrieval.store.database import (Concept, DetectedObjects, OcrText, Photo, PhotoInfo, Store, TextRow, Tombstone,
                                       drop_index_tables, now_iso,
                                       resolve_db_url, sqlite_file)
 from retrieval.errors import IndexingError, StoreError
@@ -500,6 +500,7 @@ def _store_embedded(store: Store, batch: list[Embedded], report: IndexReport,
                 s.execute(delete(TextRow).where(TextRow.photo_id == rid, TextRow.source == "generated"))
                 s.execute(delete(PhotoInfo).where(PhotoInfo.photo_id == rid))  # read again: new content
                 s.execute(delete(OcrText).where(OcrText.photo_id == rid))  # recognised again
+                s.execute(delete(DetectedObjects).where(DetectedObjects.photo_id == rid))  # detected again
                 report.updated += 1
             else:
                 row = Photo(path=f.path, size=f.size, mtime=f.mtime, ctime=f.ctime, inode=f.inode, hash=e.hash,

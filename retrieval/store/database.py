@@ -134,6 +134,20 @@ class Concept(Base):
     probs: Mapped[bytes] = mapped_column(LargeBinary)
 
 
+class DetectedObjects(Base):
+    """The COCO objects detected in a photo (:mod:`retrieval.detection`): per class whose best
+    detection scored at least :data:`retrieval.detection.scoring.STORE_SCORE`, ``classes`` (k,) int16
+    bytes (COCO class index), ``scores`` (k,) float16 bytes (its best score), ``counts`` (k,) uint8
+    bytes (its confident detections); all empty when the detector found nothing. A photo without a
+    row has not been through the detector yet."""
+
+    __tablename__ = "objects"
+    photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"), primary_key=True)
+    classes: Mapped[bytes] = mapped_column(LargeBinary)
+    scores: Mapped[bytes] = mapped_column(LargeBinary)
+    counts: Mapped[bytes] = mapped_column(LargeBinary)
+
+
 class Tombstone(Base):
     """A photo removed from the index, kept :data:`TOMBSTONE_DAYS` days so that a file that comes
     back with the same content (same ``hash``) returns without re-embedding. ``vector`` as in
@@ -158,7 +172,7 @@ class Meta(Base):
 
 
 #: Every table retr owns in a database (dropped by :func:`drop_index_tables`).
-TABLES = ("concepts", "ocr_texts", "photo_metadata", "texts", "photos", "tombstones", "meta", "alembic_version")
+TABLES = ("objects", "concepts", "ocr_texts", "photo_metadata", "texts", "photos", "tombstones", "meta", "alembic_version")
 #: Days a removed photo is kept as a :class:`Tombstone`.
 TOMBSTONE_DAYS = 30
 
@@ -456,6 +470,7 @@ class Store(Queries):
             s.execute(delete(TextRow).where(TextRow.photo_id.in_(chunk)))
             s.execute(delete(OcrText).where(OcrText.photo_id.in_(chunk)))
             s.execute(delete(Concept).where(Concept.photo_id.in_(chunk)))
+            s.execute(delete(DetectedObjects).where(DetectedObjects.photo_id.in_(chunk)))
             s.execute(delete(Photo).where(Photo.id.in_(chunk)))
 
     def expire_tombstones(self, s: Session, days: float = TOMBSTONE_DAYS) -> None:

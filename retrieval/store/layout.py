@@ -2,7 +2,7 @@
 
 An index folder holds::
 
-    retr.sqlite     the database (photos, texts, their vectors, concepts, meta), unless --db names another
+    retr.sqlite     the database (photos, texts, their vectors, concepts, objects, meta), unless --db names another
     photos.faiss    the FAISS search structure over photo vectors (see retrieval.store.faiss_file)
     texts.faiss     the same over text vectors
     .lock           held by a writer (filelock)
@@ -19,7 +19,7 @@ LOCK_NAME = ".lock"
 #: Bumped whenever the on-disk layout changes; older indexes must be rebuilt or migrated.
 FORMAT_VERSION = 1
 #: The Alembic head revision this retr's schema is at (``retrieval/store/migrations/versions``).
-SCHEMA_REVISION = "photo_ctime_inode"
+SCHEMA_REVISION = "detected_objects"
 #: Environment variable naming the database when no ``db_url`` is given.
 DB_ENV = "RETR_DB"
 #: The command that starts an index afresh, named by every message that asks for it.

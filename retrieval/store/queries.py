@@ -212,6 +212,26 @@ class Queries:
         """How many photos have their concepts (:mod:`retrieval.concepts`)."""
         return int(self._rows("SELECT count(*) FROM concepts")[0][0])
 
+    def count_objects(self) -> int:
+        """How many photos have been through the COCO detector (:mod:`retrieval.detection`)."""
+        return int(self._rows("SELECT count(*) FROM objects")[0][0])
+
+    def object_rows(self, ids=None) -> list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
+        """The stored detections of these photos (None: all), ascending by photo id: (photo id,
+        (k,) int16 COCO classes, (k,) float32 best scores, (k,) int16 counts); k = 0 when the
+        detector found nothing."""
+        sql = "SELECT photo_id, classes, scores, counts FROM objects"
+        if ids is None:
+            rows = self._rows(sql + " ORDER BY photo_id")
+        else:
+            ids, rows = sorted(int(i) for i in ids), []
+            for b in range(0, len(ids), _IN_CHUNK):
+                part = ids[b : b + _IN_CHUNK]
+                rows += self._rows(sql + f" WHERE photo_id IN ({','.join('?' * len(part))}) ORDER BY photo_id",
+                                   tuple(part))
+        return [(int(r[0]), np.frombuffer(bytes(r[1]), np.int16), np.frombuffer(bytes(r[2]), np.float16).astype(np.float32),
+                 np.frombuffer(bytes(r[3]), np.uint8).astype(np.int16)) for r in rows]
+
     def photo_id(self, path: str) -> int | None:
         """The id of the photo indexed at this absolute path, or None."""
         rows = self._rows("SELECT id FROM photos WHERE path = ?", (str(path),))

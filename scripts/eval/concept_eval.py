@@ -24,8 +24,11 @@ import numpy as np
 
 import concept_data
 import concept_queries as cq
+import detector_data
 
-CHANNELS = ("embedding", "concepts", "caption")
+CHANNELS = ("embedding", "concepts", "caption", "objects")
+#: the detector's input size for the objects channel ($RETR_EVAL_DETECTOR_SIZE)
+DETECTOR_SIZE = int(os.environ.get("RETR_EVAL_DETECTOR_SIZE", "320"))
 
 
 def text_encoder(encoder_id: str):
@@ -41,6 +44,16 @@ def matcher(encoder_id: str, **kw):
     return ConceptMatcher.load(export_dir(encoder_id) / CONCEPT_NAMES_FILE, **kw)
 
 
+def object_matcher(encoder_id: str, **kw):
+    """The detector channel's matcher (threshold default: the shipped fusion's ``object_threshold``)."""
+    from retrieval.concepts.fusion import FusionWeights
+    from retrieval.detection.scoring import load_object_matcher
+    from retrieval.encoders.onnx_runtime import export_dir
+
+    kw.setdefault("threshold", FusionWeights.load().object_threshold)
+    return load_object_matcher(export_dir(encoder_id), **kw)
+
+
 class Gallery:
     """A cached gallery with its channel scores for a list of queries."""
 
@@ -53,9 +66,12 @@ class Gallery:
         from retrieval.concepts.scoring import top_classes
 
         self.classes, self.probs = top_classes(g["probs"].astype(np.float32))
+        #: (N, 80) best detection scores and counts per COCO class, or None (gallery not detected)
+        self.objects = detector_data.object_arrays(name, DETECTOR_SIZE, len(self.captions))
 
-    def channel_scores(self, queries: list[str], m) -> dict[str, np.ndarray]:
-        """{channel: (Q, N) float32} for the queries."""
+    def channel_scores(self, queries: list[str], m, om=None) -> dict[str, np.ndarray]:
+        """{channel: (Q, N) float32} for the queries (``om``: the detector channel's
+        :class:`retrieval.detection.scoring.ObjectMatcher`; default: one with the shipped threshold)."""
         from retrieval.concepts.scoring import concept_scores
 
         te = text_encoder(self.encoder_id)
@@ -63,8 +79,24 @@ class Gallery:
         q, s = np.concatenate(q), np.concatenate(s)
         con = np.stack([concept_scores(m.class_weights(v), self.classes, self.probs) for v in s])
         strength = np.array([m.strength(v) for v in s], np.float32)
-        return {"embedding": q @ self.g["emb"].T, "concepts": con, "caption": q @ self.g["gen_emb"].T,
-                "strength": strength}
+        out = {"embedding": q @ self.g["emb"].T, "concepts": con, "caption": q @ self.g["gen_emb"].T,
+               "strength": strength}
+        if self.objects is not None:
+            out["objects"] = self.object_scores(queries, s, om or object_matcher(self.encoder_id))
+        return out
+
+    def sentences(self, queries: list[str]) -> np.ndarray:
+        """(Q, 384) float32 sentence embeddings of the queries."""
+        te = text_encoder(self.encoder_id)
+        return np.concatenate([te.encode_texts_and_sentences([t])[1] for t in queries])
+
+    def object_scores(self, queries: list[str], sentences: np.ndarray, om) -> np.ndarray:
+        """(Q, N) float32 detector channel scores (:func:`retrieval.detection.scoring.object_scores`)."""
+        from retrieval.detection.scoring import object_scores, query_count
+
+        sc, cnt = self.objects
+        return np.stack([object_scores(om.class_weights(v), sc, cnt, query_count(t), om.count_miss)
+                         for t, v in zip(queries, sentences)])
 
 
 def average_precision(order: np.ndarray, rel: set, cutoff: int = 50) -> float:

@@ -26,8 +26,15 @@ router = APIRouter()
 def photo(photo_id: int = PathParam(..., ge=0, le=MAX_PHOTO_ID), st: Served = Depends(served)):
     """Path, name, width and height (px, upright), size (bytes), mtime, content hash,
     when indexed, ``captions``: ``[{id, text, source}]`` (``captions`` or ``generated``; the text read in the
-    photo is the last, source ``text in photo``), and ``ocr_text`` (None when OCR has not read the photo)."""
+    photo is the last, source ``text in photo``), ``ocr_text`` (None when OCR has not read the photo),
+    ``concepts`` (its ImageNet classes, ``[{label, synset, p}]``) and ``objects`` (the COCO objects detected
+    in it, ``[{label, score, count}]``), each None until ``retr index`` has computed them."""
+    from retrieval.concepts.scoring import concept_labels
+    from retrieval.detection.channel import object_labels
+
     row = st.photo(photo_id)
+    _, cls, probs = st.index.reader.concept_rows([photo_id])
+    objects = st.index.reader.object_rows([photo_id])
     caps = st.index.reader.photo_texts(photo_id)
     ocr = st.index.reader.ocr_text(photo_id)
     read = [{"id": None, "text": ocr, "source": "text in photo"}] if ocr else []
@@ -35,6 +42,8 @@ def photo(photo_id: int = PathParam(..., ge=0, le=MAX_PHOTO_ID), st: Served = De
             "name": paths.readable(os.path.basename(row["path"])), "width": row["width"],
             "height": row["height"], "size": row["size"], "mtime": row["mtime"], "hash": row["hash"],
             "indexed_at": row["indexed_at"], "ocr_text": ocr,
+            "concepts": concept_labels(cls[0], probs[0]) if len(cls) else None,
+            "objects": object_labels(*objects[0][1:]) if objects else None,
             "captions": [{"id": i, "text": t, "source": s} for i, t, s in caps] + read}
 
 

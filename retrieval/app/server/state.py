@@ -103,13 +103,13 @@ def served(request: Request) -> Served:
 
 def hits_json(hits: list[Hit]) -> list[dict]:
     """Hits as JSON; every hit has ``photo_id`` (for text hits: the photo the caption belongs to), and
-    ``match`` (calibrated probability, or None) and ``concepts`` (or None) for fused word searches."""
+    ``match`` (calibrated probability, or None), ``concepts`` and ``objects`` (or None) for fused word searches."""
     return [{"score": round(float(h.score), 4), "id": h.id, "photo_id": h.photo_id, "kind": h.kind,
              "path": paths.readable(h.path), "path_b64": paths.to_b64(h.path),
              "name": paths.readable(os.path.basename(h.path)) if h.path else None, "text": h.text,
              "source": h.source, "taken": h.taken, "place": h.place, "camera": h.camera,
              "match": None if h.match is None else round(float(h.match), 4), "concepts": h.concepts,
-             "missing": h.missing} for h in hits]
+             "objects": h.objects, "missing": h.missing} for h in hits]
 
 
 def read_upload(file: UploadFile):
