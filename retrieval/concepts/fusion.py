@@ -22,11 +22,11 @@ import numpy as np
 
 FUSION_FILE = Path(__file__).resolve().parent / "data" / "fusion.json"
 #: every channel a text query can use, in order; ``retr search --channels`` picks some
-CHANNELS = ("embedding", "concepts", "caption")
+CHANNELS = ("embedding", "concepts", "caption", "objects")
 #: the channels ``retr search`` fuses by default. The generated-caption channel is left out: with it,
 #: P@5 and mAP@50 fell on both evaluation galleries (docs/concepts.md), and its weight cannot be fitted
 #: honestly on Flickr8k train photos, which the captioner was trained on.
-DEFAULT_CHANNELS = ("embedding", "concepts")
+DEFAULT_CHANNELS = ("embedding", "concepts", "objects")
 
 
 @dataclass
@@ -34,7 +34,10 @@ class FusionWeights:
     """Fusion weights and the concept matcher's settings.
 
     Attributes:
-        concepts, caption: weights of those channels (the embedding's is 1).
+        concepts, caption, objects: weights of those channels (the embedding's is 1; ``objects``: the
+            COCO detector channel, :mod:`retrieval.detection.scoring`, used where the index has detections).
+        object_threshold: the detector channel's matcher threshold
+            (:class:`retrieval.detection.scoring.ObjectMatcher`).
         strength: query-dependent method only: the embedding's weight is ``1 - strength * s(q)``.
         threshold, hypernym_weight: see :class:`retrieval.concepts.scoring.ConceptMatcher`.
         rrf_k: the constant of reciprocal-rank fusion.
@@ -52,6 +55,8 @@ class FusionWeights:
     rrf_k: float = 60.0
     concept_power: float = 0.5
     method: str = "linear"
+    objects: float = 0.0
+    object_threshold: float = 0.5
 
     @classmethod
     def load(cls, path: str | Path = FUSION_FILE, which: str = "weights") -> "FusionWeights":
@@ -100,7 +105,7 @@ def fuse(scores: dict[str, np.ndarray], w: FusionWeights, channels=DEFAULT_CHANN
         return np.asarray(out, np.float32)
     if method not in ("linear", "query-dependent"):
         raise ValueError(f"unknown fusion method {method!r}")
-    weight = {"embedding": 1.0, "concepts": w.concepts, "caption": w.caption}
+    weight = {"embedding": 1.0, "concepts": w.concepts, "caption": w.caption, "objects": w.objects}
     out = 0.0
     for c in use:
         k, x = weight[c], scores[c]
