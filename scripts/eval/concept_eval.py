@@ -182,13 +182,13 @@ def ablation(galleries=("flickr8k-dev", "coco-mini")) -> None:
         for n in range(1, 4):
             for combo in itertools.combinations(CHANNELS, n):
                 rows.setdefault(combo, []).append(evaluate(fuse(sc, w, combo), rels))
-        rows.setdefault(("default: embedding + concepts (query-dependent logistic fusion)",), []).append(
+        rows.setdefault(("default: " + " + ".join(DEFAULT_CHANNELS) + " (query-dependent logistic fusion)",), []).append(
             evaluate(fuse(sc, w, DEFAULT_CHANNELS), rels))
         lin = FusionWeights.load(which="linear_weights")
         rows.setdefault(("embedding + concepts (linear logistic fusion)",), []).append(
             evaluate(fuse(sc, lin, DEFAULT_CHANNELS), rels))
         rows.setdefault(("embedding + concepts (reciprocal-rank fusion)",), []).append(
-            evaluate(fuse(sc, w, DEFAULT_CHANNELS, "rrf"), rels))
+            evaluate(fuse(sc, w, ("embedding", "concepts"), "rrf"), rels))
         for name, model in learned.items():
             rows.setdefault((f"embedding + concepts ({name})",), []).append(evaluate(model(sc), rels))
         grid = FusionWeights.load(which="grid_weights")
