@@ -23,6 +23,9 @@ MIN_SCORE = 0.25
 #: IoU above which a lower-scored box of the same class is suppressed (darknet's ``nms=.45``)
 NMS_IOU = 0.45
 DETECTOR_FILE = "yolov3-tiny-{size}.onnx"
+#: photos per ONNX Runtime call: as fast as 16 on 2 cores, with about half the activation memory
+#: (peak RSS of a process detecting 32 photos: 223 MB at 4, 410 MB at 16)
+DETECT_BATCH = 4
 
 
 def weights_dir() -> Path | None:
@@ -187,8 +190,9 @@ class ObjectDetector:
         self.size, self.min_score = size, min_score
         self.session = session(path, threads=threads)
 
-    def detect(self, images: list, batch_size: int = 16) -> list[list[Detection]]:
-        """PIL images -> each one's detections (:class:`Detection`, best first)."""
+    def detect(self, images: list, batch_size: int = DETECT_BATCH) -> list[list[Detection]]:
+        """PIL images -> each one's detections (:class:`Detection`, best first), ``batch_size`` per ONNX
+        Runtime call."""
         out: list[list[Detection]] = []
         for i in range(0, len(images), batch_size):
             boxed = [letterbox(im, self.size) for im in images[i : i + batch_size]]
