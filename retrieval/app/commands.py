@@ -267,6 +267,20 @@ def _detect_objects(detector, path: Path, idx: Path, common: dict) -> None:
         return
     if rep.detected or rep.failed:
         _err(f"objects in photos: detected in {rep.detected} photos ({rep.with_objects} with objects)")
+        _object_names(common["encoder"])
+
+
+def _object_names(enc) -> None:
+    """Embed the COCO class names with ``enc``'s ONNX text model once, now rather than at the first search."""
+    from retrieval.detection.scoring import load_object_matcher
+    from retrieval.encoders.onnx_runtime import CONCEPT_NAMES_FILE, export_dir
+
+    folder = export_dir(enc.id)
+    if (folder / CONCEPT_NAMES_FILE).is_file():
+        try:
+            load_object_matcher(folder)
+        except (OSError, KeyError, ValueError):  # a read-only or damaged export: the first search tries again
+            pass
 
 
 def _say_if_nothing_found(rep, path: Path, include_hidden: bool) -> None:

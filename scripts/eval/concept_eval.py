@@ -229,6 +229,8 @@ def recall(galleries=("flickr8k-dev", "coco-mini")) -> None:
         sc = {"embedding": q @ gal.g["emb"].T, "caption": q @ gal.g["gen_emb"].T,
               "concepts": np.stack([concept_scores(m.class_weights(v), gal.classes, gal.probs) for v in s]),
               "strength": np.array([m.strength(v) for v in s], np.float32)}
+        if gal.objects is not None:
+            sc["objects"] = gal.object_scores(caps, s, object_matcher(gal.encoder_id))
         fused = fuse(sc, w, DEFAULT_CHANNELS)
         ranks = (fused > fused[np.arange(len(cp)), cp][:, None]).sum(1)
         t2i = {k: 100.0 * float((ranks < k).mean()) for k in (1, 5, 10)}
