@@ -83,6 +83,10 @@ def test_objects_shown_and_a_query_finds_what_the_embedding_ranks_low(object_ind
     fused = [h["path"] for h in json.loads(run_retr("search", "a truck", "--index", idx, "-k", "11", "--json",
                                                     check=0).stdout)]
     assert fused.index(str(lib / "dog_bicycle_truck.jpg")) <= rank
+    # no ImageNet class for a giraffe: without the detector the horses come first, with it the giraffe
+    without = run_retr("search", "a giraffe", "--index", idx, "-k", "1", "--channels", "embedding,concepts", check=0)
+    assert without.stdout.strip().endswith("horses.jpg")
+    assert run_retr("search", "a giraffe", "--index", idx, "-k", "1", check=0).stdout.strip().endswith("giraffe_zebra.jpg")
 
 
 @needs_weights
