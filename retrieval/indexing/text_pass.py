@@ -45,9 +45,12 @@ class TextReport:
     to_read: int = 0
 
 
-def unread_photos(store: Store, root: str) -> list[tuple[int, str, str, np.ndarray]]:
-    """(id, path, content hash, (D,) float32 vector) of the photos under ``root`` without an ``ocr_texts`` row."""
+def unread_photos(store: Store, root: str, *, skipped_too: bool = False) -> list[tuple[int, str, str, np.ndarray]]:
+    """(id, path, content hash, (D,) float32 vector) of the photos under ``root`` without an ``ocr_texts`` row
+    (with ``skipped_too``, also those whose row says the gate skipped them)."""
     done = select(OcrText.photo_id)
+    if skipped_too:
+        done = done.where(OcrText.engine != SKIPPED)
     with store.session() as s:
         return [(i, p, h, np.frombuffer(v, np.float32)) for i, p, h, v in
                 s.execute(select(Photo.id, Photo.path, Photo.hash, Photo.vector).where(Photo.id.not_in(done))
@@ -72,8 +75,10 @@ def text_pass(root: str, engine, gate, *, max_megapixels: float = DEFAULT_MAX_ME
     """
     rep = report if report is not None else TextReport()
 
+    read_all = getattr(gate, "threshold", 0) is None  # --ocr-all: also the photos an earlier gate skipped
+
     def pending(store: Store) -> list[list]:
-        rows = unread_photos(store, root)
+        rows = unread_photos(store, root, skipped_too=read_all)
         if not rows:
             return []
         keep = gate.passes(np.stack([v for *_, v in rows]))
@@ -89,12 +94,19 @@ def text_pass(root: str, engine, gate, *, max_megapixels: float = DEFAULT_MAX_ME
         ids = [it[0] for it in batch]
         with store.session() as s:
             current = dict(s.execute(select(Photo.id, Photo.hash).where(Photo.id.in_(ids))).all())
-            done = set(s.scalars(select(OcrText.photo_id).where(OcrText.photo_id.in_(ids))))
+            done = {r.photo_id: r for r in s.scalars(select(OcrText).where(OcrText.photo_id.in_(ids)))}
             n = 0
             for (pid, _, h, passed), text in zip(batch, texts):
-                if text is not None and current.get(pid) == h and pid not in done:  # not gone, changed or read
+                if text is None or current.get(pid) != h:  # gone or changed
+                    continue
+                row = done.get(pid)
+                if row is None:
                     s.add(OcrText(photo_id=pid, text=text, engine=engine.name if passed else SKIPPED))
-                    n += 1
+                elif passed and row.engine == SKIPPED:  # skipped by an earlier gate, read now (--ocr-all)
+                    row.text, row.engine = text, engine.name
+                else:  # read meanwhile
+                    continue
+                n += 1
             s.commit()
         return n
 
