@@ -28,6 +28,10 @@ MAX_HASH_DISTANCE = 20
 SURE_HASH_DISTANCE = 12
 #: embeddings compared at once (rows of the similarity block: memory is CHUNK x N float32)
 CHUNK = 1024
+#: most candidate pairs a photo starts (its most similar later photos): the pair list stays O(N), not
+#: O(N^2), in a library of look-alikes (screenshots, scans) or at a low threshold; a bigger group is
+#: still one group, chained through its members' pairs
+MAX_NEIGHBOURS = 32
 #: photos from one camera taken at most this many seconds apart (EXIF) form a burst
 BURST_SECONDS = 2.0
 
@@ -68,21 +72,34 @@ def popcount(x: np.ndarray) -> np.ndarray:
 
 def candidate_pairs(vectors: np.ndarray, floor: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every pair (i < j) of rows of ``vectors`` ((N, D) float32, L2-normalised) whose cosine similarity is
-    at least ``floor``: (i (M,) int64, j (M,) int64, similarity (M,) float32). Exact, in blocks of
-    :data:`CHUNK` rows: O(N^2 D) time, O(CHUNK N) memory."""
+    at least ``floor``, at most :data:`MAX_NEIGHBOURS` a row i (its most similar rows j > i):
+    (i (M,) int64, j (M,) int64, similarity (M,) float32). Exact, in blocks of :data:`CHUNK` rows:
+    O(N^2 D) time, O(CHUNK N + N MAX_NEIGHBOURS) memory."""
     v = np.ascontiguousarray(vectors, np.float32)
     out_i, out_j, out_s = [], [], []
     for a in range(0, len(v), CHUNK):
         sims = v[a : a + CHUNK] @ v.T
+        sims[np.arange(len(sims))[:, None] + a >= np.arange(len(v))[None, :]] = -np.inf  # pairs i < j only
         ii, jj = np.nonzero(sims >= floor)
-        keep = jj > ii + a
-        out_i.append(ii[keep] + a)
-        out_j.append(jj[keep])
-        out_s.append(sims[ii[keep], jj[keep]])
+        many = np.bincount(ii, minlength=len(sims)) > MAX_NEIGHBOURS
+        if many.any():  # those rows keep their most similar later rows only
+            ii, jj = _most_similar(sims, ii, jj, many)
+        out_i.append(ii + a)
+        out_j.append(jj)
+        out_s.append(sims[ii, jj])
     if not out_i:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
     return (np.concatenate(out_i).astype(np.int64), np.concatenate(out_j).astype(np.int64),
             np.concatenate(out_s).astype(np.float32))
+
+
+def _most_similar(sims: np.ndarray, ii: np.ndarray, jj: np.ndarray, many: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The pairs (ii, jj) of a block, the rows flagged in ``many`` cut to their :data:`MAX_NEIGHBOURS` best."""
+    rows = np.flatnonzero(many)
+    top = np.argpartition(-sims[rows], MAX_NEIGHBOURS - 1, axis=1)[:, :MAX_NEIGHBOURS]
+    keep = ~many[ii]
+    return (np.concatenate([ii[keep], np.repeat(rows, MAX_NEIGHBOURS)]),
+            np.concatenate([jj[keep], top.reshape(-1)]))
 
 
 def duplicate_pairs(vectors: np.ndarray, hashes: list[str | None], threshold: float = DEFAULT_THRESHOLD,
