@@ -5,8 +5,8 @@ WordPiece vocabulary, already loaded to embed the query), the English frequency 
 ships with ``symspellpy`` (82,765 words, from Google Books Ngrams and SCOWL; MIT), the caption
 corpus's vocabulary (11,880 words people wrote describing photos, ``retrieval/query/data/``), the concept
 names, the place names of the index's photos, or the index's own texts (captions, generated
-captions, text read in the photos). Words written with a capital letter (names), with digits, or
-shorter than 4 letters are left alone.
+captions, text read in the photos). Words written with a capital letter (names), with digits,
+shorter than 4 letters or longer than 20 are left alone, and at most 8 different words a query are corrected.
 
 An unknown word is corrected to the dictionary word at the smallest Damerau-Levenshtein distance
 (at most 2; 1 for words of 4 letters), the most frequent among equals: the candidates are
@@ -30,6 +30,11 @@ _WORD = re.compile(r"^[a-z]+$")
 _EDGE = re.compile(r"^([\"'(\[]*)(.*?)([\"'.,;:!?)\]]*)$", re.S)
 #: Shortest word that may be corrected.
 MIN_LENGTH = 4
+#: Longest word that may be corrected (its distance-2 edits grow as its length squared: a pasted
+#: 600-letter string would take minutes).
+MAX_LENGTH = 20
+#: Most different words of one query that are corrected (each costs up to a second); the others are kept.
+MAX_CORRECTED = 8
 #: The caption corpus's words, one a line (written by ``scripts/train/make_corpus_words.py``).
 CORPUS_WORDS = Path(__file__).resolve().parent / "data" / "corpus_words.txt"
 
@@ -114,15 +119,16 @@ def correct_query(text: str, vocabulary: Callable[[str], bool] | None = None,
             only about words the dictionary does not know; a word any of them knows is kept.
     """
     checks = list(known)
-    out, changed = [], {}
+    out, changed, tried = [], {}, {}
     for token in text.split(" "):
         pre, core, post = _EDGE.match(token).groups()
         w = core.lower()
-        if core != w or len(w) < MIN_LENGTH or not _WORD.match(w) or (vocabulary and in_vocabulary(w, vocabulary)) \
-                or w in corpus_words() or not dictionary() or w in dictionary() or any(k(w) for k in checks):
+        if core != w or not MIN_LENGTH <= len(w) <= MAX_LENGTH or not _WORD.match(w) \
+                or (vocabulary and in_vocabulary(w, vocabulary)) or w in corpus_words() or not dictionary() \
+                or w in dictionary() or (w not in tried and len(tried) >= MAX_CORRECTED) or any(k(w) for k in checks):
             out.append(token)
             continue
-        fix = correction(w, dictionary())
+        fix = tried[w] if w in tried else tried.setdefault(w, correction(w, dictionary()))
         if fix is None:
             out.append(token)
             continue
