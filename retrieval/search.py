@@ -243,8 +243,8 @@ class Index:
                 :data:`retrieval.concepts.fusion.DEFAULT_CHANNELS`; any of ``CHANNELS``);
                 ``("embedding",)`` gives raw cosines.
 
-        Plain words (no filters, date sort or operators) whose words no photo's recognised text holds are
-        ranked by the concept fusion; those that some photo's text holds, by the OCR fusion.
+        Plain words (no filters, date sort or operators) are ranked by the concept fusion, and photos whose
+        recognised text holds the query's words are raised on top of it (:func:`retrieval.ocr.fusion.boosted`).
 
         Returns:
             list of :class:`Hit`, best first.
@@ -268,7 +268,7 @@ class Index:
             query = b64_query_path(query)  # a photo named by its path's bytes: an image query
         plain_words = not (texts or channels == ("embedding",) or not isinstance(query, str)
                            or self._names_a_file(query, as_text) or filters or sort != "score" or add or subtract)
-        if plain_words and query.strip() and not self._in_photo_text(query):
+        if plain_words and query.strip():
             if not as_text and looks_like_a_path(query):
                 raise QueryError(f"{paths.display(query.strip())}: no such image file (a query with a folder separator "
                                  f"or an image extension is read as a photo path; add --as-text to search these words)")
@@ -279,13 +279,6 @@ class Index:
         if texts or kind != "text" or filters is not None or sort != "score" or channels == ("embedding",):
             return self.search_vector(vec, k, texts, filters=filters, sort=sort)
         return mark_missing(self.search_fused(str(query), vec, k))
-
-    def _in_photo_text(self, query: str) -> bool:
-        """Whether some photo's recognised text (OCR) holds one of the query's words."""
-        from retrieval.ocr.fusion import query_words
-
-        words = query_words(query)
-        return bool(words) and bool(self.reader.ocr_matching(words, 1))
 
     def search_photo_text(self, query: str, k: int = 10) -> list[Hit]:
         """Photos whose recognised text (OCR) holds the query's words, most words first (score: the share
@@ -384,7 +377,10 @@ class Index:
         ranker = self.ranker
         if "concepts" in channels and not ranker.has_concepts and len(self) and sentence is not None:
             self.notes.append(NO_CONCEPTS_HINT)
-        ranked = ranker.rank(self._index("photos"), vec, sentence, k, channels, text=text)
+        in_text = self._text_coverage(text)
+        ranked = ranker.rank(self._index("photos"), vec, sentence, k, channels, text=text, extra_ids=list(in_text))
+        if in_text:
+            ranked = self._boost_by_text(ranked, in_text, k)
         self.no_match = ranker.no_match(ranked)
         if ranked and ranked[0].match is not None:
             self.match_threshold = ranker.calibration.no_match
@@ -392,9 +388,31 @@ class Index:
         rows = self.reader.photo_rows(ids)
         concepts = ranker.concepts_of(ids) if ranker.has_concepts else {}
         objects = ranker.objects_of(ids)
-        hits = [Hit(r.score, r.id, rows[r.id][0], rows[r.id][1], photo_id=r.id, match=r.match,
+        hits = [Hit(r.score, r.id, rows[r.id][0], rows[r.id][1], source="ocr" if r.id in in_text else None,
+                    photo_id=r.id, match=r.match,
                     concepts=concepts.get(r.id), objects=objects.get(r.id)) for r in ranked if r.id in rows]
         return with_metadata(hits, self.reader.photo_metadata(rows))
+
+    def _text_coverage(self, text: str) -> dict[int, float]:
+        """{photo id: share of the query's words its recognised text (OCR) holds}, for photos holding any."""
+        from retrieval.ocr.fusion import coverage, query_words
+
+        words = query_words(text)
+        found = {pid: coverage(words, t) for pid, t in self.reader.ocr_matching(words, 200)} if words else {}
+        return {pid: c for pid, c in found.items() if c > 0}
+
+    @staticmethod
+    def _boost_by_text(ranked: list, in_text: dict[int, float], k: int) -> list:
+        """``ranked`` (every candidate) with the photos whose text holds the query's words raised
+        (:func:`retrieval.ocr.fusion.boosted`), best first, the ``k`` best."""
+        from dataclasses import replace
+
+        from retrieval.ocr.fusion import boosted
+
+        out = [replace(r, **dict(zip(("score", "match"), boosted(r.score, r.match, in_text.get(r.id, 0.0)))))
+               for r in ranked]
+        out.sort(key=lambda r: -(r.match if r.match is not None else r.score))
+        return out[:k]
 
     def steer(self, vec: np.ndarray, add=(), subtract=(), as_text: bool = False) -> np.ndarray:
         """``vec`` ((D,) float32) plus the embeddings of the ``add`` terms minus those of ``subtract``

@@ -60,6 +60,21 @@ def test_words_in_photos_are_found_and_absent_words_are_not(tmp_path):
     hits = json.loads(run_retr("search", "ranch sale", "--index", idx, "--json", "-k", "5", check=0).stdout)
     assert hits[0]["path"].endswith("horses with sign.jpg") and hits[0]["source"] == "ocr"
     assert hits[0]["score"] > hits[1]["score"]
+    # a word that both a photo's text and another photo's subject hold keeps the fused ranking and its match
+    hits = json.loads(run_retr("search", "coffee", "--index", idx, "--json", "-k", "5", check=0).stdout)
+    assert {h["path"].rsplit("/", 1)[1] for h in hits[:2]} == {"coffee.jpg", "receipt.png"}
+    assert all(h["match"] is not None for h in hits)
+    p = run_retr("search", "starbucks receipt", "--index", idx, "--json", "-k", "3", check=0)
+    assert json.loads(p.stdout)[0]["path"].endswith("receipt.png") and "no good match" not in p.stderr
+
+
+def test_short_words_count_only_as_whole_words_of_the_text():
+    """OCR joins words, so long query words count inside longer ones; short ones would match anything."""
+    from retrieval.ocr.fusion import coverage
+
+    assert coverage(["starbucks"], "STARBUCKSCOFFEE Store 12") == 1.0
+    assert coverage(["room"], "Bathroom 4") == 0.0 and coverage(["pass"], "Password: hunter2") == 0.0
+    assert coverage(["room", "living"], "Living ROOM") == 1.0
 
 
 def test_no_ocr_stores_no_text_and_a_later_run_reads_it(tmp_path):

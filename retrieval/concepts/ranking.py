@@ -61,7 +61,7 @@ class FusedRanker:
         self.has_concepts = len(self.ids) > 0
 
     def rank(self, faiss_index, query_vec: np.ndarray, sentence: np.ndarray | None, k: int,
-             channels=DEFAULT_CHANNELS, text: str = "") -> list[Ranked]:
+             channels=DEFAULT_CHANNELS, text: str = "", extra_ids=()) -> list[Ranked]:
         """The ``k`` best photos for a text query.
 
         Args:
@@ -71,6 +71,8 @@ class FusedRanker:
             k: number of results.
             channels: channels to fuse (see :data:`CHANNELS`); ``"embedding"`` alone gives raw cosines.
             text: the query's words (the detector channel reads numbers: "two dogs").
+            extra_ids: photo ids to rank besides the channels' own candidates (photos whose text holds the
+                query's words); when given, every candidate is returned, not only the ``k`` best.
 
         Returns:
             list of :class:`Ranked`, best first; ``match`` is set only for the default channels on an
@@ -81,7 +83,7 @@ class FusedRanker:
         m = max(MIN_CANDIDATES, 10 * k)
         q = np.ascontiguousarray(np.asarray(query_vec, np.float32).reshape(-1))
         _, emb_ids, _ = ann.candidates(faiss_index, q, m)
-        cand = {int(i) for i in emb_ids if i >= 0}
+        cand = {int(i) for i in emb_ids if i >= 0} | {int(i) for i in extra_ids}
         con_all = None
         if use_con:
             con_all = concept_scores(self.matcher.class_weights(sentence), self.classes, self.probs)
@@ -110,7 +112,7 @@ class FusedRanker:
             scores["embedding"] = vecs @ q
         fused = fuse(scores, self.weights, channels)
         calibrated = use_con and set(channels) == set(DEFAULT_CHANNELS)
-        order = np.argsort(-fused, kind="stable")[:k]
+        order = np.argsort(-fused, kind="stable")[:len(fused) if len(extra_ids) else k]
         probs = self.calibration.probability(fused[order]) if calibrated else [None] * len(order)
         return [Ranked(int(ids[j]), float(fused[j]), None if p is None else float(p)) for j, p in zip(order, probs)]
 

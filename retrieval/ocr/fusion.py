@@ -12,6 +12,12 @@ import re
 
 #: weight of the share of query words found in a photo's text (text-to-photo cosines are ~0.1-0.35)
 OCR_WEIGHT = 0.25
+#: weight of that share on the calibrated match probability (0..1) of the fused ranking: a photo whose
+#: text holds every word of the query ranks above photos whose match is below 0.5 more than its own
+MATCH_WEIGHT = 0.5
+#: a query word this long also counts inside a longer word of the text (OCR joins words: "STARBUCKSCOFFEE");
+#: shorter words must be whole words ("room" is not found in "bathroom", "pass" not in "password")
+MIN_INNER = 5
 #: words too common to count as found
 STOP_WORDS = frozenset("a an and are as at be by for from in is it of on or the this to with".split())
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -27,12 +33,19 @@ def query_words(text: str) -> list[str]:
 
 
 def coverage(words: list[str], text: str) -> float:
-    """Share (0..1) of ``words`` (from :func:`query_words`) found in ``text``, any case, also inside longer
-    words (OCR often joins neighbouring words: "STARBUCKSCOFFEE")."""
+    """Share (0..1) of ``words`` (from :func:`query_words`) found in ``text``, any case: as whole words,
+    or inside longer words for words of :data:`MIN_INNER` letters or more (OCR often joins neighbouring
+    words: "STARBUCKSCOFFEE")."""
     if not words:
         return 0.0
-    low = text.lower()
-    return sum(w in low for w in words) / len(words)
+    tokens = set(_WORD.findall(text.lower()))
+    return sum(w in tokens or (len(w) >= MIN_INNER and any(w in t for t in tokens)) for w in words) / len(words)
+
+
+def boosted(score: float, match: float | None, cov: float) -> tuple[float, float | None]:
+    """A fused hit's (score, match) raised by the share ``cov`` (0..1) of the query's words found in the
+    photo's text: ``score + OCR_WEIGHT * cov`` and ``min(1, match + MATCH_WEIGHT * cov)`` (None stays None)."""
+    return score + OCR_WEIGHT * cov, None if match is None else min(1.0, match + MATCH_WEIGHT * cov)
 
 
 def fused_scores(semantic: dict[int, float], matches: list[tuple[int, str]], words: list[str],
@@ -43,4 +56,4 @@ def fused_scores(semantic: dict[int, float], matches: list[tuple[int, str]], wor
     return {pid: (cos + weight * cov.get(pid, 0.0), cov.get(pid, 0.0)) for pid, cos in semantic.items()}
 
 
-__all__ = ["OCR_WEIGHT", "STOP_WORDS", "coverage", "fused_scores", "query_words"]
+__all__ = ["MATCH_WEIGHT", "MIN_INNER", "OCR_WEIGHT", "STOP_WORDS", "boosted", "coverage", "fused_scores", "query_words"]
