@@ -253,13 +253,15 @@ def test_batched_beam_search_gives_each_photo_its_own_captions(encoder):
     cap = load_captioner(None, encoder.id)
     f8 = SHARED / "flickr8k" / "images"
     paths = sorted(DEMO.glob("*.jpg")) + (sorted(f8.glob("*.jpg"))[:53] if f8.is_dir() else [])
-    v = encoder.encode_images([Image.open(p).convert("RGB") for p in paths])
+    v, post = encoder.encode_images_and_concepts([Image.open(p).convert("RGB") for p in paths])
     want = [cap.beam_search(e) for e in v]
     assert len(set(want)) > len(want) // 2  # distinct photos, distinct captions: a mix-up would show
     assert cap.beam_search_batch(v) == want
     assert cap.beam_search_batch(v[:5]) + cap.beam_search_batch(v[5:]) == want
     assert cap.beam_search_batch(v[:1], beam=1) == [cap.beam_search(v[0], 1)]
     assert cap.beam_search_batch(v[:0]) == [] and cap.beam_candidates_batch(v[:0]) == []
+    with_concepts = [cap.beam_search(e, concepts=p) for e, p in zip(v, post)]  # the concept-word prior, photo by photo
+    assert cap.beam_search_batch(v, concepts=post) == with_concepts != want
     for beam, lp, form in ((3, 0.7, "power"), (5, 1.0, "gnmt"), (2, 0.0, "power")):
         one = [cap.beam_candidates(e, beam, lp, form) for e in v[:24]]
         many = cap.beam_candidates_batch(v[:24], beam, lp, form)

@@ -238,12 +238,13 @@ def test_caption_cli_decoding_options(encoder):
     run_retr("caption", DEMO / "horses.jpg", "--best", check=2)
     # the old default decoding stays reachable: beam 3, length penalty power 0.7, no re-ranking
     old = run_retr("caption", DEMO / "horses.jpg", "--beam", "3", "--rerank", "none", check=0).stdout.strip()
-    emb = encoder.encode_images([load_image(DEMO / "horses.jpg")])[0]
+    embs, posts = encoder.encode_images_and_concepts([load_image(DEMO / "horses.jpg")])
+    emb, post = embs[0], posts[0]
     cap = Captioner()
-    assert old == cap.beam_search(emb, 3, 0.7)
+    assert old == cap.beam_search(emb, 3, 0.7, concepts=post)
     raw = run_retr("caption", DEMO / "horses.jpg", "--beam", "3", "--rerank", "none", "--lp-form", "gnmt",
                    "--length-penalty", "0", check=0).stdout.strip()
-    assert raw == cap.beam_search(emb, 3, 0.0, "gnmt")
+    assert raw == cap.beam_search(emb, 3, 0.0, "gnmt", concepts=post)
 
 
 def test_a_beam_wider_than_the_cap_is_a_usage_error_naming_the_option():
@@ -252,3 +253,46 @@ def test_a_beam_wider_than_the_cap_is_a_usage_error_naming_the_option():
     p = run_retr("caption", DEMO / "cat.jpg", "--beam", "100000")
     assert p.returncode == 2 and "--beam" in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
     assert not p.stdout.strip()
+
+
+def test_concept_words_pool_the_classes_that_name_a_word_and_are_spent_once():
+    from retrieval.captioning.concept_words import bias_rows, concept_bias, stored_posteriors, word_evidence, word_groups
+    from retrieval.concepts.labels import imagenet_classes
+    from retrieval.concepts.scoring import top_classes
+
+    vocab = ["<pad>", "<bos>", "<eos>", "<unk>", "a", "dog", "dogs", "cat", "animal", "horse"]
+    names = [c.index for c in imagenet_classes() if "dog" in c.hypernyms][:3]
+    post = np.zeros((2, 1000), np.float32)
+    post[0, names] = 0.2  # three dog breeds: no breed is sure, the word "dog" is
+    post[1, 285] = 0.9  # Egyptian cat
+    ev = word_evidence(post, vocab)
+    assert ev[0, 5] == ev[0, 6] == pytest.approx(0.6) and ev[1, 7] == pytest.approx(0.9)
+    assert ev[:, 8].max() == 0  # "animal" is too general to be put in a caption
+    bias = concept_bias(post, vocab, weight=5.0, threshold=0.3)
+    assert bias[0, 5] == pytest.approx(3.0) and bias[0, 7] == 0 and bias[1, 5] == 0
+    groups = word_groups(vocab)
+    rows = bias_rows(bias, groups, [0, 0, 1], [[1, 4], [1, 6], [1, 5]]).numpy()
+    assert rows[0, 5] > 0 and rows[0, 6] > 0  # not said yet
+    assert rows[1, 5] == rows[1, 6] == 0  # "dogs" spends "dog" too
+    assert rows[2, 7] > 0  # another photo's concepts are its own
+    c, p = top_classes(post[1:])
+    assert np.allclose(stored_posteriors(c[0].tobytes(), p[0].astype(np.float16).tobytes())[285], 0.9, atol=1e-3)
+    assert stored_posteriors(None, None).sum() == 0
+
+
+def test_caption_names_the_concept_and_samples_stay_distinct(encoder):
+    """The cat and the eagle are outside Flickr8k's usual subjects (people and dogs): without their
+    concepts the captioner calls them a boy and a dog."""
+    from retrieval.captioning.model import Captioner
+    from retrieval.io.decode import load_image
+
+    cap = Captioner()
+    for photo, word in (("cat.jpg", "cat"), ("eagle.jpg", "bird")):
+        emb, post = encoder.encode_images_and_concepts([load_image(DEMO / photo)])
+        assert word not in cap.caption(emb[0], rerank="none").lower()
+        assert word in cap.caption(emb[0], rerank="none", concepts=post[0]).lower()
+        samples = cap.sample(emb[0], 5, seed=0, concepts=post[0])
+        assert len(set(samples)) >= 4
+    p = run_retr("caption", DEMO / "cat.jpg", check=0).stdout.lower()
+    assert "cat" in p
+    assert "cat" not in run_retr("caption", DEMO / "cat.jpg", "--no-concepts", check=0).stdout.lower()

@@ -476,6 +476,8 @@ def caption(
     encoder: Optional[str] = typer.Option(None, "--encoder", help="Encoder: a preset (fast, best), a `retr train` checkpoint or hf:PATH_OR_NAME [default: fast]."),
     captioner: Optional[Path] = typer.Option(None, "--captioner", help="Captioner checkpoint [default: built-in]."),
     max_megapixels: float = typer.Option(200.0, "--max-megapixels", min=0.01, help="Refuse larger images."),
+    concepts: bool = typer.Option(True, "--concepts/--no-concepts", help="Let the photo's ImageNet concepts "
+                                  "name what is in it (a prior on the captioner's words)."),
 ):
     """Describe photos with the VAE captioner (beam search, re-ranked; --samples N for N different captions)."""
     setup_logging()
@@ -517,15 +519,20 @@ def caption(
             _err(f"skipped {plain(e.path)}: {e.reason}")
             failed += 1
             continue
-        emb = enc.encode_images([im])[0]
+        post = None
+        if concepts and hasattr(enc, "encode_images_and_concepts"):
+            embs, posts = enc.encode_images_and_concepts([im])
+            emb, post = embs[0], posts[0]
+        else:
+            emb = enc.encode_images([im])[0]
         if not samples:
             try:
                 caps = [cap.caption(emb, beam, rerank or "auto", length_penalty=length_penalty, lp_form=lp_form,
-                                    text_encoder=enc)]
+                                    text_encoder=enc, concepts=post)]
             except ValueError as e:
                 _fail(str(e))
         else:
-            caps = cap.sample(emb, samples, seed=seed)
+            caps = cap.sample(emb, samples, seed=seed, concepts=post)
         if rerank and samples:
             order = rerank_captions(caps, enc.encode_texts(caps), emb, rerank)
             caps = [caps[i] for i in order][: 1 if best else None]

@@ -7,11 +7,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from retrieval.captioning.concept_words import bias_rows
 from retrieval.captioning.vocab import BOS, EOS, PAD, UNK
 
 
 @torch.no_grad()
-def beam_hypotheses(net, embs: np.ndarray, beam: int, max_len: int) -> list[list[tuple[list[int], float]]]:
+def beam_hypotheses(net, embs: np.ndarray, beam: int, max_len: int, bias: np.ndarray | None = None,
+                    groups: np.ndarray | None = None) -> list[list[tuple[list[int], float]]]:
     """Beam search (width ``beam``, at most ``max_len`` words) of the CVAE ``net`` from the prior mean
     of z for every row of ``embs`` at once (see :meth:`retrieval.captioning.model.Captioner.beam_hypotheses_batch`,
     which documents the search).
@@ -19,9 +21,13 @@ def beam_hypotheses(net, embs: np.ndarray, beam: int, max_len: int) -> list[list
     Args:
         net: a :class:`retrieval.captioning.model.CaptionCVAE` in eval mode.
         embs: (N, D) float32 aligned image embeddings, L2-normalised, D = ``net``'s ``cond_dim``.
+        bias, groups: an optional (N, V) float32 bonus per photo and word, added to the logits
+            (the distribution is renormalised) and spent once the word's group is said (:func:`retrieval.captioning.concept_words.concept_bias`,
+            :func:`~retrieval.captioning.concept_words.word_groups`); ``None``: none.
 
     Returns:
-        N lists of (token ids without ``<bos>``/``<eos>``, summed log-probability) pairs.
+        N lists of (token ids without ``<bos>``/``<eos>``, summed log-probability under the biased
+        distribution) pairs.
 
     Raises:
         ValueError: ``embs`` is not (N, D).
@@ -46,7 +52,10 @@ def beam_hypotheses(net, embs: np.ndarray, beam: int, max_len: int) -> list[list
         cz = cz_all[[i for i, _ in rows]]
         hs = None if h is None else h[:, [r for _, (_, _, r) in rows]]
         logits, h = net.step(toks, cz, hs)
-        logp = F.log_softmax(logits[:, -1], -1)
+        logits = logits[:, -1]
+        if bias is not None:  # shallow fusion: p(w) x exp(bonus), renormalised
+            logits = logits + bias_rows(bias, groups, [i for i, _ in rows], [seq for _, (seq, _, _) in rows])
+        logp = F.log_softmax(logits, -1)
         logp[:, PAD] = -1e9
         logp[:, BOS] = -1e9
         logp[:, UNK] = -1e9
@@ -80,10 +89,11 @@ def beam_hypotheses(net, embs: np.ndarray, beam: int, max_len: int) -> list[list
 
 @torch.no_grad()
 def nucleus_sample(net, c: np.ndarray, n: int, top_p: float, temperature: float, seed: int | None,
-                   max_len: int) -> list[list[int]]:
+                   max_len: int, bias: np.ndarray | None = None, groups: np.ndarray | None = None) -> list[list[int]]:
     """``n`` token-id sequences (no ``<bos>``/``<eos>``) for one photo: z drawn from the prior
     p(z | c) of the CVAE ``net``, words by nucleus sampling (Holtzman et al. 2020) at ``temperature``
-    with mass ``top_p``; ``seed`` makes the draw reproducible."""
+    with mass ``top_p``; ``seed`` makes the draw reproducible. ``bias`` (1, V) and ``groups``: a
+    log-probability bonus added before the temperature, as in :func:`beam_hypotheses`."""
     g = torch.Generator().manual_seed(seed) if seed is not None else None
     ct = torch.from_numpy(np.asarray(c, np.float32)).reshape(1, -1).expand(n, -1)
     mu, lv = net.prior_params(ct)
@@ -95,7 +105,10 @@ def nucleus_sample(net, c: np.ndarray, n: int, top_p: float, temperature: float,
     alive = torch.ones(n, dtype=torch.bool)
     for _ in range(max_len):
         logits, h = net.step(tok, cz, h)
-        logits = logits[:, -1] / temperature
+        logits = logits[:, -1]
+        if bias is not None:
+            logits = logits + bias_rows(bias, groups, [0] * n, [np.asarray(o, np.int64) for o in out])
+        logits = logits / temperature
         logits[:, [PAD, BOS, UNK]] = -1e9
         probs = F.softmax(logits, -1)
         sp, si = probs.sort(-1, descending=True)

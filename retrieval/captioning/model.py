@@ -20,6 +20,8 @@ from torch import nn
 
 from retrieval.encoders.base import WEIGHTS_DIR
 from retrieval.captioning.bank import CAPTION_NEIGHBOURS, DEFAULT_BANK, CaptionBank
+from retrieval.captioning.concept_words import (CONCEPT_THRESHOLD, CONCEPT_WEIGHT, add_novel_words, concept_bias,
+                                                word_groups)
 from retrieval.captioning.decoding import beam_hypotheses, length_normalise, nucleus_sample
 from retrieval.captioning.rerank import cider_against, consensus_cider
 from retrieval.captioning.vocab import BOS, EOS, PAD, UNK, detokenize, tokenize
@@ -117,6 +119,7 @@ class Captioner:
 
     Args:
         weights: checkpoint path (default: the shipped ``captioner-default.pt``).
+        novel_words: add the concept words the network never learned (:func:`add_novel_words`).
 
     Attributes:
         encoder_id: id of the encoder whose image embeddings it was trained on;
@@ -126,7 +129,7 @@ class Captioner:
         CaptionerError: missing or invalid checkpoint.
     """
 
-    def __init__(self, weights: str | Path | None = None):
+    def __init__(self, weights: str | Path | None = None, novel_words: bool = True):
         path = Path(weights) if weights else DEFAULT_CAPTIONER
         if not path.is_file():
             raise CaptionerError(f"{path}: captioner weights not found")
@@ -144,12 +147,32 @@ class Captioner:
         self.path = path
         #: :class:`CaptionBank` for neighbour re-ranking (:meth:`caption`); set by :func:`load_captioner`.
         self.bank: CaptionBank | None = None
+        #: the concept-word prior applied where a decoding is given ImageNet posteriors
+        #: (:mod:`retrieval.captioning.concept_words`); weight 0 turns it off.
+        self.concept_weight, self.concept_threshold = CONCEPT_WEIGHT, CONCEPT_THRESHOLD
+        #: words the network never learned, said only where the concepts name them (:func:`add_novel_words`)
+        self.vocab, self.novel = (add_novel_words(self.net, self.vocab) if novel_words
+                                  else (self.vocab, np.zeros(len(self.vocab), bool)))
+
+    def _bias(self, concepts: np.ndarray | None, n: int):
+        """(bias (n, V), groups) for ``concepts`` (n, 1000) posteriors; without concepts (or with the
+        prior off) only the novel words' ban, or (None, None) when there are none."""
+        if concepts is None or self.concept_weight <= 0:
+            if not self.novel.any():
+                return None, None
+            return np.where(self.novel, -1e9, 0.0).astype(np.float32)[None].repeat(n, 0), word_groups(self.vocab)
+        post = np.asarray(concepts, np.float32).reshape(-1, 1000)
+        if len(post) != n:
+            raise ValueError(f"{len(post)} rows of concepts for {n} photos")
+        return (concept_bias(post, self.vocab, self.concept_weight, self.concept_threshold, self.novel),
+                word_groups(self.vocab))
 
     def _words(self, ids) -> list[str]:
         return [self.vocab[i] for i in ids if i not in (PAD, BOS, EOS)]
 
     @torch.no_grad()
-    def beam_hypotheses_batch(self, embs: np.ndarray, beam: int = 3) -> list[list[tuple[list[int], float]]]:
+    def beam_hypotheses_batch(self, embs: np.ndarray, beam: int = 3,
+                              concepts: np.ndarray | None = None) -> list[list[tuple[list[int], float]]]:
         """Beam search (width ``beam``) from the prior mean of z for many photos at once: the
         finished hypotheses of each, raw. The one beam search of this class: the one-photo methods
         (:meth:`beam_hypotheses`, :meth:`beam_candidates`, :meth:`beam_search`) call it with one
@@ -169,6 +192,8 @@ class Captioner:
             embs: (N, D) float32 aligned image embeddings, L2-normalised, D = the captioner's
                 ``cond_dim``; N may be 0.
             beam: beam width (1 = greedy).
+            concepts: optional (N, 1000) ImageNet posteriors of the photos: the concept-word prior
+                (:mod:`retrieval.captioning.concept_words`) biases the search; ``None``: no prior.
 
         Returns:
             N lists, in the order of ``embs``, each of (token ids without ``<bos>``/``<eos>``,
@@ -177,9 +202,10 @@ class Captioner:
             Deterministic for a given input.
 
         Raises:
-            ValueError: ``embs`` is not (N, D).
+            ValueError: ``embs`` is not (N, D), or ``concepts`` has another number of rows.
         """
-        return beam_hypotheses(self.net, embs, beam, self.max_len)
+        bias, groups = self._bias(concepts, len(np.asarray(embs).reshape(-1, self.net.config["cond_dim"])))
+        return beam_hypotheses(self.net, embs, beam, self.max_len, bias, groups)
 
     def beam_hypotheses(self, c: np.ndarray, beam: int = 3) -> list[tuple[list[int], float]]:
         """Beam search (width ``beam``) from the prior mean of z: the finished hypotheses of one
@@ -199,7 +225,7 @@ class Captioner:
         return self.beam_hypotheses_batch(np.asarray(c, np.float32).reshape(1, -1), beam)[0]
 
     def beam_candidates_batch(self, embs: np.ndarray, beam: int = 3, length_penalty: float = 0.7,
-                              lp_form: str = "power") -> list[list[tuple[str, float]]]:
+                              lp_form: str = "power", concepts: np.ndarray | None = None) -> list[list[tuple[str, float]]]:
         """:meth:`beam_candidates` of every row of ``embs``, searched together (:meth:`beam_hypotheses_batch`).
 
         Args:
@@ -207,6 +233,7 @@ class Captioner:
             beam: beam width (1 = greedy).
             length_penalty, lp_form: length normalisation of the summed log-probability
                 (:func:`length_normalise`; ``length_penalty=0``: none).
+            concepts: optional (N, 1000) ImageNet posteriors (:meth:`beam_hypotheses_batch`).
 
         Returns:
             N ``n``-best lists, in the order of ``embs``: each of (sentence, length-normalised
@@ -217,7 +244,7 @@ class Captioner:
             ValueError: ``embs`` is not (N, D); unknown ``lp_form``.
         """
         out = []
-        for fin in self.beam_hypotheses_batch(embs, beam):
+        for fin in self.beam_hypotheses_batch(embs, beam, concepts):
             hyps = [(seq, length_normalise(score, len(seq) + 1, length_penalty, lp_form)) for seq, score in fin]
             cands, seen = [], set()
             for seq, score in sorted(hyps, key=lambda x: -x[1]):
@@ -229,7 +256,7 @@ class Captioner:
         return out
 
     def beam_candidates(self, c: np.ndarray, beam: int = 3, length_penalty: float = 0.7,
-                        lp_form: str = "power") -> list[tuple[str, float]]:
+                        lp_form: str = "power", concepts: np.ndarray | None = None) -> list[tuple[str, float]]:
         """Beam search (width ``beam``) from the prior mean of z: the finished hypotheses of one
         photo, best first (:meth:`beam_candidates_batch` with one row).
 
@@ -238,6 +265,7 @@ class Captioner:
             beam: beam width (1 = greedy).
             length_penalty, lp_form: length normalisation of the summed log-probability
                 (:func:`length_normalise`; ``length_penalty=0``: none).
+            concepts: optional (1000,) ImageNet posteriors of the photo (the concept-word prior).
 
         Returns:
             the ``n``-best list: (sentence, length-normalised log-probability) pairs, best first,
@@ -247,10 +275,11 @@ class Captioner:
         Raises:
             ValueError: ``c`` does not hold D values; unknown ``lp_form``.
         """
-        return self.beam_candidates_batch(np.asarray(c, np.float32).reshape(1, -1), beam, length_penalty, lp_form)[0]
+        return self.beam_candidates_batch(np.asarray(c, np.float32).reshape(1, -1), beam, length_penalty, lp_form,
+                                          concepts)[0]
 
     def beam_search_batch(self, embs: np.ndarray, beam: int = 3, length_penalty: float = 0.7,
-                          lp_form: str = "power") -> list[str]:
+                          lp_form: str = "power", concepts: np.ndarray | None = None) -> list[str]:
         """:meth:`beam_search` of every row of ``embs``, searched together: the captions ``retr index``
         stores (with beam ``INDEX_BEAM``, in batches of ``retrieval.indexing.indexer.CAPTION_BATCH``).
 
@@ -258,6 +287,7 @@ class Captioner:
             embs: (N, D) float32 aligned image embeddings, L2-normalised.
             beam: beam width (1 = greedy).
             length_penalty, lp_form: see :func:`length_normalise`.
+            concepts: optional (N, 1000) ImageNet posteriors (the concept-word prior).
 
         Returns:
             N clean sentences, in the order of ``embs``; each equals ``beam_search(embs[i], ...)``
@@ -266,20 +296,22 @@ class Captioner:
         Raises:
             ValueError: ``embs`` is not (N, D); unknown ``lp_form``.
         """
-        return [cands[0][0] for cands in self.beam_candidates_batch(embs, beam, length_penalty, lp_form)]
+        return [cands[0][0] for cands in self.beam_candidates_batch(embs, beam, length_penalty, lp_form, concepts)]
 
-    def beam_search(self, c: np.ndarray, beam: int = 3, length_penalty: float = 0.7, lp_form: str = "power") -> str:
+    def beam_search(self, c: np.ndarray, beam: int = 3, length_penalty: float = 0.7, lp_form: str = "power",
+                    concepts: np.ndarray | None = None) -> str:
         """The most likely caption for one photo: the best of :meth:`beam_candidates`.
 
         Args:
             c: (D,) float32 aligned image embedding, L2-normalised.
             beam: beam width (1 = greedy).
             length_penalty, lp_form: see :func:`length_normalise`.
+            concepts: optional (1000,) ImageNet posteriors of the photo (the concept-word prior).
 
         Returns:
             a clean sentence. Deterministic for a given input.
         """
-        return self.beam_candidates(c, beam, length_penalty, lp_form)[0][0]
+        return self.beam_candidates(c, beam, length_penalty, lp_form, concepts)[0][0]
 
     @torch.no_grad()
     def log_likelihood(self, c: np.ndarray, captions: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -306,13 +338,14 @@ class Captioner:
         ct = torch.from_numpy(np.asarray(c, np.float32)).reshape(1, -1).expand(len(seqs), -1)
         mu, _ = self.net.prior_params(ct)
         logits, _ = self.net.step(toks[:, :-1], torch.cat([ct, mu], -1), None)
+        logits[..., torch.from_numpy(self.novel)] = -1e9  # novel words only come with concepts
         lp = F.log_softmax(logits, -1).gather(2, toks[:, 1:, None])[..., 0]
         mask = toks[:, 1:] != PAD
         return (lp * mask).sum(1).double().numpy(), mask.sum(1).numpy().astype(np.int64)
 
     @torch.no_grad()
     def sample(self, c: np.ndarray, n: int = 5, top_p: float = 0.9, temperature: float = 1.0,
-               seed: int | None = None) -> list[str]:
+               seed: int | None = None, concepts: np.ndarray | None = None) -> list[str]:
         """``n`` captions of one photo: z drawn from the prior p(z | c), words by
         nucleus sampling (Holtzman et al. 2020).
 
@@ -322,16 +355,18 @@ class Captioner:
             top_p: nucleus probability mass.
             temperature: softmax temperature.
             seed: make the draw reproducible.
+            concepts: optional (1000,) ImageNet posteriors of the photo (the concept-word prior).
 
         Returns:
             list of ``n`` sentences (duplicates possible but unlikely).
         """
-        out = nucleus_sample(self.net, c, n, top_p, temperature, seed, self.max_len)
+        bias, groups = self._bias(concepts, 1)
+        out = nucleus_sample(self.net, c, n, top_p, temperature, seed, self.max_len, bias, groups)
         return [detokenize(self._words(o)) for o in out]
 
     def caption(self, c: np.ndarray, beam: int | None = None, rerank: str | None = "auto",
                 neighbours: int = CAPTION_NEIGHBOURS, length_penalty: float = 0.7, lp_form: str = "power",
-                text_encoder=None) -> str:
+                text_encoder=None, concepts: np.ndarray | None = None) -> str:
         """The single best caption of one photo: beam search, then re-ranking of its n-best list.
 
         Args:
@@ -345,6 +380,8 @@ class Captioner:
                 whose aligned text embedding is closest to ``c`` (needs ``text_encoder``, an
                 encoder with ``encode_texts``); ``None`` / ``"none"``: the beam's best;
                 ``"auto"``: ``"neighbours"`` when a bank is loaded, else ``None``.
+            concepts: optional (1000,) ImageNet posteriors of the photo: the concept-word prior
+                biases the beam (:mod:`retrieval.captioning.concept_words`).
 
         Returns:
             a clean sentence. Deterministic for a given input.
@@ -356,7 +393,7 @@ class Captioner:
             rerank = "neighbours" if self.bank is not None else None
         if beam is None:
             beam = CAPTION_BEAM if rerank in (None, "none") else RERANK_BEAM
-        cands = [s for s, _ in self.beam_candidates(c, beam, length_penalty, lp_form)]
+        cands = [s for s, _ in self.beam_candidates(c, beam, length_penalty, lp_form, concepts)]
         if rerank in (None, "none") or len(cands) == 1:
             if rerank not in (None, "none", "neighbours", "mbr", "alignment"):
                 raise ValueError(f"unknown re-ranking {rerank!r}")
@@ -376,10 +413,14 @@ class Captioner:
             raise ValueError(f"unknown re-ranking {rerank!r}: use neighbours, mbr, alignment or none")
         return cands[int(np.argmax(score))]  # ties: the beam's order
 
-    def caption_embeddings(self, embs: np.ndarray, beam: int = INDEX_BEAM, rerank: str | None = None) -> list[str]:
+    def caption_embeddings(self, embs: np.ndarray, beam: int = INDEX_BEAM, rerank: str | None = None,
+                           concepts: np.ndarray | None = None) -> list[str]:
         """The caption ``retr index`` stores for each row of (N, D) float32 aligned image embeddings:
-        :meth:`caption` with beam ``INDEX_BEAM`` and no re-ranking by default (the cheap decoding)."""
-        return [self.caption(e, beam, rerank) for e in np.asarray(embs, np.float32)]
+        :meth:`caption` with beam ``INDEX_BEAM`` and no re-ranking by default (the cheap decoding);
+        ``concepts``: optional (N, 1000) ImageNet posteriors (the concept-word prior)."""
+        embs = np.asarray(embs, np.float32)
+        post = [None] * len(embs) if concepts is None else np.asarray(concepts, np.float32).reshape(len(embs), 1000)
+        return [self.caption(e, beam, rerank, concepts=p) for e, p in zip(embs, post)]
 
 
 def load_captioner(weights: str | Path | None = None, encoder_id: str | None = None,

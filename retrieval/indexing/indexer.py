@@ -562,23 +562,27 @@ def add_missing_concepts(store: Store, encoder, root: str, embed: Embedder, fail
 
 def _caption_uncaptioned(store: Store, encoder, captioner, root: str, batch_size: int) -> int:
     """Generate captions for photos under ``root`` that have none (indexed earlier with
-    ``--no-captions``), from their stored vectors: no decoding, no re-embedding."""
+    ``--no-captions``), from their stored vectors and concepts (the concept-word prior; a photo
+    without concepts is captioned without it): no decoding, no re-embedding."""
+    from retrieval.captioning.concept_words import stored_posteriors
+
     with store.session() as s:
         have = select(TextRow.photo_id).where(TextRow.source == "generated", TextRow.photo_id.is_not(None))
-        rows = [(i, p, v) for i, p, v in s.execute(select(Photo.id, Photo.path, Photo.vector)
-                                                   .where(Photo.id.not_in(have))).all() if is_under(p, root)]
+        rows = [(i, p, v, stored_posteriors(c, pr)) for i, p, v, c, pr in s.execute(
+            select(Photo.id, Photo.path, Photo.vector, Concept.classes, Concept.probs)
+            .outerjoin(Concept, Concept.photo_id == Photo.id).where(Photo.id.not_in(have))).all() if is_under(p, root)]
     from retrieval.captioning.model import INDEX_BEAM
 
     n = 0
     step = max(batch_size, CAPTION_BATCH)
     for b in range(0, len(rows), step):
         chunk = rows[b : b + step]
-        vecs = np.stack([np.frombuffer(v, np.float32) for _, _, v in chunk])
+        vecs = np.stack([np.frombuffer(v, np.float32) for _, _, v, _ in chunk])
         phase("caption")
-        caps = captioner.beam_search_batch(vecs, INDEX_BEAM)
+        caps = captioner.beam_search_batch(vecs, INDEX_BEAM, concepts=np.stack([c for *_, c in chunk]))
         cap_vecs = encoder.encode_texts(caps)
         with store.session() as s:
-            for (pid, _, _), c, cv in zip(chunk, caps, cap_vecs):
+            for (pid, *_), c, cv in zip(chunk, caps, cap_vecs):
                 s.add(TextRow(photo_id=pid, text=c, source="generated",
                               vector=np.ascontiguousarray(cv, np.float32).tobytes()))
             phase("commit")
