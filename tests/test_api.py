@@ -260,8 +260,11 @@ def test_batched_beam_search_gives_each_photo_its_own_captions(encoder):
     assert cap.beam_search_batch(v[:5]) + cap.beam_search_batch(v[5:]) == want
     assert cap.beam_search_batch(v[:1], beam=1) == [cap.beam_search(v[0], 1)]
     assert cap.beam_search_batch(v[:0]) == [] and cap.beam_candidates_batch(v[:0]) == []
+    assert cap.beam_search_batch(v, concepts=post) == want  # the concept-word prior is off by default
+    cap.concept_weight = 8.0
     with_concepts = [cap.beam_search(e, concepts=p) for e, p in zip(v, post)]  # the concept-word prior, photo by photo
     assert cap.beam_search_batch(v, concepts=post) == with_concepts != want
+    cap.concept_weight = 0.0
     for beam, lp, form in ((3, 0.7, "power"), (5, 1.0, "gnmt"), (2, 0.0, "power")):
         one = [cap.beam_candidates(e, beam, lp, form) for e in v[:24]]
         many = cap.beam_candidates_batch(v[:24], beam, lp, form)

@@ -286,13 +286,18 @@ def test_caption_names_the_concept_and_samples_stay_distinct(encoder):
     from retrieval.captioning.model import Captioner
     from retrieval.io.decode import load_image
 
+    from retrieval.captioning.concept_words import CONCEPT_WEIGHT
+
     cap = Captioner()
+    cap.concept_weight = CONCEPT_WEIGHT
     for photo, word in (("cat.jpg", "cat"), ("eagle.jpg", "bird")):
         emb, post = encoder.encode_images_and_concepts([load_image(DEMO / photo)])
         assert word not in cap.caption(emb[0], rerank="none").lower()
+        plain = Captioner(novel_words=False)  # without concepts: exactly the captions and draws of before
+        assert cap.caption(emb[0], rerank="none") == plain.caption(emb[0], rerank="none")
+        assert cap.sample(emb[0], 3, seed=1) == plain.sample(emb[0], 3, seed=1)
         assert word in cap.caption(emb[0], rerank="none", concepts=post[0]).lower()
         samples = cap.sample(emb[0], 5, seed=0, concepts=post[0])
         assert len(set(samples)) >= 4
-    p = run_retr("caption", DEMO / "cat.jpg", check=0).stdout.lower()
-    assert "cat" in p
-    assert "cat" not in run_retr("caption", DEMO / "cat.jpg", "--no-concepts", check=0).stdout.lower()
+    assert "cat" in run_retr("caption", DEMO / "cat.jpg", "--concepts", check=0).stdout.lower()
+    assert "cat" not in run_retr("caption", DEMO / "cat.jpg", check=0).stdout.lower()  # off by default

@@ -476,8 +476,9 @@ def caption(
     encoder: Optional[str] = typer.Option(None, "--encoder", help="Encoder: a preset (fast, best), a `retr train` checkpoint or hf:PATH_OR_NAME [default: fast]."),
     captioner: Optional[Path] = typer.Option(None, "--captioner", help="Captioner checkpoint [default: built-in]."),
     max_megapixels: float = typer.Option(200.0, "--max-megapixels", min=0.01, help="Refuse larger images."),
-    concepts: bool = typer.Option(True, "--concepts/--no-concepts", help="Let the photo's ImageNet concepts "
-                                  "name what is in it (a prior on the captioner's words)."),
+    concepts: bool = typer.Option(False, "--concepts/--no-concepts", help="Let the photo's ImageNet concepts "
+                                  "name what is in it (a prior on the captioner's words; better out of "
+                                  "Flickr8k's world, worse in it)."),
 ):
     """Describe photos with the VAE captioner (beam search, re-ranked; --samples N for N different captions)."""
     setup_logging()
@@ -511,6 +512,10 @@ def caption(
         cap = load_captioner(captioner, enc.id)
     except (EncoderError, CaptionerError) as e:
         _fail(str(e))
+    if concepts:
+        from retrieval.captioning.concept_words import CONCEPT_WEIGHT
+
+        cap.concept_weight = CONCEPT_WEIGHT
     failed = 0
     for p in photos:
         try:

@@ -89,11 +89,13 @@ def beam_hypotheses(net, embs: np.ndarray, beam: int, max_len: int, bias: np.nda
 
 @torch.no_grad()
 def nucleus_sample(net, c: np.ndarray, n: int, top_p: float, temperature: float, seed: int | None,
-                   max_len: int, bias: np.ndarray | None = None, groups: np.ndarray | None = None) -> list[list[int]]:
+                   max_len: int, bias: np.ndarray | None = None, groups: np.ndarray | None = None,
+                   n_words: int | None = None) -> list[list[int]]:
     """``n`` token-id sequences (no ``<bos>``/``<eos>``) for one photo: z drawn from the prior
     p(z | c) of the CVAE ``net``, words by nucleus sampling (Holtzman et al. 2020) at ``temperature``
     with mass ``top_p``; ``seed`` makes the draw reproducible. ``bias`` (1, V) and ``groups``: a
-    log-probability bonus added before the temperature, as in :func:`beam_hypotheses`."""
+    log-probability bonus added before the temperature, as in :func:`beam_hypotheses`; ``n_words``:
+    draw only from the first ``n_words`` tokens (``None``: all)."""
     g = torch.Generator().manual_seed(seed) if seed is not None else None
     ct = torch.from_numpy(np.asarray(c, np.float32)).reshape(1, -1).expand(n, -1)
     mu, lv = net.prior_params(ct)
@@ -105,7 +107,7 @@ def nucleus_sample(net, c: np.ndarray, n: int, top_p: float, temperature: float,
     alive = torch.ones(n, dtype=torch.bool)
     for _ in range(max_len):
         logits, h = net.step(tok, cz, h)
-        logits = logits[:, -1]
+        logits = logits[:, -1, :n_words]
         if bias is not None:
             logits = logits + bias_rows(bias, groups, [0] * n, [np.asarray(o, np.int64) for o in out])
         logits = logits / temperature

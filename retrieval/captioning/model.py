@@ -20,8 +20,7 @@ from torch import nn
 
 from retrieval.encoders.base import WEIGHTS_DIR
 from retrieval.captioning.bank import CAPTION_NEIGHBOURS, DEFAULT_BANK, CaptionBank
-from retrieval.captioning.concept_words import (CONCEPT_THRESHOLD, CONCEPT_WEIGHT, add_novel_words, concept_bias,
-                                                word_groups)
+from retrieval.captioning.concept_words import CONCEPT_THRESHOLD, add_novel_words, concept_bias, word_groups
 from retrieval.captioning.decoding import beam_hypotheses, length_normalise, nucleus_sample
 from retrieval.captioning.rerank import cider_against, consensus_cider
 from retrieval.captioning.vocab import BOS, EOS, PAD, UNK, detokenize, tokenize
@@ -148,8 +147,9 @@ class Captioner:
         #: :class:`CaptionBank` for neighbour re-ranking (:meth:`caption`); set by :func:`load_captioner`.
         self.bank: CaptionBank | None = None
         #: the concept-word prior applied where a decoding is given ImageNet posteriors
-        #: (:mod:`retrieval.captioning.concept_words`); weight 0 turns it off.
-        self.concept_weight, self.concept_threshold = CONCEPT_WEIGHT, CONCEPT_THRESHOLD
+        #: (:mod:`retrieval.captioning.concept_words`); weight 0 (the default) turns it off,
+        #: ``CONCEPT_WEIGHT`` turns it on (`retr caption --concepts`)
+        self.concept_weight, self.concept_threshold = 0.0, CONCEPT_THRESHOLD
         #: words the network never learned, said only where the concepts name them (:func:`add_novel_words`)
         self.vocab, self.novel = (add_novel_words(self.net, self.vocab) if novel_words
                                   else (self.vocab, np.zeros(len(self.vocab), bool)))
@@ -360,8 +360,12 @@ class Captioner:
         Returns:
             list of ``n`` sentences (duplicates possible but unlikely).
         """
-        bias, groups = self._bias(concepts, 1)
-        out = nucleus_sample(self.net, c, n, top_p, temperature, seed, self.max_len, bias, groups)
+        if concepts is None or self.concept_weight <= 0:  # the learnt words only: the draws of before
+            out = nucleus_sample(self.net, c, n, top_p, temperature, seed, self.max_len,
+                                 n_words=len(self.vocab) - int(self.novel.sum()))
+        else:
+            bias, groups = self._bias(concepts, 1)
+            out = nucleus_sample(self.net, c, n, top_p, temperature, seed, self.max_len, bias, groups)
         return [detokenize(self._words(o)) for o in out]
 
     def caption(self, c: np.ndarray, beam: int | None = None, rerank: str | None = "auto",

@@ -5,7 +5,7 @@ concept-word prior, in the same run (ratios are what to compare on a shared mach
 
 Per photo of data/photos (11): ``encode_images`` + ``caption`` (beam 5, no re-ranking: today's
 default without a caption bank), against ``encode_images_and_concepts`` + ``caption`` with the
-photo's concepts. Wall-clock median over ``--rounds`` rounds of the 11 photos, rounds interleaved.
+photo's concepts (``--concepts``). Wall-clock median over ``--rounds`` rounds of the 11 photos, rounds interleaved.
 """
 import argparse
 import os
@@ -13,6 +13,7 @@ import statistics
 import time
 from pathlib import Path
 
+from retrieval.captioning.concept_words import CONCEPT_WEIGHT
 from retrieval.captioning.model import load_captioner
 from retrieval.encoders.base import load_encoder
 from retrieval.io.decode import load_image
@@ -35,7 +36,11 @@ def plain(im):
 
 def with_concepts(im):
     e, p = enc.encode_images_and_concepts([im])
-    return cap.caption(e[0], None, "none", concepts=p[0])
+    cap.concept_weight = CONCEPT_WEIGHT  # `retr caption --concepts`
+    try:
+        return cap.caption(e[0], None, "none", concepts=p[0])
+    finally:
+        cap.concept_weight = 0.0
 
 
 times = {"without concepts": [], "with concepts": []}
