@@ -14,6 +14,8 @@ of a similarity graph as in near-duplicate image detection (Chum, Philbin, Zisse
 """
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -198,8 +200,7 @@ def find_duplicates(reader, threshold: float = DEFAULT_THRESHOLD) -> tuple[list[
     i, j, _, _ = duplicate_pairs(vecs, hashes, threshold)
     bits, known = hash_bits(hashes)
     groups = []
-    for comp in components(len(ids), i, j):
-        comp.sort(key=lambda a: (-info[int(ids[a])][1], -info[int(ids[a])][2], info[int(ids[a])][0]))
+    for comp in _reference_groups(reader, ids, components(len(ids), i, j), info, bits, known):
         ref = comp[0]
         members = []
         for a in comp:
@@ -210,6 +211,35 @@ def find_duplicates(reader, threshold: float = DEFAULT_THRESHOLD) -> tuple[list[
         groups.append(Group("near-duplicate", members))
     groups += _bursts(reader, ids, vecs, info, bits, known)
     return groups, int(sum(1 for h in hashes if h is None))
+
+
+def _reference_groups(reader, ids, comps, info, bits, known) -> list[list[int]]:
+    """Split chained components so that every member is close to its group's reference (the photo with the
+    most pixels, then the largest file): a perceptual-hash distance of at most :data:`MAX_HASH_DISTANCE`
+    where both hashes are known, and the same words where both photos have recognised text (different
+    screenshots or signs have near-identical embeddings and hashes, but not the same text)."""
+    text_of = getattr(reader, "ocr_text", None)
+    out = []
+    for comp in comps:
+        rest = sorted(comp, key=lambda a: (-info[int(ids[a])][1], -info[int(ids[a])][2], info[int(ids[a])][0]))
+        texts = {a: text_of(int(ids[a])) or "" for a in rest} if text_of else {}
+        while len(rest) > 1:
+            ref = rest[0]
+            near = [a for a in rest if a == ref or ((not (known[a] and known[ref]) or int(popcount(
+                bits[a] ^ bits[ref])) <= MAX_HASH_DISTANCE) and same_text(texts.get(a, ""), texts.get(ref, "")))]
+            if len(near) > 1:
+                out.append(near)
+            rest = [a for a in rest if a not in near]
+    return sorted(out, key=len, reverse=True)
+
+
+def same_text(a: str, b: str, min_overlap: float = 0.5) -> bool:
+    """Whether two photos' recognised texts could be one photo's: True when either has fewer than 3 words
+    (of 3 letters or more), else when at least ``min_overlap`` of the smaller set of words is shared."""
+    wa, wb = (set(w for w in re.findall(r"\w{3,}", t.lower())) for t in (a, b))
+    if min(len(wa), len(wb)) < 3:
+        return True
+    return len(wa & wb) / min(len(wa), len(wb)) >= min_overlap
 
 
 def _bursts(reader, ids, vecs, info, bits, known) -> list[Group]:
@@ -238,5 +268,5 @@ def _all_vectors(reader) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate([c[0] for c in chunks]), np.concatenate([c[1] for c in chunks])
 
 
-__all__ = ["BURST_SECONDS", "CHUNK", "burst_runs", "DEFAULT_THRESHOLD", "Group", "HASH_BITS", "MAX_HASH_DISTANCE", "Member", "SURE_HASH_DISTANCE",
+__all__ = ["same_text", "BURST_SECONDS", "CHUNK", "burst_runs", "DEFAULT_THRESHOLD", "Group", "HASH_BITS", "MAX_HASH_DISTANCE", "Member", "SURE_HASH_DISTANCE",
            "candidate_pairs", "components", "duplicate_pairs", "find_duplicates", "hash_bits", "popcount"]

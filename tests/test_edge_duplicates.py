@@ -29,3 +29,42 @@ def test_candidate_pairs_unchanged_for_a_few_copies():
     v /= np.linalg.norm(v, axis=1, keepdims=True)
     i, j, _ = duplicates.candidate_pairs(v, 0.99)
     assert sorted(zip(i.tolist(), j.tolist())) == [(0, 10), (0, 20), (5, 30), (10, 20)]
+
+
+class _Reader:
+    """The read queries find_duplicates uses, over photos given in memory."""
+
+    def __init__(self, vecs, hashes, texts):
+        self.vecs, self.hashes, self.texts = np.asarray(vecs, np.float32), hashes, texts
+
+    def iter_vectors(self, table):
+        yield np.arange(1, len(self.vecs) + 1), self.vecs
+
+    def dim(self):
+        return self.vecs.shape[1]
+
+    def photo_fingerprints(self):
+        return {i + 1: (f"p{i}.png", 100 - i, 1000, h) for i, h in enumerate(self.hashes)}
+
+    def ocr_text(self, pid):
+        return self.texts[pid - 1]
+
+
+def test_different_screenshots_are_not_duplicates_but_their_copies_are():
+    """Screenshots of different text have near-identical embeddings and hashes: their words tell them apart."""
+    from retrieval.duplicates import find_duplicates
+
+    v = np.ones((4, 8), np.float32) / np.sqrt(8)
+    texts = ["Wifi network home5g password hunter2 router", "Meeting at noon room four agenda budget",
+             "Wifi network home5g password hunter2 router", "Meeting at noon room four agenda budget"]
+    groups, _ = find_duplicates(_Reader(v, ["ffff0000ffff0000"] * 4, texts))
+    assert sorted(sorted(m.photo_id for m in g.photos) for g in groups) == [[1, 3], [2, 4]]
+
+
+def test_a_chain_of_small_edits_does_not_join_photos_far_from_the_reference():
+    """A-B and B-C are 12 bits apart (each a near-duplicate pair), A-C 24: C is not A's copy."""
+    from retrieval.duplicates import find_duplicates
+
+    v = np.ones((3, 8), np.float32) / np.sqrt(8)
+    groups, _ = find_duplicates(_Reader(v, ["0000000000000000", "0000000000000fff", "0000000000ffffff"], [""] * 3))
+    assert [sorted(m.photo_id for m in g.photos) for g in groups] == [[1, 2]]
