@@ -64,6 +64,8 @@ def test_words_in_photos_are_found_and_absent_words_are_not(tmp_path):
     hits = json.loads(run_retr("search", "coffee", "--index", idx, "--json", "-k", "5", check=0).stdout)
     assert {h["path"].rsplit("/", 1)[1] for h in hits[:2]} == {"coffee.jpg", "receipt.png"}
     assert all(h["match"] is not None for h in hits)
+    shown = run_retr("show", tmp_path / "p" / "receipt.png", "--index", idx, check=0).stdout
+    assert "text in photo:" in shown and "STARBUCKS" in shown.split("text in photo:")[1].upper()
     p = run_retr("search", "starbucks receipt", "--index", idx, "--json", "-k", "3", check=0)
     assert json.loads(p.stdout)[0]["path"].endswith("receipt.png") and "no good match" not in p.stderr
 

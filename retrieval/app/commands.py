@@ -407,7 +407,8 @@ def show(
     index_dir: Optional[Path] = IndexOpt,
     db: Optional[str] = DbOpt,
 ):
-    """Show what the index holds about one photo: its generated caption, its concepts and objects, its size."""
+    """Show what the index holds about one photo: its generated caption, its concepts and objects, the text
+    read in it, its size."""
     from retrieval.concepts.scoring import concept_labels
     from retrieval.detection.channel import object_labels
     from retrieval.errors import StoreError
@@ -423,6 +424,7 @@ def show(
         texts = reader.photo_texts(pid)
         _, cls, probs = reader.concept_rows([pid])
         objects = reader.object_rows([pid])
+        info["text"] = reader.ocr_text(pid)
     except StoreError as e:
         _fail(str(e))
     info["generated"] = next((t for _, t, src in texts if src == "generated"), None)
@@ -436,7 +438,7 @@ def show(
 
 
 def _print_photo(info: dict) -> None:
-    """``retr show``'s plain output: path, size, caption(s), concepts."""
+    """``retr show``'s plain output: path, size, caption(s), concepts, objects, text read in the photo."""
     typer.echo(plain(info["path"]))
     typer.echo(f"  {info['width']}x{info['height']} px, {info['size']} bytes, indexed {info['indexed_at']}")
     typer.echo(f"  caption: {plain(info['generated'] or '(none: indexed with --no-captions)')}")
@@ -452,6 +454,8 @@ def _print_photo(info: dict) -> None:
     else:
         typer.echo("  objects: " + (", ".join(f"{o['label']}" + (f" x{o['count']}" if o["count"] > 1 else "")
                                               + f" {o['score']:.2f}" for o in info["objects"]) or "(none found)"))
+    if info["text"]:
+        typer.echo(f"  text in photo: {plain(' '.join(info['text'].split()))}")
 
 
 @app.command()
