@@ -60,3 +60,23 @@ def test_a_cancelled_error_from_uvicorn_is_no_traceback(tiny_index, tmp_path):
     out, err = p.communicate(timeout=60)
     assert "Traceback" not in err and "CancelledError" not in err, err
     assert p.returncode == 0 and err.strip().splitlines()[-1] == "retr: stopped", (p.returncode, err)
+
+
+def test_a_swallowed_ctrl_c_still_stops_serve(tiny_index, tmp_path):
+    """A KeyboardInterrupt raised where start-up code swallows it (seen once in about 100 stops: the
+    server then ran on) is delivered again until retr serve stops; simulated by a uvicorn.run that
+    swallows the first one and serves on."""
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(
+        "import time, uvicorn\n"
+        "def _run(*a, **k):\n"
+        "    try:\n        time.sleep(60)\n    except KeyboardInterrupt:\n        pass\n"
+        "    time.sleep(60)\n"
+        "uvicorn.run = _run\n")
+    p = _serve(tiny_index, env={"PYTHONPATH": f"{hook}:{ROOT}"})
+    assert "serving" in p.stderr.readline()
+    time.sleep(0.3)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=30)
+    assert "Traceback" not in err and p.returncode == 0 and err.strip().splitlines() == ["retr: stopped"], err

@@ -9,6 +9,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 from typing import List, Optional
 
@@ -764,7 +765,11 @@ def serve(
         _err(f"serving {idx.resolve()} at http://{shown}:{port}/ (Ctrl-C to stop)")
         # lifespan off: the app has no start-up or shut-down handlers, and a Ctrl-C during uvicorn's
         # lifespan task is one of the ways its CancelledError traceback got printed
-        uvicorn.run(web, host=host.strip("[]"), port=port, log_level="warning", server_header=False, lifespan="off")
+        try:
+            uvicorn.run(web, host=host.strip("[]"), port=port, log_level="warning", server_header=False,
+                        lifespan="off")
+        finally:
+            stopping["done"] = True
     except (KeyboardInterrupt, asyncio.CancelledError):  # Ctrl-C; CancelledError is a BaseException
         pass
     except SystemExit as e:  # uvicorn exits 3 when stopped before it started: a Ctrl-C, or a real failure
@@ -782,8 +787,6 @@ def _serve_watcher(folders: List[Path], idx: Path, db: Optional[str]):
     """``retr serve --watch FOLDER...``: a started :class:`retrieval.indexing.watch.Watcher` over ``folders``
     in a daemon thread, indexing as ``retr index --watch`` does by default (the index's encoder, captions,
     text in photos); returns (watcher, thread). Fails in one line when a folder or the encoder is unusable."""
-    import threading
-
     from retrieval.config import watch_timings
     from retrieval.encoders.base import load_encoder
     from retrieval.errors import EncoderError, StoreError
@@ -841,10 +844,14 @@ def _catch_ctrl_c() -> dict:
     """Make SIGINT (Ctrl-C) raise KeyboardInterrupt and note it in the returned ``{"sigint": bool}``;
     uvicorn handles it while serving, then raises it again through this handler."""
 
-    stopping = {"sigint": False}
+    stopping = {"sigint": False, "done": False}
 
     def on_sigint(signum, frame):
-        stopping["sigint"] = True
+        if stopping["done"]:  # uvicorn has returned: the Ctrl-C is already being acted on
+            return
+        if not stopping["sigint"]:
+            stopping["sigint"] = True
+            threading.Thread(target=_insist, args=(stopping,), daemon=True).start()
         raise KeyboardInterrupt
 
     def on_unraisable(unraisable) -> None:
@@ -857,6 +864,23 @@ def _catch_ctrl_c() -> dict:
     sys.unraisablehook = on_unraisable
     signal.signal(signal.SIGINT, on_sigint)
     return stopping
+
+
+def _insist(stopping: dict, every: float = 1.5, tries: int = 3) -> None:
+    """Deliver the Ctrl-C again while ``retr serve`` has not stopped: a KeyboardInterrupt raised where
+    uvicorn or asyncio swallows it (start-up, a destructor) would leave the server running; after
+    ``tries`` re-deliveries the process exits (status 0)."""
+    import time
+
+    for _ in range(tries):
+        time.sleep(every)
+        if stopping["done"]:
+            return
+        os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(every)
+    if not stopping["done"]:
+        _err("stopped")
+        os._exit(0)
 
 
 def _quiet_cancellation() -> None:
