@@ -255,6 +255,7 @@ def run_mutants(work: Path, n: int, seed: int, per_file_limit: float, timeout: f
     multi = sorted(p for p, c in skipped.items() if c > 1)
     other_lines = [ln for ln in r.stderr.splitlines() if not ln.startswith(("retr: skipped ", "retr-phase: ",
                                                                               "retr: embedded ", "retr: exporting ", "retr: text in photos: ",
+                                                                              "retr: text read in ", "retr: objects ",
                                                                               "retr: quantising "))]
     res = {"files": len(files), "mutants": n, "kinds": kinds, "formats": exts, "exit": r.returncode, "wall": wall,
            "traceback": "Traceback" in r.stderr, "indexed": len(got), "skipped": len(skipped),
