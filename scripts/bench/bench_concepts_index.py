@@ -20,26 +20,13 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-from benchlib import load_line, machine_line
-
-
-def run(cmd, env) -> tuple[float, float]:
-    """(wall seconds, peak RSS MB) of one child process."""
-    t = time.perf_counter()
-    p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, ru = os.wait4(p.pid, 0)
-    wall = time.perf_counter() - t
-    if os.waitstatus_to_exitcode(status):
-        sys.exit(f"failed: {' '.join(map(str, cmd))}\n{p.stderr.read().decode()[-2000:]}")
-    return wall, ru.ru_maxrss / 1024
+from benchlib import load_line, machine_line, ratio_table, run_child as run
 
 
 def main() -> None:
@@ -78,11 +65,7 @@ def main() -> None:
         print(machine_line())
         print(load_line())
         print(f"{a.n} Flickr8k dev photos, captions on, median of {a.runs} runs; baseline {a.baseline_ref}")
-        print("| row | photos/s | peak RSS MB | photos/s vs baseline | RSS vs baseline |")
-        print("|---|---|---|---|---|")
-        med = {k: (statistics.median(w for w, _ in v), statistics.median(m for _, m in v)) for k, v in rows.items()}
-        for k, (w, m) in med.items():
-            print(f"| {k} | {a.n / w:.1f} | {m:.0f} | {med['baseline'][0] / w:.2f} | {m / med['baseline'][1]:.2f} |")
+        ratio_table(rows, a.n, "baseline")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

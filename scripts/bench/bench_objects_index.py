@@ -21,15 +21,13 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-from bench_concepts_index import run
-from benchlib import load_line, machine_line
+from benchlib import load_line, machine_line, ratio_table, run_child as run
 
 
 def detector_table(photos: list[Path]) -> None:
@@ -84,11 +82,7 @@ def main() -> None:
         print(machine_line())
         print(load_line())
         print(f"{a.n} Flickr8k dev photos, captions on, OCR off, median of {a.runs} runs")
-        print("| row | photos/s | peak RSS MB | photos/s vs without | RSS vs without |")
-        print("|---|---|---|---|---|")
-        med = {k: (statistics.median(w for w, _ in v), statistics.median(m for _, m in v)) for k, v in rows.items()}
-        for k, (w, m) in med.items():
-            print(f"| {k} | {a.n / w:.1f} | {m:.0f} | {med['without'][0] / w:.2f} | {m / med['without'][1]:.2f} |")
+        ratio_table(rows, a.n, "without")
         os.environ["RETR_CACHE"] = str(tmp / "cache")
         detector_table(sorted(photos.iterdir())[:64])
     finally:

@@ -1,6 +1,6 @@
 """Time the default `retr index` end to end on Flickr8k dev photos: seconds until its summary line
 (every photo searchable), seconds until its later passes (text in photos, objects) end, and the
-peak RSS of the process (GNU time's %M).
+peak RSS of the process.
 
     python scripts/bench/bench_searchable.py [--data ../shared/data] [-n 1000] [-- extra retr index options]
 
@@ -24,17 +24,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def run_index(lib: Path, idx: Path, extra: list[str], env: dict) -> tuple[float, float, float]:
     """(seconds until searchable, seconds in all, peak RSS in MB) of one `retr index` run."""
-    t0, searchable, rss = time.time(), float("nan"), float("nan")
-    cmd = ["/usr/bin/time", "-f", "maxrss_kb %M", sys.executable, "-m", "retrieval", "index", str(lib),
-           "--index", str(idx), *extra]
+    t0, searchable = time.time(), float("nan")
+    cmd = [sys.executable, "-m", "retrieval", "index", str(lib), "--index", str(idx), *extra]
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT)
     for line in p.stdout:
         if line.startswith("added ") and searchable != searchable:
             searchable = time.time() - t0
-        if line.startswith("maxrss_kb "):
-            rss = int(line.split()[1]) / 1024
-    p.wait()
-    return searchable, time.time() - t0, rss
+    _, _, ru = os.wait4(p.pid, 0)
+    return searchable, time.time() - t0, ru.ru_maxrss / 1024
 
 
 def main() -> None:

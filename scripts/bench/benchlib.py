@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import os
 import platform
+import statistics
 import subprocess
+import sys
+import time
 
 
 def machine_line() -> str:
@@ -29,3 +32,24 @@ def load_line() -> str:
     except (OSError, ValueError, subprocess.SubprocessError):
         pass
     return f"load average (1 min): {la:.2f}" + (f"; other busy processes: {', '.join(busy)}" if busy else "")
+
+
+def run_child(cmd, env) -> tuple[float, float]:
+    """(wall seconds, peak RSS MB) of one child process running ``cmd``; exits with its stderr if it fails."""
+    t = time.perf_counter()
+    p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, ru = os.wait4(p.pid, 0)
+    wall = time.perf_counter() - t
+    if os.waitstatus_to_exitcode(status):
+        sys.exit(f"failed: {' '.join(map(str, cmd))}\n{p.stderr.read().decode()[-2000:]}")
+    return wall, ru.ru_maxrss / 1024
+
+
+def ratio_table(rows: dict[str, list[tuple[float, float]]], n: int, base: str) -> None:
+    """Print a markdown table of each row's median photos/s and peak RSS over its runs ((wall s, RSS MB)
+    pairs for ``n`` photos), with ratios against the row ``base``."""
+    print(f"| row | photos/s | peak RSS MB | photos/s vs {base} | RSS vs {base} |")
+    print("|---|---|---|---|---|")
+    med = {k: (statistics.median(w for w, _ in v), statistics.median(m for _, m in v)) for k, v in rows.items()}
+    for k, (w, m) in med.items():
+        print(f"| {k} | {n / w:.1f} | {m:.0f} | {med[base][0] / w:.2f} | {m / med[base][1]:.2f} |")
