@@ -153,6 +153,60 @@ class Backbone:
 
         return _Pooled().eval()
 
+    def spatial_module(self):
+        """The torch module ``(N, 3, S, S) float32 in [-1, 1] -> (N, R, 1280)``: the last feature map
+        before global average pooling (after the 1x1 head conv, batch norm and activation), its
+        ``R = H * W`` regions in row-major order (y, then x). Its mean over regions is
+        :meth:`pooled_module`'s output. Regions in the spirit of Show, Attend and Tell (Xu et al. 2015)."""
+        torch = self._torch
+        net = self._net
+        if self.spec.name == "mobilenet-v2":
+            from retrieval.encoders.mobilenet import SymmetricPixelsSpatial
+
+            return SymmetricPixelsSpatial(net).eval()
+
+        class _Spatial(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.net = net
+
+            def forward(self, pixels):
+                return self.net.extract_features(pixels).flatten(2).transpose(1, 2)
+
+        return _Spatial().eval()
+
+    @property
+    def regions(self) -> int:
+        """Regions of the spatial map at the native input size (224 px: 7x7 = 49; Lite1 240 px: 8x8 = 64;
+        Lite2 260 px: 9x9 = 81): five stride-2 stages with "same" padding, ``ceil(S / 32)`` a side."""
+        side = -(-self.spec.image_size // 32)
+        return side * side
+
+    @property
+    def region_counts(self) -> list[int]:
+        """``[regions]``: the same attribute as :attr:`MultiBackbone.region_counts`."""
+        return [self.regions]
+
+    def spatial_features(self, images: list[Image.Image], batch_size: int = 32) -> np.ndarray:
+        """Spatial feature maps of RGB images (torch).
+
+        Args:
+            images: list of PIL images (any size; resized to the native input).
+            batch_size: images per forward pass.
+
+        Returns:
+            (N, R, 1280) float32, R = :attr:`regions`; ``.mean(1)`` equals :meth:`features` (within 1e-5).
+        """
+        if not images:
+            return np.zeros((0, self.regions, self.spec.dim), np.float32)
+        m = self.spatial_module()
+        outs = []
+        with self._torch.inference_mode():
+            for i in range(0, len(images), batch_size):
+                x = self._torch.from_numpy(preprocess(images[i : i + batch_size], self.spec.image_size))
+                outs.append(m(x).numpy().astype(np.float32))
+        return np.concatenate(outs)
+
     def features_onnx(self, images: list[Image.Image], batch_size: int = 32) -> np.ndarray:
         """Same as :meth:`features` (within 1e-4), run with ONNX Runtime (about 3x faster
         on 2 CPU cores). The backbone is exported once per process to a temporary file.
@@ -218,6 +272,21 @@ class MultiBackbone:
     def features(self, images: list[Image.Image], batch_size: int = 32) -> np.ndarray:
         """(N, sum of dims) float32: each backbone's pooled features, concatenated in order."""
         return np.concatenate([p.features(images, batch_size) for p in self.parts], axis=1)
+
+    @property
+    def region_counts(self) -> list[int]:
+        """Regions each backbone contributes to :meth:`spatial_features`, in order
+        (``best``'s Lite0 + Lite2 + MobileNetV2: ``[49, 81, 49]``)."""
+        return [p.regions for p in self.parts]
+
+    def spatial_features(self, images: list[Image.Image], batch_size: int = 32) -> np.ndarray:
+        """(N, sum of :attr:`region_counts`, 1280) float32: each backbone's spatial map
+        (:meth:`Backbone.spatial_features`) concatenated along the region axis, in order; region
+        ``r`` comes from the backbone ``k`` with ``sum(counts[:k]) <= r < sum(counts[:k+1])``.
+        Raises ValueError when the backbones' feature dims differ."""
+        if len({p.spec.dim for p in self.parts}) != 1:
+            raise ValueError(f"{self.name}: backbones with different feature dims cannot share a region axis")
+        return np.concatenate([p.spatial_features(images, batch_size) for p in self.parts], axis=1)
 
     def features_onnx(self, images: list[Image.Image], batch_size: int = 32) -> np.ndarray:
         """:meth:`features` with ONNX Runtime (see :meth:`Backbone.features_onnx`)."""

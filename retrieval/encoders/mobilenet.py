@@ -93,6 +93,10 @@ class MobileNetV2(nn.Module):
         self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(last_channel, num_classes))
         self.last_channel = last_channel
 
+    def spatial(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) ImageNet-normalised -> (N, H/32 * W/32, 1280) last feature map, regions row-major."""
+        return self.features(x).flatten(2).transpose(1, 2)
+
     def pooled(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) ImageNet-normalised -> (N, 1280) globally average-pooled features."""
         return self.features(x).mean(dim=(2, 3))
@@ -134,3 +138,12 @@ class SymmetricPixelsPooled(nn.Module):
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.net.pooled(pixels * self.scale + self.shift)
+
+
+class SymmetricPixelsSpatial(SymmetricPixelsPooled):
+    """:class:`SymmetricPixelsPooled` before the global average pooling: ``(N, 3, S, S)`` pixels in
+    [-1, 1] -> ``(N, R, 1280)`` float32, the last feature map's R = (S/32)^2 regions (row-major);
+    its mean over regions is :class:`SymmetricPixelsPooled`'s output."""
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.net.spatial(pixels * self.scale + self.shift)
