@@ -59,3 +59,20 @@ def test_best_concatenates_regions_and_says_which_backbone_each_came_from(best):
 
 def test_no_photos_give_an_empty_map(best):
     assert best.parts[1].spatial_features([]).shape == (0, 81, 1280)
+
+
+def test_encoder_gives_embedding_concepts_and_regions_in_one_pass():
+    from retrieval.encoders.base import load_encoder
+
+    enc = load_encoder("fast", runtime="torch")
+    photos = _photos("horses.jpg", "cat.jpg")
+    emb, post, maps = enc.encode_images_concepts_and_regions(photos)
+    import torch
+
+    pooled = _pooled(enc.backbone, photos)
+    want_emb = enc.project_images(pooled)
+    want_post = torch.softmax(enc.backbone.classifier(torch.from_numpy(pooled)), -1).detach().numpy()
+    assert maps.shape == (2, 49, 1280) and enc.region_counts == [49]
+    np.testing.assert_allclose(emb, want_emb, atol=1e-5)
+    np.testing.assert_allclose(post, want_post, atol=1e-5)
+    assert [a.shape[0] for a in enc.encode_images_concepts_and_regions([])] == [0, 0, 0]

@@ -203,6 +203,30 @@ class AlignedEncoder:
             probs = posterior_module(parts)([self._torch.from_numpy(f) for f in feats]).numpy()
         return self.project_images(np.concatenate(feats, axis=1)), probs.astype(np.float32)
 
+    @property
+    def region_counts(self) -> list[int]:
+        """Regions each backbone contributes to the spatial map of :meth:`encode_images_concepts_and_regions`,
+        in order (``fast``: ``[49]``; ``best``: ``[49, 81, 49]``)."""
+        return self.backbone.region_counts
+
+    def encode_images_concepts_and_regions(self, images: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """RGB PIL images -> ((N, D) float32 L2-normalised embeddings, (N, 1000) float32 ImageNet posteriors
+        as :meth:`encode_images_and_concepts`, (N, R, 1280) float32 spatial maps: each backbone's last
+        feature map before global average pooling, concatenated along the region axis, R =
+        ``sum(region_counts)``), one image pass. The embedding and posteriors come from the maps' means."""
+        parts = getattr(self.backbone, "parts", [self.backbone])
+        if not images:
+            return (np.zeros((0, self.dim), np.float32), np.zeros((0, 1000), np.float32),
+                    np.zeros((0, sum(self.region_counts), parts[0].spec.dim), np.float32))
+        from retrieval.concepts.heads import posterior_module
+
+        maps = [p.spatial_features(images) for p in parts]
+        feats = [m.mean(1) for m in maps]
+        with self._torch.no_grad():
+            probs = posterior_module(parts)([self._torch.from_numpy(f) for f in feats]).numpy()
+        return (self.project_images(np.concatenate(feats, axis=1)), probs.astype(np.float32),
+                np.concatenate(maps, axis=1))
+
     def encode_texts_and_sentences(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """Strings -> ((N, D) aligned embeddings, (N, 384) sentence-encoder embeddings), float32,
         L2-normalised (the second feeds the concept channel)."""
