@@ -105,6 +105,11 @@ def concept_bias(posteriors: np.ndarray, vocab: list[str], weight: float = CONCE
     return bias
 
 
+def named_words(vocab: list[str]) -> np.ndarray:
+    """(W,) int64: the token ids of ``vocab`` that some ImageNet class names (singular or plural)."""
+    return np.unique(_table(tuple(vocab))[1])
+
+
 def word_groups(vocab: list[str]) -> np.ndarray:
     """(V,) int64: each word's group (the token id of its singular form among the concept words;
     other words are their own group), so saying "horses" spends the bonus of "horse" too."""

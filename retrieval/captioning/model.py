@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from retrieval.encoders.base import WEIGHTS_DIR
+from retrieval.captioning.attend_captioner import KIND as ATTEND_KIND, AttendCaptioner
 from retrieval.captioning.bank import CAPTION_NEIGHBOURS, DEFAULT_BANK, CaptionBank
 from retrieval.captioning.concept_words import CONCEPT_THRESHOLD, add_novel_words, concept_bias, word_groups
 from retrieval.captioning.decoding import beam_hypotheses, length_normalise, nucleus_sample
@@ -427,8 +428,27 @@ class Captioner:
         return [self.caption(e, beam, rerank, concepts=p) for e, p in zip(embs, post)]
 
 
+def open_captioner(weights: str | Path | None = None) -> "Captioner | AttendCaptioner":
+    """Load a captioner checkpoint of either kind: an attention captioner
+    (:class:`~retrieval.captioning.attend_captioner.AttendCaptioner`, ``config["kind"] == "attend"``)
+    or a pooled one (:class:`Captioner`, the checkpoints of before).
+
+    Raises:
+        CaptionerError: missing or invalid checkpoint (one line naming the file).
+    """
+    path = Path(weights) if weights else DEFAULT_CAPTIONER
+    if not path.is_file():
+        raise CaptionerError(f"{path}: captioner weights not found")
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+        kind = ck["config"].get("kind")
+    except Exception as e:  # noqa: BLE001
+        raise CaptionerError(f"{path}: not a retr captioner checkpoint ({e.__class__.__name__})") from None
+    return AttendCaptioner(ck, path) if kind == ATTEND_KIND else Captioner(path)
+
+
 def load_captioner(weights: str | Path | None = None, encoder_id: str | None = None,
-                   bank: str | Path | None = None) -> Captioner:
+                   bank: str | Path | None = None) -> "Captioner | AttendCaptioner":
     """Load a captioner and check it was trained on ``encoder_id``'s embeddings.
 
     Args:
@@ -447,20 +467,20 @@ def load_captioner(weights: str | Path | None = None, encoder_id: str | None = N
     if weights is None and encoder_id is not None:
         for cand in sorted(WEIGHTS_DIR.glob("captioner-*.pt")):  # each shipped checkpoint is loaded once
             try:
-                c = Captioner(cand)
+                c = open_captioner(cand)
             except CaptionerError:
                 continue
             if c.encoder_id == encoder_id:
                 cap = c
                 break
     if cap is None:
-        cap = Captioner(weights)
+        cap = open_captioner(weights)
     if encoder_id is not None and cap.encoder_id != encoder_id:
         raise CaptionerError(f"{cap.path}: captioner was trained on encoder {cap.encoder_id}, not {encoder_id}; "
                              f"train one with `retr train-captioner`")
     if bank is None and DEFAULT_BANK.is_file():
         bank = DEFAULT_BANK
-    if bank:
+    if bank and isinstance(cap, Captioner):  # the attention captioner does not re-rank
         b = CaptionBank(bank)
         if b.encoder_id == cap.encoder_id:  # the bank's photo embeddings live in the captioner's encoder space
             cap.bank = b

@@ -1,0 +1,99 @@
+"""Decoding the attention captioner (:class:`retrieval.captioning.attend.AttendCVAE`): beam search
+from the prior mean of z for many photos at once, and nucleus sampling with z drawn from the
+prior. Works on token ids and on the network's memory (:meth:`AttendCVAE.memory`)."""
+from __future__ import annotations
+
+import torch
+
+from retrieval.captioning.attend import select_memory
+from retrieval.captioning.vocab import BOS, EOS, PAD, UNK
+
+BANNED = (PAD, BOS, UNK)
+
+
+def _next_logp(net, toks: list[int], mem: dict, rows: list[int], h: torch.Tensor | None):
+    """One decoder step for the rows ``rows`` of ``mem``: (log-probs (R, V), new hidden state)."""
+    m = select_memory(mem, torch.tensor(rows))
+    logp, h = net.run(torch.tensor(toks).unsqueeze(1), m, h)
+    logp = logp[:, -1]
+    logp[:, list(BANNED)] = -1e9
+    return logp, h
+
+
+def _extend(beams, finished, vals, idxs, r: int, beam: int):
+    """Grow one photo's beams by the top words of rows r.. ; returns (new beams, next row)."""
+    cand = []
+    for seq, score, _ in beams:
+        for lp, ti in zip(vals[r], idxs[r]):
+            cand.append((seq + [ti], score + lp, r))
+        r += 1
+    cand.sort(key=lambda x: -x[1])
+    nb = []
+    for seq, score, row in cand:
+        if seq[-1] == EOS:
+            finished.append((seq[1:-1], score))
+        else:
+            nb.append((seq, score, row))
+        if len(nb) == beam:
+            break
+    return nb, r
+
+
+@torch.no_grad()
+def attend_beam(net, mem: dict, n: int, beam: int, max_len: int) -> list[list[tuple[list[int], float]]]:
+    """Beam search (width ``beam``, at most ``max_len`` words) for ``n`` photos at once.
+
+    Args:
+        net: an :class:`AttendCVAE` in eval mode; mem: its memory of the n photos (z = prior mean).
+
+    Returns:
+        n lists of (token ids without ``<bos>``/``<eos>``, summed log-probability) pairs in the order
+        they finished (a photo with none finished: its live hypotheses). Each photo stops once
+        ``beam`` hypotheses have finished. Deterministic.
+    """
+    beams = [[([BOS], 0.0, -1)] for _ in range(n)]
+    finished: list[list] = [[] for _ in range(n)]
+    live, h = list(range(n)), None
+    for _ in range(max_len + 1):
+        rows = [(i, b) for i in live for b in beams[i]]
+        hs = None if h is None else h[:, [b[2] for _, b in rows]]
+        if hs is None:
+            hs = mem["h0"][:, [i for i, _ in rows]]
+        logp, h = _next_logp(net, [b[0][-1] for _, b in rows], mem, [i for i, _ in rows], hs)
+        top = torch.topk(logp, beam, dim=-1)
+        vals, idxs = top.values.tolist(), top.indices.tolist()
+        r, still = 0, []
+        for i in live:
+            beams[i], r = _extend(beams[i], finished[i], vals, idxs, r, beam)
+            if len(finished[i]) < beam and beams[i]:
+                still.append(i)
+        live = still
+        if not live:
+            break
+    return [fin or [(seq[1:], score) for seq, score, _ in nb] for fin, nb in zip(finished, beams)]
+
+
+@torch.no_grad()
+def attend_sample(net, mem: dict, n: int, max_len: int, top_p: float = 0.9, temperature: float = 1.0,
+                  generator: torch.Generator | None = None) -> list[list[int]]:
+    """Nucleus sampling (Holtzman et al. 2020) of one caption per row of ``mem`` (built with z drawn
+    from the prior): ``n`` token-id lists without ``<bos>``/``<eos>``."""
+    tok, h = [BOS] * n, None
+    out: list[list[int]] = [[] for _ in range(n)]
+    alive = [True] * n
+    for _ in range(max_len):
+        logp, h = _next_logp(net, tok, mem, list(range(n)), mem["h0"] if h is None else h)
+        probs = torch.softmax(logp / temperature, -1)
+        sp, si = probs.sort(-1, descending=True)
+        sp = sp * ((sp.cumsum(-1) - sp) < top_p)
+        nxt = si.gather(1, torch.multinomial(sp / sp.sum(-1, keepdim=True), 1, generator=generator))[:, 0].tolist()
+        for i, w in enumerate(nxt):
+            if alive[i]:
+                if w == EOS:
+                    alive[i] = False
+                else:
+                    out[i].append(w)
+        if not any(alive):
+            break
+        tok = nxt
+    return out
