@@ -76,3 +76,55 @@ def test_encoder_gives_embedding_concepts_and_regions_in_one_pass():
     np.testing.assert_allclose(emb, want_emb, atol=1e-5)
     np.testing.assert_allclose(post, want_post, atol=1e-5)
     assert [a.shape[0] for a in enc.encode_images_concepts_and_regions([])] == [0, 0, 0]
+
+
+def _cosines(a, b):
+    a, b = a.reshape(-1, a.shape[-1]), b.reshape(-1, b.shape[-1])
+    return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+
+
+def test_onnx_image_model_gives_regions_agreeing_with_torch(encoder):
+    """The exported image model's third output: the spatial maps (per region) and their means (the
+    pooled features) agree with torch within 1e-4 cosine, with the embedding and posteriors of the same run."""
+    from retrieval.encoders import onnx_runtime
+    from retrieval.encoders.base import load_encoder
+
+    encoder.export_fast_path()
+    assert onnx_runtime.export_is_current(encoder.id)
+    ort = onnx_runtime.OnnxImageEncoder(onnx_runtime.export_dir(encoder.id), precision="fp32")
+    assert ort.region_counts == [49]
+    photos = _photos("horses.jpg", "rocket.jpg", "cat.jpg")
+    emb, post, maps = ort.encode_images_concepts_and_regions(photos)
+    t_emb, t_post, t_maps = load_encoder(runtime="torch").encode_images_concepts_and_regions(photos)
+    assert maps.shape == t_maps.shape == (3, 49, 1280)
+    assert _cosines(maps, t_maps).min() > 1 - 1e-4
+    assert _cosines(maps.mean(1), t_maps.mean(1)).min() > 1 - 1e-4
+    assert _cosines(emb, t_emb).min() > 1 - 1e-4
+    np.testing.assert_allclose(post, t_post, atol=1e-4)
+    np.testing.assert_allclose(ort.encode_images(photos), emb, atol=1e-6)  # the same model, one output
+
+
+def test_an_export_of_the_older_format_keeps_serving_and_is_made_again(encoder, tmp_path, monkeypatch):
+    """A cache folder exported before the spatial maps (no image_format.json) still embeds; the
+    regions then come from torch; the next export_fast_path (retr index) exports again."""
+    import shutil
+
+    from retrieval.encoders import onnx_export, onnx_runtime
+    from retrieval.encoders.base import load_encoder
+
+    encoder.export_fast_path()
+    src = onnx_runtime.export_dir(encoder.id)
+    monkeypatch.setenv("RETR_CACHE", str(tmp_path))
+    shutil.copytree(src, onnx_runtime.export_dir(encoder.id), ignore=shutil.ignore_patterns("*.opt.*"))
+    (onnx_runtime.export_dir(encoder.id) / onnx_runtime.IMAGE_FORMAT_FILE).unlink()
+    old = load_encoder()
+    assert onnx_runtime.has_export(old.id) and not onnx_runtime.export_is_current(old.id)
+    assert old._onnx()[0].region_counts is None
+    photos = _photos("horses.jpg")
+    with pytest.raises(ValueError, match="retr index"):
+        old._onnx()[0].encode_images_concepts_and_regions(photos)
+    emb, _, maps = old.encode_images_concepts_and_regions(photos)  # torch
+    assert maps.shape == (1, 49, 1280) and old.region_counts == [49]
+    calls = []
+    monkeypatch.setattr(onnx_export, "export_encoder", lambda enc: calls.append(enc.id))
+    assert old.export_fast_path() and calls == [old.id]

@@ -60,7 +60,7 @@ def first_time_notice(enc) -> str | None:
 
     if not hasattr(enc, "export_fast_path"):
         return None
-    if not onnx_runtime.has_export(enc.id):
+    if not onnx_runtime.export_is_current(enc.id):
         return f"exporting the encoder to ONNX once for fast runs (~30 s) into {onnx_runtime.export_dir(enc.id)}"
     if image_precision() == "int8" and not onnx_runtime.int8_model_is_current(onnx_runtime.export_dir(enc.id)):
         from retrieval.encoders.quantisation import int8_refusal, int8_settings

@@ -63,6 +63,17 @@ def missing_weights(name: str) -> str | None:
     return None
 
 
+def native_regions(name: str) -> list[int]:
+    """Regions of each backbone's spatial map at its native input (``+``-joined names: one count per
+    backbone): ``ceil(S / 32)`` a side after five stride-2 stages with "same" padding (224 px: 7x7 = 49;
+    Lite1 240 px: 8x8 = 64; Lite2 260 px: 9x9 = 81). No model is built.
+
+    Raises:
+        KeyError: an unknown backbone name.
+    """
+    return [(-(-REGISTRY[n][3] // 32)) ** 2 for n in name.split("+")]
+
+
 def load_backbone(name: str, threads: int | None = None):
     """A :class:`Backbone`, or a :class:`MultiBackbone` for a ``+``-joined name.
 
@@ -177,10 +188,8 @@ class Backbone:
 
     @property
     def regions(self) -> int:
-        """Regions of the spatial map at the native input size (224 px: 7x7 = 49; Lite1 240 px: 8x8 = 64;
-        Lite2 260 px: 9x9 = 81): five stride-2 stages with "same" padding, ``ceil(S / 32)`` a side."""
-        side = -(-self.spec.image_size // 32)
-        return side * side
+        """Regions of the spatial map at the native input size (:func:`native_regions`)."""
+        return native_regions(self.spec.name)[0]
 
     @property
     def region_counts(self) -> list[int]:

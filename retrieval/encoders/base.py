@@ -142,14 +142,16 @@ class AlignedEncoder:
             return self.net.text(self._torch.from_numpy(np.ascontiguousarray(feats, np.float32))).numpy()
 
     def export_fast_path(self) -> bool:
-        """Export both paths to ONNX once (cached per encoder id); returns whether they are available."""
+        """Export both paths to ONNX once (cached per encoder id and image format, see
+        :func:`retrieval.encoders.onnx_runtime.export_is_current`); returns whether they are available."""
         from retrieval.encoders import onnx_runtime
         from retrieval.encoders.onnx_export import export_encoder
 
         if self.runtime == "torch":
             return False
-        if not onnx_runtime.has_export(self.id):
+        if not onnx_runtime.export_is_current(self.id):  # missing, or an older image format: export again
             export_encoder(self)
+            self._ort = None
         return True
 
     def _onnx(self):
@@ -207,18 +209,28 @@ class AlignedEncoder:
     def region_counts(self) -> list[int]:
         """Regions each backbone contributes to the spatial map of :meth:`encode_images_concepts_and_regions`,
         in order (``fast``: ``[49]``; ``best``: ``[49, 81, 49]``)."""
-        return self.backbone.region_counts
+        ort = self._onnx()
+        if ort is not None and ort[0].region_counts is not None:
+            return list(ort[0].region_counts)
+        from retrieval.encoders.backbones import native_regions
+
+        return native_regions(self.backbone_name)
 
     def encode_images_concepts_and_regions(self, images: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """RGB PIL images -> ((N, D) float32 L2-normalised embeddings, (N, 1000) float32 ImageNet posteriors
         as :meth:`encode_images_and_concepts`, (N, R, 1280) float32 spatial maps: each backbone's last
         feature map before global average pooling, concatenated along the region axis, R =
-        ``sum(region_counts)``), one image pass. The embedding and posteriors come from the maps' means."""
-        parts = getattr(self.backbone, "parts", [self.backbone])
+        ``sum(region_counts)``), one image pass (ONNX Runtime when exported in the current format, else
+        torch). The embedding and posteriors come from the maps' means."""
         if not images:
             return (np.zeros((0, self.dim), np.float32), np.zeros((0, 1000), np.float32),
-                    np.zeros((0, sum(self.region_counts), parts[0].spec.dim), np.float32))
+                    np.zeros((0, sum(self.region_counts), 1280), np.float32))
+        ort = self._onnx()
+        if ort is not None and ort[0].region_counts is not None:
+            return ort[0].encode_images_concepts_and_regions(images)
         from retrieval.concepts.heads import posterior_module
+
+        parts = getattr(self.backbone, "parts", [self.backbone])
 
         maps = [p.spatial_features(images) for p in parts]
         feats = [m.mean(1) for m in maps]

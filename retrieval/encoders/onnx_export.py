@@ -3,10 +3,12 @@ the export of an encoder's text and image paths (:func:`export_encoder`) into it
 (see :mod:`retrieval.encoders.onnx_runtime`, which runs them)."""
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
-from retrieval.encoders.onnx_runtime import CONCEPT_NAMES_FILE, IMAGE_FILE, MODEL_FILE, TOKENIZER_FILE, export_dir
+from retrieval.encoders.onnx_runtime import (CONCEPT_NAMES_FILE, IMAGE_FILE, IMAGE_FORMAT_FILE, IMAGE_OUTPUTS,
+                                             MODEL_FILE, TOKENIZER_FILE, export_dir, image_format)
 
 
 def export_onnx(module, args: tuple, path: str | Path, input_names: list[str], output_name: str | list[str],
@@ -28,6 +30,35 @@ def export_onnx(module, args: tuple, path: str | Path, input_names: list[str], o
                           dynamic_axes={**axes, **{o: {0: "batch"} for o in outputs}}, opset_version=17, dynamo=False)
 
 
+def image_path(parts, head):
+    """The image model as one torch module: one ``(N, 3, S_k, S_k)`` pixel input per backbone (each at
+    its native size) -> ``(embedding (N, D), imagenet (N, 1000), regions (N, R, 1280))``: the image head
+    on the concatenated pooled features, the backbones' mean ImageNet posteriors, and their spatial
+    maps concatenated along the region axis. The pooled features are the maps' means over regions,
+    so one backbone pass gives all three.
+
+    Args:
+        parts: the :class:`retrieval.encoders.backbones.Backbone` of each backbone, in order.
+        head: the alignment network's image head (``AlignmentNetwork.image``).
+    """
+    import torch
+
+    from retrieval.concepts.heads import posterior_module
+
+    class ImagePath(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.spatial = torch.nn.ModuleList([p.spatial_module() for p in parts])
+            self.head, self.posteriors = head, posterior_module(parts)
+
+        def forward(self, *pixels):
+            maps = [m(x) for m, x in zip(self.spatial, pixels)]
+            feats = [r.mean(1) for r in maps]
+            return self.head(torch.cat(feats, dim=1)), self.posteriors(feats), torch.cat(maps, dim=1)
+
+    return ImagePath().eval()
+
+
 def export_encoder(encoder) -> Path:
     """Export ``encoder``'s text and image paths to ONNX (see the module docstring).
 
@@ -37,7 +68,9 @@ def export_encoder(encoder) -> Path:
     Returns:
         the export folder (``text_query.onnx`` with outputs ``embedding`` and ``sentence``, the
         sentence encoder's own embedding; ``tokenizer.json``; ``image.onnx`` with outputs
-        ``embedding`` and ``imagenet``, the backbones' mean ImageNet posteriors; and
+        ``embedding``, ``imagenet`` (the backbones' mean ImageNet posteriors) and ``regions`` (the
+        backbones' spatial maps, (N, R, 1280), concatenated along the region axis); its
+        ``image_format.json`` (:func:`retrieval.encoders.onnx_runtime.image_format`); and
         ``concept_names.npz``, :func:`retrieval.concepts.scoring.embed_concept_names`),
         written to a temporary folder and renamed into place.
     """
@@ -75,30 +108,12 @@ def export_encoder(encoder) -> Path:
                         ["input_ids", "attention_mask"], ["embedding", "sentence"], token_axis=True)
             se.tokenizer.backend_tokenizer.save(str(tmp / TOKENIZER_FILE))
 
-            bb, ihead = encoder.backbone, encoder.net.image
-            parts = getattr(bb, "parts", [bb])
-            pooled = torch.nn.ModuleList([p.pooled_module() for p in parts])
-            from retrieval.concepts.heads import posterior_module
-
-            posteriors = posterior_module(parts)
-
-            class ImagePath(torch.nn.Module):
-                """One pixel input per backbone (each at its native size) -> image head, and the
-                backbones' mean ImageNet posteriors."""
-
-                def __init__(self):
-                    super().__init__()
-                    self.pooled, self.head, self.posteriors = pooled, ihead, posteriors
-
-                def forward(self, *pixels):
-                    feats = [m(x) for m, x in zip(self.pooled, pixels)]
-                    return self.head(torch.cat(feats, dim=1)), self.posteriors(feats)
-
-            sizes = [p.spec.image_size for p in parts]
-            names = ["pixels"] + [f"pixels_{i}" for i in range(1, len(parts))]
-            export_onnx(ImagePath().eval(), tuple(torch.zeros(2, 3, n, n) for n in sizes), tmp / IMAGE_FILE,
-                        names, ["embedding", "imagenet"])
-            (tmp / "image_size.txt").write_text(" ".join(map(str, sizes)))
+            parts = getattr(encoder.backbone, "parts", [encoder.backbone])
+            pixels = tuple(torch.zeros(2, 3, p.spec.image_size, p.spec.image_size) for p in parts)
+            export_onnx(image_path(parts, encoder.net.image), pixels, tmp / IMAGE_FILE,
+                        ["pixels"] + [f"pixels_{i}" for i in range(1, len(parts))], list(IMAGE_OUTPUTS))
+            (tmp / "image_size.txt").write_text(" ".join(str(p.spec.image_size) for p in parts))
+            (tmp / IMAGE_FORMAT_FILE).write_text(json.dumps(image_format([p.regions for p in parts])))
             from retrieval.concepts.scoring import embed_concept_names
 
             embed_concept_names(se, tmp / CONCEPT_NAMES_FILE)

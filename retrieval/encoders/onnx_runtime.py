@@ -35,6 +35,13 @@ IMAGE_INT8_FILE = "image.int8.onnx"
 #: beside it: the settings it was quantised with (:meth:`retrieval.encoders.quantisation.Int8Settings.describe`)
 IMAGE_INT8_SETTINGS_FILE = "image.int8.settings"
 TOKENIZER_FILE = "tokenizer.json"
+#: what ``image.onnx`` gives (:func:`image_format`); an export without it, or of an older format, is
+#: made again by the next ``retr index`` (:func:`export_is_current`) and keeps serving meanwhile
+IMAGE_FORMAT_FILE = "image_format.json"
+#: version of the image model's outputs; raise it whenever they change
+IMAGE_FORMAT_VERSION = 2
+#: the image model's outputs, in order
+IMAGE_OUTPUTS = ("embedding", "imagenet", "regions")
 #: sentence-encoder embeddings of the ImageNet class names (:mod:`retrieval.concepts.labels`), for the
 #: concept channel; its presence also marks an export whose paths carry their second outputs
 #: (``imagenet`` posteriors of the image path, ``sentence`` embedding of the text path)
@@ -64,6 +71,31 @@ def has_export(encoder_id: str) -> bool:
     """True when both paths of ``encoder_id`` have been exported."""
     d = export_dir(encoder_id)
     return all((d / f).is_file() for f in (MODEL_FILE, TOKENIZER_FILE, IMAGE_FILE, CONCEPT_NAMES_FILE))
+
+
+def image_format(region_counts: list[int]) -> dict:
+    """What an export's ``image.onnx`` gives, as written to :data:`IMAGE_FORMAT_FILE`: the format
+    version, the output names and the regions each backbone contributes to ``regions``."""
+    return {"version": IMAGE_FORMAT_VERSION, "outputs": list(IMAGE_OUTPUTS), "region_counts": list(region_counts)}
+
+
+def read_image_format(folder: str | Path) -> dict | None:
+    """An export folder's :func:`image_format` record, or None (an export older than the record,
+    whose ``image.onnx`` gives ``embedding`` and ``imagenet`` only, or an unreadable one)."""
+    import json
+
+    try:
+        rec = json.loads((Path(folder) / IMAGE_FORMAT_FILE).read_text())
+        return rec if isinstance(rec, dict) else None
+    except (OSError, ValueError):
+        return None
+
+
+def export_is_current(encoder_id: str) -> bool:
+    """True when ``encoder_id`` is exported (:func:`has_export`) in the current image format
+    (:data:`IMAGE_FORMAT_VERSION`); an older export still serves text and embeddings until re-exported."""
+    rec = read_image_format(export_dir(encoder_id))
+    return has_export(encoder_id) and rec is not None and rec.get("version") == IMAGE_FORMAT_VERSION
 
 
 def _calibration_batches(image_sizes: list[int], input_names: list[str], batch: int = 8):
@@ -355,29 +387,44 @@ class OnnxImageEncoder:
                 self.precision_detail = "int8"
         self.session = session(path, threads=threads)
         self.input_names = [i.name for i in self.session.get_inputs()]
+        outputs = {o.name for o in self.session.get_outputs()}
+        rec = read_image_format(folder)
+        #: regions each backbone contributes to :meth:`encode_images_concepts_and_regions`; None for an
+        #: export made before the image model gave its spatial maps (re-exported by the next ``retr index``)
+        self.region_counts = rec["region_counts"] if rec and "regions" in outputs else None
 
-    def encode_images(self, images: list, batch_size: int = 32) -> np.ndarray:
-        """RGB PIL images -> (N, D) float32, L2-normalised (resized to each backbone's input size)."""
-        outs = []
+    def _runs(self, images: list, batch_size: int, outputs: list[str]):
+        """Yield the named outputs of the image model for each batch of ``images``."""
         for i in range(0, len(images), batch_size):
             batch = images[i : i + batch_size]
             pixels = {s: preprocess(batch, s) for s in set(self.image_sizes)}  # backbones of one size share
-            feeds = {n: pixels[s] for n, s in zip(self.input_names, self.image_sizes)}
-            outs.append(self.session.run(None, feeds)[0])
+            yield self.session.run(outputs, {n: pixels[s] for n, s in zip(self.input_names, self.image_sizes)})
+
+    def encode_images(self, images: list, batch_size: int = 32) -> np.ndarray:
+        """RGB PIL images -> (N, D) float32, L2-normalised (resized to each backbone's input size)."""
+        outs = [r[0] for r in self._runs(images, batch_size, ["embedding"])]
         return np.concatenate(outs).astype(np.float32)
 
     def encode_images_and_concepts(self, images: list, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
         """RGB PIL images -> ((N, D) float32 L2-normalised embeddings, (N, 1000) float32 ImageNet
         posteriors, the mean over the backbones; rows sum to 1), from one run of the image path."""
-        embs, probs = [], []
-        for i in range(0, len(images), batch_size):
-            batch = images[i : i + batch_size]
-            pixels = {s: preprocess(batch, s) for s in set(self.image_sizes)}
-            feeds = {n: pixels[s] for n, s in zip(self.input_names, self.image_sizes)}
-            e, p = self.session.run(None, feeds)[:2]
-            embs.append(e)
-            probs.append(p)
-        return np.concatenate(embs).astype(np.float32), np.concatenate(probs).astype(np.float32)
+        runs = list(self._runs(images, batch_size, ["embedding", "imagenet"]))
+        return (np.concatenate([r[0] for r in runs]).astype(np.float32),
+                np.concatenate([r[1] for r in runs]).astype(np.float32))
+
+    def encode_images_concepts_and_regions(self, images: list, batch_size: int = 32
+                                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`encode_images_and_concepts` and ``(N, R, 1280)`` float32 spatial maps (each backbone's last
+        feature map before global average pooling, row-major regions, concatenated along the region
+        axis in :attr:`region_counts` order), from the same run.
+
+        Raises:
+            ValueError: the export predates the spatial maps (``region_counts`` is None).
+        """
+        if self.region_counts is None:
+            raise ValueError("this image model export has no spatial maps; run retr index to export it again")
+        runs = list(self._runs(images, batch_size, list(IMAGE_OUTPUTS)))
+        return tuple(np.concatenate([r[k] for r in runs]).astype(np.float32) for k in range(3))
 
 
 class OnnxTextEncoder:

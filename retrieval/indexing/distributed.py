@@ -165,7 +165,7 @@ def _export_once(encoder) -> None:
 
     from retrieval.encoders import onnx_runtime
 
-    if onnx_runtime.has_export(encoder.id):
+    if onnx_runtime.export_is_current(encoder.id):
         return
     lock_dir = onnx_runtime.cache_root() / "onnx"
     lock_dir.mkdir(parents=True, exist_ok=True)
