@@ -59,8 +59,9 @@ def test_beam_and_samples_from_a_checkpoint(tmp_path):
     caps = cap.caption_batch(c, regions, None, [[], [(16, 0.8)], []], beam=3)
     assert len(caps) == 3 and all(isinstance(s, str) for s in caps)
     assert caps[1] == cap.caption_batch(c[1:2], regions[1:2], None, [[(16, 0.8)]], beam=3)[0]
-    samples = cap.sample(c[0], regions[0], None, [], n=5, seed=0)
+    samples = cap.sample(c[0], n=5, seed=0, regions=regions[0], objects=[])
     assert len(set(samples)) > 1  # the latent and nucleus sampling give distinct captions
+    assert cap.caption(c[1], 3, regions=regions[1], objects=[(16, 0.8)]) == caps[1] and cap.needs_regions
     with pytest.raises(ValueError):
         cap.caption_batch(c, regions[:, :, :4])
 

@@ -65,6 +65,7 @@ class AttendCVAE(nn.Module):
         self.config = dict(vocab_size=vocab_size, cond_dim=cond_dim, region_dim=region_dim, z_dim=z_dim, emb=emb,
                            hidden=hidden, att=att, dropout=dropout)
         self.embed = nn.Embedding(vocab_size, emb, padding_idx=PAD)
+        nn.init.normal_(self.embed.weight, std=emb ** -0.5)  # tied output: logits of unit scale at the start
         self.prior = _mlp(cond_dim, 2 * z_dim)
         self.recognition = _mlp(cond_dim + emb, 2 * z_dim)
         self.region_proj = nn.Sequential(nn.LayerNorm(region_dim), nn.Linear(region_dim, att))
@@ -78,6 +79,7 @@ class AttendCVAE(nn.Module):
         self.combine = nn.Linear(hidden + att + emb, emb)
         self.copy_gate = nn.Linear(hidden + att + emb + emb, 1)
         self.out_bias = nn.Parameter(torch.zeros(vocab_size))
+        self.out_scale = nn.Parameter(torch.tensor(float(emb) ** 0.5))  # tanh outputs x tied embeddings of norm ~1
         self.drop = nn.Dropout(dropout)
 
     # -- parts computed once a photo -------------------------------------------------------
@@ -158,7 +160,7 @@ class AttendCVAE(nn.Module):
         beta = ks.softmax(-1)  # (B, T, K)
         kctx = torch.einsum("btk,bke->bte", beta, mem["k_emb"])
         feat = torch.cat([o, ctx, kctx], -1)
-        word = torch.tanh(self.combine(feat))
+        word = torch.tanh(self.combine(feat)) * self.out_scale
         has = (mem["k_bias"] > -1e3).any(-1).float().view(-1, 1, 1)  # photos with at least one concept
         p_gen = 1.0 - has * (1.0 - torch.sigmoid(self.copy_gate(torch.cat([feat, x], -1))))
         if targets is not None:  # the targets' probabilities only, at the non-padding steps

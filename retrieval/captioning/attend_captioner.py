@@ -16,6 +16,8 @@ from retrieval.errors import CaptionerError
 
 #: checkpoint kind written in ``config["kind"]``; the pooled captioner's checkpoints have none
 KIND = "attend"
+#: beam width of a caption
+CAPTION_BEAM = 5
 
 
 def save_attend_captioner(net: AttendCVAE, vocab: list[str], path: str | Path, encoder_id: str, max_len: int,
@@ -25,7 +27,7 @@ def save_attend_captioner(net: AttendCVAE, vocab: list[str], path: str | Path, e
     path.parent.mkdir(parents=True, exist_ok=True)
     ck = {"config": {"kind": KIND, "network": dict(net.config), "encoder_id": encoder_id, "max_len": max_len,
                      "card": card or {}},
-          "vocab": list(vocab),
+          "vocab": [str(w) for w in vocab],
           "state_dict": {k: v.half() if v.is_floating_point() else v for k, v in net.state_dict().items()}}
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(ck, tmp)
@@ -66,6 +68,10 @@ class AttendCaptioner:
         self.max_len: int = int(ck["config"].get("max_len", 20))
         self.card: dict = ck["config"].get("card", {})
         self.region_dim: int = self.net.config["region_dim"]
+        #: this captioner reads the photo's regions (the pooled one does not)
+        self.needs_regions = True
+        #: accepted for the pooled captioner's switch (`retr caption --concepts`); concepts are inputs here
+        self.concept_weight = 0.0
 
     def memory(self, embs: np.ndarray, regions: np.ndarray | None, posteriors: np.ndarray | None,
                objects: list | None, z: torch.Tensor | None = None) -> dict:
@@ -106,22 +112,45 @@ class AttendCaptioner:
             out.append(self.words(seq))
         return out
 
-    def sample(self, emb: np.ndarray, regions: np.ndarray | None = None, posteriors: np.ndarray | None = None,
-               objects: list | None = None, n: int = 5, seed: int | None = None, top_p: float = 0.9) -> list[str]:
-        """``n`` captions of one photo: z drawn from p(z | c), words by nucleus sampling.
+    def sample(self, c: np.ndarray, n: int = 5, top_p: float = 0.9, temperature: float = 1.0, seed: int | None = None,
+               concepts: np.ndarray | None = None, regions: np.ndarray | None = None,
+               objects: list | None = None) -> list[str]:
+        """``n`` captions of one photo: z drawn from p(z | c), words by nucleus sampling (Holtzman et al. 2020).
 
-        Args: as :meth:`caption_batch` for one photo (emb (D,), regions (R, F), posteriors (1000,),
-            objects one list); seed makes the draw reproducible.
+        Args:
+            c: (D,) float32 aligned embedding; concepts: (1000,) ImageNet posteriors or ``None``;
+            regions: (R, region_dim) region features or ``None``; objects: [(COCO class, score)] or ``None``;
+            top_p, temperature: the nucleus; seed makes the draw reproducible.
+
+        Returns:
+            ``n`` sentences (duplicates possible but unlikely).
         """
         g = torch.Generator().manual_seed(seed) if seed is not None else None
-        c = torch.from_numpy(np.asarray(emb, np.float32).reshape(1, -1))
+        ct = torch.from_numpy(np.asarray(c, np.float32).reshape(1, -1))
         with torch.no_grad():
-            mu, lv = self.net.prior_params(c)
+            mu, lv = self.net.prior_params(ct)
             z = mu + torch.randn((n, mu.shape[1]), generator=g) * (0.5 * lv).exp()
         rep = lambda x: None if x is None else np.repeat(np.asarray(x, np.float32)[None], n, 0)  # noqa: E731
-        mem = self.memory(np.repeat(c.numpy(), n, 0), rep(regions), rep(posteriors),
+        mem = self.memory(np.repeat(ct.numpy(), n, 0), rep(regions), rep(concepts),
                           None if objects is None else [objects] * n, z)
-        return [self.words(s) for s in attend_sample(self.net, mem, n, self.max_len, top_p, generator=g)]
+        return [self.words(s) for s in attend_sample(self.net, mem, n, self.max_len, top_p, temperature, g)]
+
+    def caption(self, c: np.ndarray, beam: int | None = None, *args, concepts: np.ndarray | None = None,
+                regions: np.ndarray | None = None, objects: list | None = None, length_penalty: float = 0.7,
+                **kwargs) -> str:
+        """The best caption of one photo (:meth:`caption_batch` with one row); ``beam`` None: ``CAPTION_BEAM``.
+        Arguments of the pooled captioner's re-ranking (``rerank``, ``neighbours``, ...) are accepted and
+        ignored: this captioner does not re-rank."""
+        return self.caption_batch(np.asarray(c, np.float32).reshape(1, -1),
+                                  None if regions is None else np.asarray(regions, np.float32)[None],
+                                  None if concepts is None else np.asarray(concepts, np.float32).reshape(1, -1),
+                                  None if objects is None else [objects], beam or CAPTION_BEAM, length_penalty)[0]
+
+    def caption_embeddings(self, embs: np.ndarray, beam: int = CAPTION_BEAM, rerank=None,
+                           concepts: np.ndarray | None = None, regions: np.ndarray | None = None,
+                           objects: list | None = None) -> list[str]:
+        """The caption ``retr index`` stores for each of N photos (:meth:`caption_batch`)."""
+        return self.caption_batch(embs, regions, concepts, objects, beam)
 
     def words(self, ids) -> str:
         """Token ids -> a clean sentence."""

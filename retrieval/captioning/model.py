@@ -145,6 +145,8 @@ class Captioner:
             raise CaptionerError(f"{path}: not a retr captioner checkpoint ({e.__class__.__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''})") from None
         self.net.eval()
         self.path = path
+        #: the pooled captioner reads the aligned embedding only (the attention captioner also reads regions)
+        self.needs_regions = False
         #: :class:`CaptionBank` for neighbour re-ranking (:meth:`caption`); set by :func:`load_captioner`.
         self.bank: CaptionBank | None = None
         #: the concept-word prior applied where a decoding is given ImageNet posteriors

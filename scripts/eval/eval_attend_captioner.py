@@ -54,8 +54,8 @@ def decoder(spec: str):
         post = lambda s, i: None if a.no_concepts else s["post"][i]  # noqa: E731
         obj = lambda s, i: None if a.no_concepts else s["objects"][i]  # noqa: E731
         beam = lambda s, i: cap.caption_batch(s["emb"][i], reg(s, i), post(s, i), obj(s, i), beam=5)  # noqa: E731
-        samp = lambda s, i, seed: cap.sample(s["emb"][i], reg(s, i), post(s, i),  # noqa: E731
-                                             None if a.no_concepts else s["objects"][i], 5, seed)
+        samp = lambda s, i, seed: cap.sample(s["emb"][i], 5, seed=seed, concepts=post(s, i), regions=reg(s, i),  # noqa: E731
+                                             objects=None if a.no_concepts else s["objects"][i])
         return name, beam, samp
     cap = Captioner(path)
     if name.endswith(":concepts"):

@@ -37,7 +37,7 @@ def corpus_arrays(data: Path, out: Path, min_count: int = 5):
     """Vocabulary + (M, MAX_LEN + 2) tokens of the corpus, cached in ``out`` (npz)."""
     if out.is_file():
         f = np.load(out)
-        return list(f["vocab"]), f["tokens"]
+        return [str(w) for w in f["vocab"]], f["tokens"]
     caps = training_corpus(data)
     train = load_coco_captions(data / "flickr8k" / "captions_train.json")
     vocab = build_vocab(caps + list(train.captions), min_count)
