@@ -459,6 +459,25 @@ def _print_photo(info: dict) -> None:
         typer.echo(f"  text in photo: {plain(' '.join(info['text'].split()))}")
 
 
+def _pooled_captions(enc, cap, im, concepts: bool, samples: int, seed, beam, rerank: str, length_penalty: float,
+                     lp_form: str) -> tuple:
+    """``retr caption`` with a pooled captioner (:class:`retrieval.captioning.model.Captioner`):
+    (the photo's (D,) embedding, its beam caption or ``samples`` sampled captions)."""
+    post = None
+    if concepts and hasattr(enc, "encode_images_and_concepts"):
+        embs, posts = enc.encode_images_and_concepts([im])
+        emb, post = embs[0], posts[0]
+    else:
+        emb = enc.encode_images([im])[0]
+    if samples:
+        return emb, cap.sample(emb, samples, seed=seed, concepts=post)
+    try:
+        return emb, [cap.caption(emb, beam, rerank, length_penalty=length_penalty, lp_form=lp_form,
+                                 text_encoder=enc, concepts=post)]
+    except ValueError as e:
+        _fail(str(e))
+
+
 @app.command()
 def caption(
     photos: List[Path] = typer.Argument(..., help="Image files."),
@@ -481,9 +500,10 @@ def caption(
     encoder: Optional[str] = typer.Option(None, "--encoder", help="Encoder: a preset (fast, best), a `retr train` checkpoint or hf:PATH_OR_NAME [default: fast]."),
     captioner: Optional[Path] = typer.Option(None, "--captioner", help="Captioner checkpoint [default: built-in]."),
     max_megapixels: float = typer.Option(200.0, "--max-megapixels", min=0.01, help="Refuse larger images."),
-    concepts: bool = typer.Option(False, "--concepts/--no-concepts", help="Let the photo's ImageNet concepts "
-                                  "name what is in it (a prior on the captioner's words; better out of "
-                                  "Flickr8k's world, worse in it)."),
+    concepts: Optional[bool] = typer.Option(None, "--concepts/--no-concepts", help="Let the photo's ImageNet "
+                                            "concepts and detected objects name what is in it (inputs of an "
+                                            "attention captioner, on by default; a prior on a pooled "
+                                            "captioner's words, off by default)."),
 ):
     """Describe photos with the VAE captioner (beam search, re-ranked; --samples N for N different captions)."""
     setup_logging()
@@ -517,7 +537,18 @@ def caption(
         cap = load_captioner(captioner, enc.id)
     except (EncoderError, CaptionerError) as e:
         _fail(str(e))
-    if concepts:
+    attend = hasattr(cap, "region_dim")  # an attention captioner: regions, concepts and objects are its inputs
+    if attend and not samples and rerank not in (None, "none"):
+        _fail(f"--rerank {rerank}: this captioner gives its beam's best caption; re-rank --samples N "
+              "(consensus or alignment) instead", 2)
+    if attend:
+        from retrieval.app.describe import ObjectSource, attend_captions, photo_inputs
+
+        if hasattr(enc, "export_fast_path"):
+            _err_if(first_time_notice(enc))
+            enc.export_fast_path()  # the image model with its spatial maps (once per encoder)
+        objects = ObjectSource() if concepts is not False else None
+    elif concepts:
         from retrieval.captioning.concept_words import CONCEPT_WEIGHT
 
         cap.concept_weight = CONCEPT_WEIGHT
@@ -529,20 +560,12 @@ def caption(
             _err(f"skipped {plain(e.path)}: {e.reason}")
             failed += 1
             continue
-        post = None
-        if concepts and hasattr(enc, "encode_images_and_concepts"):
-            embs, posts = enc.encode_images_and_concepts([im])
-            emb, post = embs[0], posts[0]
+        if attend:
+            x = photo_inputs(enc, im, concepts is not False, objects)
+            emb, caps = x.emb, attend_captions(cap, x, samples, seed, beam or 5, length_penalty)
         else:
-            emb = enc.encode_images([im])[0]
-        if not samples:
-            try:
-                caps = [cap.caption(emb, beam, rerank or "auto", length_penalty=length_penalty, lp_form=lp_form,
-                                    text_encoder=enc, concepts=post)]
-            except ValueError as e:
-                _fail(str(e))
-        else:
-            caps = cap.sample(emb, samples, seed=seed, concepts=post)
+            emb, caps = _pooled_captions(enc, cap, im, bool(concepts), samples, seed, beam, rerank or "auto",
+                                         length_penalty, lp_form)
         if rerank and samples:
             order = rerank_captions(caps, enc.encode_texts(caps), emb, rerank)
             caps = [caps[i] for i in order][: 1 if best else None]
