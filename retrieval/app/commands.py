@@ -537,7 +537,7 @@ def caption(
         cap = load_captioner(captioner, enc.id)
     except (EncoderError, CaptionerError) as e:
         _fail(str(e))
-    attend = hasattr(cap, "region_dim")  # an attention captioner: regions, concepts and objects are its inputs
+    attend = getattr(cap, "needs_regions", False)  # an attention captioner: regions, concepts, objects are inputs
     if attend and not samples and rerank not in (None, "none"):
         _fail(f"--rerank {rerank}: this captioner gives its beam's best caption; re-rank --samples N "
               "(consensus or alignment) instead", 2)

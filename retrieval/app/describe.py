@@ -68,7 +68,7 @@ def attend_captions(captioner, x: PhotoInputs, samples: int = 0, seed: int | Non
     """The beam caption of a photo (``samples`` 0), or ``samples`` sampled captions (a seed makes them
     reproducible), from an attention captioner."""
     if samples:
-        return captioner.sample(x.emb, x.regions, x.post, x.objects, n=samples, seed=seed)
+        return captioner.sample(x.emb, n=samples, seed=seed, concepts=x.post, regions=x.regions, objects=x.objects)
     return captioner.caption_batch(x.emb[None], x.regions[None], None if x.post is None else x.post[None],
                                    None if x.objects is None else [x.objects], beam=beam,
                                    length_penalty=length_penalty)
