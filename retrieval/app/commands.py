@@ -542,7 +542,11 @@ def caption(
         _fail(f"--rerank {rerank}: this captioner gives its beam's best caption; re-rank --samples N "
               "(consensus or alignment) instead", 2)
     if attend:
+        import torch
+
         from retrieval.app.describe import ObjectSource, attend_captions, photo_inputs
+
+        torch.set_num_threads(1)  # small products a step: a second thread costs more than it gains (bench_caption)
 
         if hasattr(enc, "export_fast_path"):
             _err_if(first_time_notice(enc))
