@@ -55,3 +55,43 @@ def test_caption_command_with_an_attention_captioner(attend_ckpt):
     assert len(set(rows[0]["captions"])) > 1
     bad = run_retr("caption", DEMO / "horses.jpg", "--captioner", attend_ckpt, "--rerank", "mbr")
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "--samples" in bad.stderr
+
+
+class RecordingAttend:
+    """A stand-in attention captioner recording what index time hands it."""
+
+    needs_regions = True
+
+    def __init__(self):
+        self.calls = []
+
+    def caption_embeddings(self, embs, beam, concepts=None, regions=None, objects=None):
+        self.calls.append((embs.shape, None if regions is None else regions.shape, concepts.shape, objects))
+        return [f"photo {i}" for i in range(len(embs))]
+
+
+def test_index_time_captions_read_regions_and_stored_objects(encoder, photo_dir, tmp_path):
+    """Indexing with an attention captioner: every photo's caption is made from its spatial maps (the
+    files decoded again) and the objects the detector pass stored; a file gone meanwhile is captioned
+    from the stored data alone."""
+    from retrieval.indexing.indexer import index_folder
+    from retrieval.indexing.region_captions import index_captions
+    from retrieval.store.database import DetectedObjects, Photo, Store
+
+    cap = RecordingAttend()
+    rep = index_folder(photo_dir, tmp_path / "idx", encoder=encoder, captioner=cap)
+    assert rep.failed == 0 and rep.generated == rep.added == 4
+    assert [(c[1], c[3]) for c in cap.calls] == [((4, 49, 1280), [[], [], [], []])]
+    store = Store(tmp_path / "idx")
+    with store.session() as s:
+        ids, paths = zip(*s.query(Photo.id, Photo.path).order_by(Photo.id).all())
+        s.add(DetectedObjects(photo_id=ids[0], classes=np.array([17], np.int16).tobytes(),
+                              scores=np.array([0.75], np.float16).tobytes(), counts=np.array([2], np.uint8).tobytes()))
+        s.commit()
+    (photo_dir / paths[1].rsplit("/", 1)[-1]).unlink()
+    cap.calls.clear()
+    vecs, post = np.ones((2, encoder.dim), np.float32), np.zeros((2, 1000), np.float32)
+    assert index_captions(cap, encoder, store, [ids[0], ids[1]], vecs, post, 3) == ["photo 0", "photo 0"]
+    assert cap.calls == [((1, encoder.dim), (1, 49, 1280), (1, 1000), [[(17, 0.75)]]),
+                         ((1, encoder.dim), None, (1, 1000), [[]])]
+    store.close()

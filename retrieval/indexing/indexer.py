@@ -563,7 +563,8 @@ def add_missing_concepts(store: Store, encoder, root: str, embed: Embedder, fail
 def _caption_uncaptioned(store: Store, encoder, captioner, root: str, batch_size: int) -> int:
     """Generate captions for photos under ``root`` that have none (indexed earlier with
     ``--no-captions``), from their stored vectors and concepts (the concept-word prior; a photo
-    without concepts is captioned without it): no decoding, no re-embedding."""
+    without concepts is captioned without it): no decoding, no re-embedding (an attention captioner
+    also reads the photos' spatial maps: :func:`retrieval.indexing.region_captions.index_captions`)."""
     from retrieval.captioning.concept_words import stored_posteriors
 
     with store.session() as s:
@@ -572,6 +573,7 @@ def _caption_uncaptioned(store: Store, encoder, captioner, root: str, batch_size
             select(Photo.id, Photo.path, Photo.vector, Concept.classes, Concept.probs)
             .outerjoin(Concept, Concept.photo_id == Photo.id).where(Photo.id.not_in(have))).all() if is_under(p, root)]
     from retrieval.captioning.model import INDEX_BEAM
+    from retrieval.indexing.region_captions import index_captions
 
     n = 0
     step = max(batch_size, CAPTION_BATCH)
@@ -579,7 +581,8 @@ def _caption_uncaptioned(store: Store, encoder, captioner, root: str, batch_size
         chunk = rows[b : b + step]
         vecs = np.stack([np.frombuffer(v, np.float32) for _, _, v, _ in chunk])
         phase("caption")
-        caps = captioner.beam_search_batch(vecs, INDEX_BEAM, concepts=np.stack([c for *_, c in chunk]))
+        caps = index_captions(captioner, encoder, store, [pid for pid, *_ in chunk], vecs,
+                              np.stack([c for *_, c in chunk]), INDEX_BEAM)
         cap_vecs = encoder.encode_texts(caps)
         with store.session() as s:
             for (pid, *_), c, cv in zip(chunk, caps, cap_vecs):
