@@ -144,6 +144,10 @@ def test_int8_image_model_stays_close_to_fp32_and_finds_the_demo_photos(demo_ind
     assert np.allclose(np.linalg.norm(a, axis=1), 1, atol=1e-4)
     assert cos.mean() > 0.98 and cos.min() > 0.85, (cos.mean(), cos.min())
     assert not np.allclose(a, b, atol=1e-4)  # really the quantised model
+    ra, rb = q.encode_images_concepts_and_regions(ims[:16])[2], f.encode_images_concepts_and_regions(ims[:16])[2]
+    ra, rb = ra.reshape(-1, ra.shape[-1]), rb.reshape(-1, rb.shape[-1])
+    region_cos = (ra * rb).sum(1) / np.maximum(np.linalg.norm(ra, axis=1) * np.linalg.norm(rb, axis=1), 1e-12)
+    assert region_cos.mean() > 0.95, region_cos.mean()  # the spatial maps too (docs/int8.md: ~0.98 with VNNI)
 
 
 def test_int8_settings_follow_the_cpu():
