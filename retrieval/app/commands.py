@@ -542,11 +542,8 @@ def caption(
         _fail(f"--rerank {rerank}: this captioner gives its beam's best caption; re-rank --samples N "
               "(consensus or alignment) instead", 2)
     if attend:
-        import torch
-
         from retrieval.app.describe import ObjectSource, attend_captions, photo_inputs
 
-        torch.set_num_threads(1)  # small products a step: a second thread costs more than it gains (bench_caption)
 
         if hasattr(enc, "export_fast_path"):
             _err_if(first_time_notice(enc))
@@ -556,6 +553,10 @@ def caption(
         from retrieval.captioning.concept_words import CONCEPT_WEIGHT
 
         cap.concept_weight = CONCEPT_WEIGHT
+    if attend or getattr(enc, "concurrent_images", False):  # torch only decodes: its steps are small products,
+        import torch                                         # where a second thread costs more than it gains
+
+        torch.set_num_threads(1)  # (scripts/bench/bench_caption.py: 76 vs 546 ms a photo on 2 busy cores)
     failed = 0
     for p in photos:
         try:

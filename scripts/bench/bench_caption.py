@@ -58,7 +58,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--precision", default=None, help="RETR_IMAGE_PRECISION for this run (fp32 or int8)")
     ap.add_argument("--torch-threads", type=int, default=None, help="torch threads of the decoder "
-                    "[default: as retr caption, 1 for an attention captioner]")
+                    "[default: 1, as retr caption]")
     a = ap.parse_args()
     if a.precision:
         os.environ["RETR_IMAGE_PRECISION"] = a.precision
@@ -67,7 +67,7 @@ def main() -> None:
     cap = load_captioner(a.captioner, enc.id)
     import torch
 
-    torch.set_num_threads(a.torch_threads or (1 if getattr(cap, "needs_regions", False) else torch.get_num_threads()))
+    torch.set_num_threads(a.torch_threads or 1)  # as retr caption with the ONNX image path
     photos = [load_image(p) for p in sorted(Path("data/photos").glob("*.jpg"))]
     fns = runs(enc, cap, ObjectSource())
     for fn in fns.values():  # warm-up: sessions, first-run allocations
