@@ -133,8 +133,9 @@ def index(
     try:
         with IndexProgress(_skipped, _err) as shown:
             common.update(on_error=shown.on_error, on_progress=shown.on_progress)
-            rep = (index_folder(path, idx, workers=workers or 2, defer_hashes=True, **common) if ray is None
-                   else _index_on_ray(path, idx, ray, workers, shards, common))
+            first = dict(common, captioner=None)  # photos searchable first; captions in the caption pass
+            rep = (index_folder(path, idx, workers=workers or 2, defer_hashes=True, **first) if ray is None
+                   else _index_on_ray(path, idx, ray, workers, shards, first))
     except KeyboardInterrupt:
         _fail("interrupted: photos embedded so far are saved; run the same command again to resume", 130)
     except Exception as e:  # noqa: BLE001 - _index_failure re-raises what is not a known failure
@@ -192,11 +193,14 @@ def _ocr_pass(enc, ocr_all: bool):
 
 
 def _passes_after_index(ocr, detector, path: Path, idx: Path, common: dict) -> None:
-    """:func:`_read_text` and :func:`_detect_objects` once the photos are searchable: Ctrl-C or a failure
-    ends ``retr index`` in one line."""
-    for run, doing, what in ((lambda: _read_text(ocr, path, idx, common), "reading the text in", "the text read"),
+    """:func:`_generate_captions`, :func:`_read_text` and :func:`_detect_objects` once the photos are searchable,
+    each with only its own models in memory (:func:`_free_memory` between them): Ctrl-C or a failure ends
+    ``retr index`` in one line."""
+    for run, doing, what in ((lambda: _generate_captions(path, idx, common), "captioning", "the captions written"),
+                             (lambda: _read_text(ocr, path, idx, common), "reading the text in", "the text read"),
                              (lambda: _detect_objects(detector, path, idx, common), "detecting objects in",
                               "the objects found")):
+        _free_memory(common["encoder"], ocr and ocr[0], detector)  # each pass opens its own models again
         try:
             run()
         except KeyboardInterrupt:
@@ -204,6 +208,37 @@ def _passes_after_index(ocr, detector, path: Path, idx: Path, common: dict) -> N
                   "run the same command again to do the rest", 130)
         except Exception as e:  # noqa: BLE001 - _index_failure re-raises what is not a known failure
             _fail(_index_failure(e, idx))
+
+
+def _free_memory(*holders) -> None:
+    """Close what ``holders`` keep loaded (their ``release_runtime`` or ``close``) and give the freed memory
+    back to the system (glibc's ``malloc_trim``), so that the next pass's models never sit on top of these."""
+    import ctypes
+    import gc
+
+    for h in holders:
+        close = getattr(h, "release_runtime", None) or getattr(h, "close", None)
+        if close is not None:
+            close()
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
+def _generate_captions(path: Path, idx: Path, common: dict) -> None:
+    """The caption pass after indexing ``path`` (:func:`retrieval.indexing.caption_pass.caption_folder`), with its
+    progress; photos searchable already. KeyboardInterrupt is passed on (the captions written are kept)."""
+    if common["captioner"] is None:
+        return
+    from retrieval.indexing.caption_pass import caption_folder
+
+    with IndexProgress(_skipped, _err, doing="captioning", done="captioned") as shown:
+        rep = caption_folder(path, idx, common["captioner"], common["encoder"], db_url=common["db_url"],
+                             on_progress=shown.on_progress)
+    if rep.generated:
+        _err(f"captions: generated for {rep.generated} photos")
 
 
 def _read_text(ocr, path: Path, idx: Path, common: dict) -> None:
@@ -241,6 +276,10 @@ class _LazyDetector:
     """Opens :class:`retrieval.detection.yolo.ObjectDetector` when a photo first needs it (none: no export)."""
 
     def __init__(self):
+        self._detector = None
+
+    def close(self) -> None:
+        """Drop the loaded detector (and its memory); the next :meth:`detect` opens it again."""
         self._detector = None
 
     def detect(self, images):
@@ -442,7 +481,7 @@ def _print_photo(info: dict) -> None:
     """``retr show``'s plain output: path, size, caption(s), concepts, objects, text read in the photo."""
     typer.echo(plain(info["path"]))
     typer.echo(f"  {info['width']}x{info['height']} px, {info['size']} bytes, indexed {info['indexed_at']}")
-    typer.echo(f"  caption: {plain(info['generated'] or '(none: indexed with --no-captions)')}")
+    typer.echo(f"  caption: {plain(info['generated'] or '(none yet: `retr index` on its folder writes it, unless --no-captions)')}")
     for c in info["captions"]:
         typer.echo(f"  human caption: {plain(c)}")
     if info["concepts"] is None:

@@ -24,7 +24,8 @@ def index_status(index_dir: Path, db: str | None = None) -> dict:
     """What the index at ``index_dir`` holds, as a dict: ``index`` (path), ``photos``, ``texts``,
     ``folders`` (list of ``{path, photos, last_run}``), ``model`` (encoder id), ``last_run``
     (ISO 8601 UTC), ``bytes`` (size on disk of the index folder), ``concepts`` (photos with their
-    ImageNet concepts; the others get them on the next ``retr index`` of their folder), ``ocr`` (how far
+    ImageNet concepts; the others get them on the next ``retr index`` of their folder), ``generated`` (photos
+    with their generated caption; the others get one on the next ``retr index`` of their folder), ``ocr`` (how far
     reading the text in photos has got: ``considered``, ``skipped`` by the gate, ``read``, ``with_text``), ``objects`` (photos that have been through the COCO detector; the
     others get theirs on the next ``retr index`` of their folder).
 
@@ -40,7 +41,7 @@ def index_status(index_dir: Path, db: str | None = None) -> dict:
         return {"index": str(Path(index_dir).absolute()), "photos": reader.count("photos"),
                 "texts": reader.count("texts"), "folders": folders, "model": reader.get_meta("encoder_id"),
                 "last_run": reader.get_meta("updated_at"), "bytes": disk_size(Path(index_dir)),
-                "concepts": reader.count_concepts(), "ocr": reader.ocr_progress(),
+                "concepts": reader.count_concepts(), "generated": reader.count_generated(), "ocr": reader.ocr_progress(),
                 "objects": reader.count_objects()}
     finally:
         reader.close()
@@ -72,6 +73,8 @@ def status_lines(st: dict) -> list[str]:
              f"size      {human_bytes(st['bytes'])} on disk",
              f"concepts  {st['concepts']} of {st['photos']} photos"
              + (" (`retr index` on their folders adds the rest)" if st["concepts"] < st["photos"] else ""),
+             f"captions  generated for {st.get('generated', 0)} of {st['photos']} photos"
+             + (" (`retr index` on their folders writes the rest)" if st.get("generated", 0) < st["photos"] else ""),
              ocr_line(st["ocr"], st["photos"]),
              f"objects   detected in {st.get('objects', 0)} of {st['photos']} photos"
              + (" (`retr index` on their folders detects the rest)" if st.get("objects", 0) < st["photos"] else ""),

@@ -167,6 +167,11 @@ class AlignedEncoder:
             self._ort = (onnx_runtime.OnnxImageEncoder(d), onnx_runtime.OnnxTextEncoder(d))
         return self._ort
 
+    def release_runtime(self) -> None:
+        """Drop the ONNX Runtime sessions and the memory their arenas hold (several hundred MB after a
+        corpus of photos); the next call opens them again (a few tenths of a second)."""
+        self._ort = None
+
     @property
     def image_precision(self) -> str:
         """The precision photos are embedded in: ``"fp32"`` (torch, or ONNX Runtime float32), or

@@ -33,12 +33,15 @@ class EnrichmentPass:
         work: ``work(batch) -> results``: does one batch (no lock held, no database write).
         save: ``save(store, batch, results) -> int``: commits one batch's results (the writer lock held);
             returns how many items it saved (those whose photo is gone or changed are not).
+        finish: ``finish(store)``, once after the last batch when any item was saved (the writer lock
+            held), e.g. to rewrite a search file; None: nothing.
     """
 
     name: str
     pending: Callable[[Store], Sequence[list]]
     work: Callable[[list], list]
     save: Callable[[Store, list, list], int]
+    finish: Callable[[Store], None] | None = None
 
 
 def run_pass(enrichment: EnrichmentPass, index_dir: str | Path, *, db_url: str | None = None,
@@ -71,6 +74,9 @@ def run_pass(enrichment: EnrichmentPass, index_dir: str | Path, *, db_url: str |
             done += len(batch)
             if on_progress:
                 on_progress(done, total)
+        if saved and enrichment.finish is not None:
+            with writer_lock(index_dir, wait=lock_wait):
+                enrichment.finish(store)
         return saved
     finally:
         store.close()

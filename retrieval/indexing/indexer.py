@@ -560,30 +560,50 @@ def add_missing_concepts(store: Store, encoder, root: str, embed: Embedder, fail
     return n
 
 
-def _caption_uncaptioned(store: Store, encoder, captioner, root: str, batch_size: int) -> int:
-    """Generate captions for photos under ``root`` that have none (indexed earlier with
-    ``--no-captions``), from their stored vectors and concepts (the concept-word prior; a photo
-    without concepts is captioned without it): no decoding, no re-embedding (an attention captioner
-    also reads the photos' spatial maps: :func:`retrieval.indexing.region_captions.index_captions`)."""
+def uncaptioned_photos(store: Store, root: str) -> list[tuple[int, str, str, np.ndarray, np.ndarray]]:
+    """(id, path, content hash, (D,) float32 vector, (1000,) float32 concept posteriors) of the photos under
+    ``root`` without a generated caption, by id (posteriors from the stored concepts, zeros without them:
+    :func:`retrieval.captioning.concept_words.stored_posteriors`)."""
     from retrieval.captioning.concept_words import stored_posteriors
 
     with store.session() as s:
         have = select(TextRow.photo_id).where(TextRow.source == "generated", TextRow.photo_id.is_not(None))
-        rows = [(i, p, v, stored_posteriors(c, pr)) for i, p, v, c, pr in s.execute(
-            select(Photo.id, Photo.path, Photo.vector, Concept.classes, Concept.probs)
-            .outerjoin(Concept, Concept.photo_id == Photo.id).where(Photo.id.not_in(have))).all() if is_under(p, root)]
-    from retrieval.captioning.model import INDEX_BEAM
-    from retrieval.indexing.region_captions import index_captions
+        return [(i, p, h, np.frombuffer(v, np.float32), stored_posteriors(c, pr)) for i, p, h, v, c, pr in s.execute(
+            select(Photo.id, Photo.path, Photo.hash, Photo.vector, Concept.classes, Concept.probs)
+            .outerjoin(Concept, Concept.photo_id == Photo.id).where(Photo.id.not_in(have)).order_by(Photo.id)).all()
+            if is_under(p, root)]
 
+
+def caption_photos(captioner, encoder, vectors: np.ndarray, concepts: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """Generate the captions of photos from their stored data (no decoding, no re-embedding) and embed them:
+    the one place indexing calls the captioner.
+
+    Args:
+        captioner: a :class:`retrieval.captioning.model.Captioner`.
+        encoder: the index's encoder (its ``encode_texts`` embeds the captions).
+        vectors: (N, D) float32 image embeddings of the photos.
+        concepts: (N, 1000) float32 ImageNet posteriors (the concept-word prior; zeros: none).
+
+    Returns:
+        (N captions, (N, D) float32 L2-normalised caption embeddings).
+    """
+    from retrieval.captioning.model import INDEX_BEAM
+
+    phase("caption")
+    caps = captioner.beam_search_batch(np.asarray(vectors, np.float32), INDEX_BEAM, concepts=concepts)
+    return caps, np.asarray(encoder.encode_texts(caps), np.float32)
+
+
+def _caption_uncaptioned(store: Store, encoder, captioner, root: str, batch_size: int) -> int:
+    """Generate captions for photos under ``root`` that have none (:func:`uncaptioned_photos`,
+    :func:`caption_photos`) in this run; returns how many."""
+    rows = uncaptioned_photos(store, root)
     n = 0
     step = max(batch_size, CAPTION_BATCH)
     for b in range(0, len(rows), step):
         chunk = rows[b : b + step]
-        vecs = np.stack([np.frombuffer(v, np.float32) for _, _, v, _ in chunk])
-        phase("caption")
-        caps = index_captions(captioner, encoder, store, [pid for pid, *_ in chunk], vecs,
-                              np.stack([c for *_, c in chunk]), INDEX_BEAM)
-        cap_vecs = encoder.encode_texts(caps)
+        caps, cap_vecs = caption_photos(captioner, encoder, np.stack([r[3] for r in chunk]),
+                                        np.stack([r[4] for r in chunk]))
         with store.session() as s:
             for (pid, *_), c, cv in zip(chunk, caps, cap_vecs):
                 s.add(TextRow(photo_id=pid, text=c, source="generated",
@@ -638,5 +658,5 @@ def _index_captions(store: Store, encoder, root: str, captions_file, on_error) -
     return len(pairs)
 
 
-__all__ = ["Embedded", "Embedder", "IndexReport", "check_removals", "embed_locally", "index_folder",
-           "open_for_write"]
+__all__ = ["CAPTION_BATCH", "Embedded", "Embedder", "IndexReport", "caption_photos", "check_removals", "embed_locally",
+           "index_folder", "open_for_write", "uncaptioned_photos"]

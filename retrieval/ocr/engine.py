@@ -46,6 +46,11 @@ class OcrEngine:
             self._engine = RapidOCR()
         return self._engine
 
+    def close(self) -> None:
+        """Drop the loaded models and the memory they hold; the next :meth:`recognise` loads them again."""
+        with self._lock:
+            self._engine = None
+
     def recognise(self, image: Image.Image) -> str:
         """The text read in ``image`` (RGB PIL image), its lines in reading order joined by newlines;
         ``""`` when none is found."""

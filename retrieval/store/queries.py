@@ -212,6 +212,10 @@ class Queries:
         """How many photos have their concepts (:mod:`retrieval.concepts`)."""
         return int(self._rows("SELECT count(*) FROM concepts")[0][0])
 
+    def count_generated(self) -> int:
+        """How many photos have a generated caption (:mod:`retrieval.indexing.caption_pass`)."""
+        return int(self._rows("SELECT count(DISTINCT photo_id) FROM texts WHERE source = 'generated'")[0][0])
+
     def count_objects(self) -> int:
         """How many photos have been through the COCO detector (:mod:`retrieval.detection`)."""
         return int(self._rows("SELECT count(*) FROM objects")[0][0])
