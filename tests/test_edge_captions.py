@@ -68,7 +68,7 @@ def test_an_interrupted_caption_pass_keeps_its_captions_and_the_next_run_writes_
     assert hit.text == after[hit.id]
 
 
-def test_a_photo_changed_while_it_was_captioned_keeps_no_stale_caption(tmp_path, encoder, captioner):
+def test_a_photo_changed_or_removed_while_it_was_captioned_gets_no_stale_caption(tmp_path, encoder, captioner):
     from retrieval.indexing.caption_pass import caption_pass
     from retrieval.indexing.indexer import index_folder
     from retrieval.store.database import Store
@@ -85,6 +85,10 @@ def test_a_photo_changed_while_it_was_captioned_keeps_no_stale_caption(tmp_path,
         shutil.copy(DEMO / "horses.jpg", lib / "a.jpg")  # changed meanwhile: re-embedded by another run
         index_folder(lib, idx, encoder=encoder)
         assert p.save(store, batch, results) == 0
+        (batch,) = p.pending(store)
+        (lib / "a.jpg").unlink()
+        index_folder(lib, idx, encoder=encoder, prune=True)  # gone before its batch is worked on
+        assert p.work(batch) == [None] and p.save(store, batch, [None]) == 0
     finally:
         store.close()
     assert _generated(idx) == {}

@@ -122,7 +122,8 @@ def index(
             check_encoder(recorded_id, enc.id, idx)
     except (EncoderError, StoreError) as e:
         _fail(str(e))
-    cap = None if no_captions else _captioner_or_warning(captioner, enc)
+    # without --watch the captioner loads in the caption pass, after the photos are searchable
+    cap = _captioner_or_warning(captioner, enc) if watch and not no_captions else None
     _err_if(first_time_notice(enc))
     ocr, detector = None if no_ocr else _ocr_pass(enc, ocr_all), None if no_objects else _object_detector()
     common = dict(encoder=enc, captions_file=captions, captioner=cap, rebuild=rebuild, batch_size=batch_size,
@@ -133,9 +134,8 @@ def index(
     try:
         with IndexProgress(_skipped, _err) as shown:
             common.update(on_error=shown.on_error, on_progress=shown.on_progress)
-            first = dict(common, captioner=None)  # photos searchable first; captions in the caption pass
-            rep = (index_folder(path, idx, workers=workers or 2, defer_hashes=True, **first) if ray is None
-                   else _index_on_ray(path, idx, ray, workers, shards, first))
+            rep = (index_folder(path, idx, workers=workers or 2, defer_hashes=True, **common) if ray is None
+                   else _index_on_ray(path, idx, ray, workers, shards, common))
     except KeyboardInterrupt:
         _fail("interrupted: photos embedded so far are saved; run the same command again to resume", 130)
     except Exception as e:  # noqa: BLE001 - _index_failure re-raises what is not a known failure
@@ -143,7 +143,7 @@ def index(
     typer.echo(f"{rep.summary()}" + (f"; {rep.captions} captions indexed" if captions else "")
                + (f"; concepts added to {rep.concepts} photos indexed before" if rep.concepts else "") + f" -> {idx}")
     _say_if_nothing_found(rep, path, include_hidden)
-    _passes_after_index(ocr, detector, path, idx, common)
+    _passes_after_index(ocr, detector, path, idx, dict(common, captioner=None if no_captions else captioner or True))
     if rep.indexed == 0 and rep.failed > 0:
         raise typer.Exit(1)
 
@@ -228,14 +228,18 @@ def _free_memory(*holders) -> None:
 
 
 def _generate_captions(path: Path, idx: Path, common: dict) -> None:
-    """The caption pass after indexing ``path`` (:func:`retrieval.indexing.caption_pass.caption_folder`), with its
-    progress; photos searchable already. KeyboardInterrupt is passed on (the captions written are kept)."""
+    """The caption pass after indexing ``path`` (:func:`retrieval.indexing.caption_pass.caption_folder`) with the
+    captioner ``common["captioner"]`` (a checkpoint path; True: the built-in one; None: no pass), loaded now;
+    with its progress; photos searchable already. KeyboardInterrupt is passed on (the captions written are kept)."""
     if common["captioner"] is None:
         return
     from retrieval.indexing.caption_pass import caption_folder
 
+    cap = _captioner_or_warning(None if common["captioner"] is True else common["captioner"], common["encoder"])
+    if cap is None:
+        return
     with IndexProgress(_skipped, _err, doing="captioning", done="captioned") as shown:
-        rep = caption_folder(path, idx, common["captioner"], common["encoder"], db_url=common["db_url"],
+        rep = caption_folder(path, idx, cap, common["encoder"], db_url=common["db_url"],
                              on_progress=shown.on_progress)
     if rep.generated:
         _err(f"captions: generated for {rep.generated} photos")

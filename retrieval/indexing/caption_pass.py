@@ -19,7 +19,7 @@ import numpy as np
 from sqlalchemy import select
 
 from retrieval.indexing.enrich import LOCK_WAIT, EnrichmentPass, run_pass
-from retrieval.indexing.indexer import CAPTION_BATCH, caption_photos, uncaptioned_photos
+from retrieval.indexing.indexer import CAPTION_BATCH, caption_inputs, caption_photos, uncaptioned_photos
 from retrieval.store.database import Photo, Store, TextRow
 
 
@@ -33,8 +33,9 @@ class CaptionReport:
 def caption_pass(root: str, captioner, encoder, *, batch: int = CAPTION_BATCH,
                  report: CaptionReport | None = None) -> EnrichmentPass:
     """The caption :class:`~retrieval.indexing.enrich.EnrichmentPass` over the photos under ``root`` without a
-    generated caption; items ``(photo id, path, content hash, (D,) vector, (1000,) posteriors)``, ``batch`` a
-    batch (the batched beam search is cheaper per photo in larger groups).
+    generated caption; items ``(photo id, path, content hash)``, ``batch`` a batch (the batched beam search is
+    cheaper per photo in larger groups); each batch's vectors and concepts are read when it is worked on, so
+    memory does not grow with the library.
 
     Args:
         root: absolute folder (or file) the photos are under.
@@ -43,15 +44,17 @@ def caption_pass(root: str, captioner, encoder, *, batch: int = CAPTION_BATCH,
         report: counts to add to (a new :class:`CaptionReport` when None).
     """
     rep = report if report is not None else CaptionReport()
+    opened: list[Store] = []
 
     def pending(store: Store) -> list[list]:
+        opened[:] = [store]  # work reads each batch's inputs from it (a read: no lock needed)
         rows = uncaptioned_photos(store, root)
         return [rows[b : b + batch] for b in range(0, len(rows), batch)]
 
     def work(items: list) -> list:
-        caps, vecs = caption_photos(captioner, encoder, np.stack([it[3] for it in items]),
-                                    np.stack([it[4] for it in items]))
-        return list(zip(caps, vecs))
+        kept, vectors, posteriors = caption_inputs(opened[0], [it[0] for it in items])  # a photo may be gone
+        done = dict(zip(kept, zip(*caption_photos(captioner, encoder, vectors, posteriors)))) if kept else {}
+        return [done.get(it[0]) for it in items]
 
     def save(store: Store, items: list, results: list) -> int:
         ids = [it[0] for it in items]
@@ -60,10 +63,10 @@ def caption_pass(root: str, captioner, encoder, *, batch: int = CAPTION_BATCH,
             done = set(s.scalars(select(TextRow.photo_id).where(TextRow.photo_id.in_(ids),
                                                                 TextRow.source == "generated")))
             n = 0
-            for (pid, _, h, *_), (text, vec) in zip(items, results):
-                if current.get(pid) == h and pid not in done:  # not gone, changed or captioned meanwhile
-                    s.add(TextRow(photo_id=pid, text=text, source="generated",
-                                  vector=np.ascontiguousarray(vec, np.float32).tobytes()))
+            for (pid, _, h), result in zip(items, results):
+                if result is not None and current.get(pid) == h and pid not in done:  # not gone, changed or
+                    s.add(TextRow(photo_id=pid, text=result[0], source="generated",  # captioned meanwhile
+                                  vector=np.ascontiguousarray(result[1], np.float32).tobytes()))
                     n += 1
             s.commit()
         rep.generated += n

@@ -560,18 +560,29 @@ def add_missing_concepts(store: Store, encoder, root: str, embed: Embedder, fail
     return n
 
 
-def uncaptioned_photos(store: Store, root: str) -> list[tuple[int, str, str, np.ndarray, np.ndarray]]:
-    """(id, path, content hash, (D,) float32 vector, (1000,) float32 concept posteriors) of the photos under
-    ``root`` without a generated caption, by id (posteriors from the stored concepts, zeros without them:
+def uncaptioned_photos(store: Store, root: str) -> list[tuple[int, str, str]]:
+    """(id, path, content hash) of the photos under ``root`` without a generated caption, by id."""
+    with store.session() as s:
+        have = select(TextRow.photo_id).where(TextRow.source == "generated", TextRow.photo_id.is_not(None))
+        return [(i, p, h) for i, p, h in s.execute(select(Photo.id, Photo.path, Photo.hash)
+                                                   .where(Photo.id.not_in(have)).order_by(Photo.id)).all()
+                if is_under(p, root)]
+
+
+def caption_inputs(store: Store, ids: list[int]) -> tuple[list[int], np.ndarray, np.ndarray]:
+    """(the ids of ``ids`` still in the index, in that order; their (N, D) float32 stored vectors; their (N, 1000)
+    float32 concept posteriors, from the stored concepts, zeros without them:
     :func:`retrieval.captioning.concept_words.stored_posteriors`)."""
     from retrieval.captioning.concept_words import stored_posteriors
 
     with store.session() as s:
-        have = select(TextRow.photo_id).where(TextRow.source == "generated", TextRow.photo_id.is_not(None))
-        return [(i, p, h, np.frombuffer(v, np.float32), stored_posteriors(c, pr)) for i, p, h, v, c, pr in s.execute(
-            select(Photo.id, Photo.path, Photo.hash, Photo.vector, Concept.classes, Concept.probs)
-            .outerjoin(Concept, Concept.photo_id == Photo.id).where(Photo.id.not_in(have)).order_by(Photo.id)).all()
-            if is_under(p, root)]
+        rows = {i: (v, c, p) for i, v, c, p in s.execute(
+            select(Photo.id, Photo.vector, Concept.classes, Concept.probs)
+            .outerjoin(Concept, Concept.photo_id == Photo.id).where(Photo.id.in_(list(ids)))).all()}
+    kept = [i for i in ids if i in rows]
+    vecs = [np.frombuffer(rows[i][0], np.float32) for i in kept]
+    return (kept, np.stack(vecs) if kept else np.zeros((0, 0), np.float32),
+            np.stack([stored_posteriors(*rows[i][1:]) for i in kept]) if kept else np.zeros((0, 1000), np.float32))
 
 
 def caption_photos(captioner, encoder, vectors: np.ndarray, concepts: np.ndarray) -> tuple[list[str], np.ndarray]:
@@ -602,8 +613,8 @@ def _caption_uncaptioned(store: Store, encoder, captioner, root: str, batch_size
     step = max(batch_size, CAPTION_BATCH)
     for b in range(0, len(rows), step):
         chunk = rows[b : b + step]
-        caps, cap_vecs = caption_photos(captioner, encoder, np.stack([r[3] for r in chunk]),
-                                        np.stack([r[4] for r in chunk]))
+        _, vecs, posteriors = caption_inputs(store, [r[0] for r in chunk])  # none gone: the lock is held
+        caps, cap_vecs = caption_photos(captioner, encoder, vecs, posteriors)
         with store.session() as s:
             for (pid, *_), c, cv in zip(chunk, caps, cap_vecs):
                 s.add(TextRow(photo_id=pid, text=c, source="generated",
@@ -658,5 +669,5 @@ def _index_captions(store: Store, encoder, root: str, captions_file, on_error) -
     return len(pairs)
 
 
-__all__ = ["CAPTION_BATCH", "Embedded", "Embedder", "IndexReport", "caption_photos", "check_removals", "embed_locally",
-           "index_folder", "open_for_write", "uncaptioned_photos"]
+__all__ = ["CAPTION_BATCH", "Embedded", "Embedder", "IndexReport", "caption_inputs", "caption_photos", "check_removals",
+           "embed_locally", "index_folder", "open_for_write", "uncaptioned_photos"]
