@@ -180,16 +180,31 @@ def _captioner_or_warning(captioner: Optional[Path], enc):
 
 
 def _ocr_pass(enc, ocr_all: bool):
-    """(engine, gate) for reading the text in photos, or None with a warning when no OCR engine is installed."""
+    """(engine, gate) for reading the text in photos, or None with a warning when no OCR engine is installed;
+    the gate is a :class:`_LazyGate` (it embeds its prompts when the OCR pass first needs it)."""
     from retrieval.ocr.engine import OcrEngine
-    from retrieval.ocr.gate import TextGate
 
     try:
         import rapidocr_onnxruntime  # noqa: F401 - the engine's models load only when a photo passes the gate
     except ImportError:
         _err("warning: text in photos is not read (pip install rapidocr-onnxruntime; --no-ocr hides this)")
         return None
-    return OcrEngine(), (TextGate(enc, None) if ocr_all else TextGate(enc))
+    return OcrEngine(), _LazyGate(enc, ocr_all)
+
+
+class _LazyGate:
+    """:class:`retrieval.ocr.gate.TextGate` for ``enc`` (without a threshold for ``--ocr-all``), made on first use."""
+
+    def __init__(self, enc, ocr_all: bool):
+        self._enc, self.threshold, self._gate = enc, None if ocr_all else 0.0, None
+
+    def passes(self, vectors):
+        if self._gate is None:
+            from retrieval.ocr.gate import TextGate
+
+            self._gate = TextGate(self._enc, None) if self.threshold is None else TextGate(self._enc)
+            self.threshold = self._gate.threshold
+        return self._gate.passes(vectors)
 
 
 def _passes_after_index(ocr, detector, path: Path, idx: Path, common: dict) -> None:
