@@ -48,6 +48,64 @@ def _file_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
 
 
+def _load_alignment(path: Path):
+    """The alignment heads of the checkpoint at ``path``, in eval mode, with its config as ``retr_config``.
+
+    Raises:
+        EncoderError: not a retr encoder checkpoint."""
+    import torch
+
+    from retrieval.encoders.alignment import AlignmentNetwork
+
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+        cfg = ck["config"]
+        net = AlignmentNetwork(**cfg["network"])
+        net.load_state_dict({k: v.float() for k, v in ck["state_dict"].items()})
+    except Exception as e:  # noqa: BLE001 - any corrupt checkpoint becomes one clear error
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise EncoderError(f"{path}: not a retr encoder checkpoint ({e.__class__.__name__}: {first})") from None
+    net.eval()
+    net.retr_config = cfg
+    return net
+
+
+def checkpoint_facts_file(version: str) -> Path:
+    """Where the config and dim of the encoder checkpoint with content digest ``version`` are cached (in the
+    user cache folder), so that a later process knows them without loading torch."""
+    from retrieval.encoders.onnx_runtime import cache_root
+
+    return cache_root() / "onnx" / "checkpoints" / f"{version}.json"
+
+
+def read_checkpoint_facts(version: str) -> tuple[dict, int] | None:
+    """(config, dim) cached by :func:`write_checkpoint_facts` for the checkpoint ``version``, or None."""
+    import json
+
+    try:
+        rec = json.loads(checkpoint_facts_file(version).read_text())
+        return rec["config"], int(rec["dim"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def write_checkpoint_facts(version: str, config: dict, dim: int) -> None:
+    """Cache ``config`` (as JSON: integer keys become strings, tuples lists) and ``dim`` of the checkpoint
+    ``version``, atomically; nothing when the cache cannot be written."""
+    import json
+    import os
+
+    f = checkpoint_facts_file(version)
+    try:
+        text = json.dumps({"config": config, "dim": int(dim)}, default=str)
+        f.parent.mkdir(parents=True, exist_ok=True)
+        tmp = f.with_name(f".{f.name}.{os.getpid()}.tmp")
+        tmp.write_text(text)
+        os.replace(tmp, f)
+    except (OSError, TypeError, ValueError):
+        pass
+
+
 class AlignedEncoder:
     """Frozen backbone + frozen sentence encoder + trained alignment heads.
 
@@ -70,24 +128,20 @@ class AlignedEncoder:
     """
 
     def __init__(self, weights: str | Path | None = None, runtime: str = "auto"):
-        import torch
-
-        from retrieval.encoders.alignment import AlignmentNetwork
-
         if isinstance(weights, str) and weights in PRESETS:
             path = PRESETS[weights]
         else:
             path = Path(weights) if weights else DEFAULT_ENCODER
         if not path.is_file():
             raise EncoderError(f"{path}: encoder weights not found")
-        try:
-            ck = torch.load(path, map_location="cpu", weights_only=True)
-            cfg = ck["config"]
-            net = AlignmentNetwork(**cfg["network"])
-            net.load_state_dict({k: v.float() for k, v in ck["state_dict"].items()})
-        except Exception as e:  # noqa: BLE001 - any corrupt checkpoint becomes one clear error
-            raise EncoderError(f"{path}: not a retr encoder checkpoint ({e.__class__.__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''})") from None
-        net.eval()
+        self.version = _file_digest(path)
+        facts = read_checkpoint_facts(self.version) if runtime != "torch" else None
+        if facts is None:  # first load of this checkpoint (or torch only): read it with torch
+            net = _load_alignment(path)
+            cfg, dim = net.retr_config, net.dim
+            write_checkpoint_facts(self.version, cfg, dim)
+        else:  # its config is known: torch (and the heads) load only if a torch path is used
+            (cfg, dim), net = facts, None
         from retrieval.encoders.backbones import missing_weights
 
         why = missing_weights(cfg["backbone"])
@@ -101,14 +155,26 @@ class AlignedEncoder:
         self.backbone_name = cfg["backbone"]
         self.text_name = cfg["text_encoder"]
         self.name = f"retr-{self.backbone_name}-{self.text_name}"
-        self.version = _file_digest(path)
-        self.dim = net.dim
-        self.net = net
+        self.dim = dim
+        self._net = net
         self._backbone = None
         self._text = None
-        self._torch = torch
         self.runtime = runtime
         self._ort = None
+
+    @property
+    def net(self):
+        """The trained alignment heads (:class:`retrieval.encoders.alignment.AlignmentNetwork`, torch), loaded
+        on first use."""
+        if self._net is None:
+            self._net = _load_alignment(self.path)
+        return self._net
+
+    @property
+    def _torch(self):
+        import torch
+
+        return torch
 
     @property
     def id(self) -> str:
