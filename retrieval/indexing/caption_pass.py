@@ -53,7 +53,8 @@ def caption_pass(root: str, captioner, encoder, *, batch: int = CAPTION_BATCH,
 
     def work(items: list) -> list:
         kept, vectors, posteriors = caption_inputs(opened[0], [it[0] for it in items])  # a photo may be gone
-        done = dict(zip(kept, zip(*caption_photos(captioner, encoder, vectors, posteriors)))) if kept else {}
+        done = (dict(zip(kept, zip(*caption_photos(captioner, encoder, opened[0], kept, vectors, posteriors))))
+                if kept else {})
         return [done.get(it[0]) for it in items]
 
     def save(store: Store, items: list, results: list) -> int:

@@ -585,23 +585,29 @@ def caption_inputs(store: Store, ids: list[int]) -> tuple[list[int], np.ndarray,
             np.stack([stored_posteriors(*rows[i][1:]) for i in kept]) if kept else np.zeros((0, 1000), np.float32))
 
 
-def caption_photos(captioner, encoder, vectors: np.ndarray, concepts: np.ndarray) -> tuple[list[str], np.ndarray]:
-    """Generate the captions of photos from their stored data (no decoding, no re-embedding) and embed them:
-    the one place indexing calls the captioner.
+def caption_photos(captioner, encoder, store: Store, photo_ids: list[int], vectors: np.ndarray,
+                   concepts: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """Generate the captions of indexed photos and embed them: the one place indexing calls the captioner.
+    A pooled captioner decodes from the stored data alone (no decoding, no re-embedding); an attention
+    captioner also reads the photos' spatial maps and stored objects
+    (:func:`retrieval.indexing.region_captions.index_captions`).
 
     Args:
-        captioner: a :class:`retrieval.captioning.model.Captioner`.
+        captioner: a :class:`retrieval.captioning.model.Captioner` (or an attention captioner).
         encoder: the index's encoder (its ``encode_texts`` embeds the captions).
-        vectors: (N, D) float32 image embeddings of the photos.
+        store: the index (read only).
+        photo_ids: the N photos' ids.
+        vectors: (N, D) float32 stored image embeddings of the photos.
         concepts: (N, 1000) float32 ImageNet posteriors (the concept-word prior; zeros: none).
 
     Returns:
         (N captions, (N, D) float32 L2-normalised caption embeddings).
     """
     from retrieval.captioning.model import INDEX_BEAM
+    from retrieval.indexing.region_captions import index_captions
 
     phase("caption")
-    caps = captioner.beam_search_batch(np.asarray(vectors, np.float32), INDEX_BEAM, concepts=concepts)
+    caps = index_captions(captioner, encoder, store, list(photo_ids), vectors, concepts, INDEX_BEAM)
     return caps, np.asarray(encoder.encode_texts(caps), np.float32)
 
 
@@ -613,8 +619,8 @@ def _caption_uncaptioned(store: Store, encoder, captioner, root: str, batch_size
     step = max(batch_size, CAPTION_BATCH)
     for b in range(0, len(rows), step):
         chunk = rows[b : b + step]
-        _, vecs, posteriors = caption_inputs(store, [r[0] for r in chunk])  # none gone: the lock is held
-        caps, cap_vecs = caption_photos(captioner, encoder, vecs, posteriors)
+        ids, vecs, posteriors = caption_inputs(store, [r[0] for r in chunk])  # none gone: the lock is held
+        caps, cap_vecs = caption_photos(captioner, encoder, store, ids, vecs, posteriors)
         with store.session() as s:
             for (pid, *_), c, cv in zip(chunk, caps, cap_vecs):
                 s.add(TextRow(photo_id=pid, text=c, source="generated",
