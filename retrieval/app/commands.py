@@ -208,13 +208,13 @@ class _LazyGate:
 
 
 def _passes_after_index(ocr, detector, path: Path, idx: Path, common: dict) -> None:
-    """:func:`_generate_captions`, :func:`_read_text` and :func:`_detect_objects` once the photos are searchable,
+    """:func:`_detect_objects`, :func:`_generate_captions` and :func:`_read_text` once the photos are searchable,
     each with only its own models in memory (:func:`_free_memory` between them): Ctrl-C or a failure ends
-    ``retr index`` in one line."""
-    for run, doing, what in ((lambda: _generate_captions(path, idx, common), "captioning", "the captions written"),
-                             (lambda: _read_text(ocr, path, idx, common), "reading the text in", "the text read"),
-                             (lambda: _detect_objects(detector, path, idx, common), "detecting objects in",
-                              "the objects found")):
+    ``retr index`` in one line. Objects come first: an attention captioner reads them."""
+    for run, doing, what in ((lambda: _detect_objects(detector, path, idx, common), "detecting objects in",
+                              "the objects found"),
+                             (lambda: _generate_captions(path, idx, common), "captioning", "the captions written"),
+                             (lambda: _read_text(ocr, path, idx, common), "reading the text in", "the text read")):
         _free_memory(common["encoder"], ocr and ocr[0], detector)  # each pass opens its own models again
         try:
             run()
