@@ -213,7 +213,7 @@ def _passes_after_index(ocr, detector, path: Path, idx: Path, common: dict) -> N
     ``retr index`` in one line. Objects come first: an attention captioner reads them."""
     for run, doing, what in ((lambda: _detect_objects(detector, path, idx, common), "detecting objects in",
                               "the objects found"),
-                             (lambda: _generate_captions(path, idx, common), "captioning", "the captions written"),
+                             (lambda: _generate_captions(path, idx, common), "captioning", "every caption written"),
                              (lambda: _read_text(ocr, path, idx, common), "reading the text in", "the text read")):
         _free_memory(common["encoder"], ocr and ocr[0], detector)  # each pass opens its own models again
         try:
