@@ -11,12 +11,19 @@ from retrieval.captioning.vocab import BOS, EOS, PAD, UNK
 BANNED = (PAD, BOS, UNK)
 
 
-def _next_logp(net, toks: list[int], mem: dict, rows: list[int], h: torch.Tensor | None):
-    """One decoder step for the rows ``rows`` of ``mem``: (log-probs (R, V), new hidden state)."""
+def _next_logp(net, seqs: list[list[int]], mem: dict, rows: list[int], h: torch.Tensor | None):
+    """One decoder step for the rows ``rows`` of ``mem`` whose words so far are ``seqs``:
+    (log-probs (R, V), new hidden state). No word follows itself, and a concept word of the photo
+    is said at most once (the copy gate would otherwise say it again: "a clock clock")."""
     m = select_memory(mem, torch.tensor(rows))
-    logp, h = net.run(torch.tensor(toks).unsqueeze(1), m, h)
+    logp, h = net.run(torch.tensor([q[-1] for q in seqs]).unsqueeze(1), m, h)
     logp = logp[:, -1]
     logp[:, list(BANNED)] = -1e9
+    concepts = m["k_ids"].tolist()
+    for r, q in enumerate(seqs):
+        ban = (set(q) & set(concepts[r]) - {PAD}) | set(q[1:][-1:])
+        if ban:
+            logp[r, list(ban)] = -1e9
     return logp, h
 
 
@@ -59,7 +66,7 @@ def attend_beam(net, mem: dict, n: int, beam: int, max_len: int) -> list[list[tu
         hs = None if h is None else h[:, [b[2] for _, b in rows]]
         if hs is None:
             hs = mem["h0"][:, [i for i, _ in rows]]
-        logp, h = _next_logp(net, [b[0][-1] for _, b in rows], mem, [i for i, _ in rows], hs)
+        logp, h = _next_logp(net, [b[0] for _, b in rows], mem, [i for i, _ in rows], hs)
         top = torch.topk(logp, beam, dim=-1)
         vals, idxs = top.values.tolist(), top.indices.tolist()
         r, still = 0, []
@@ -78,11 +85,11 @@ def attend_sample(net, mem: dict, n: int, max_len: int, top_p: float = 0.9, temp
                   generator: torch.Generator | None = None) -> list[list[int]]:
     """Nucleus sampling (Holtzman et al. 2020) of one caption per row of ``mem`` (built with z drawn
     from the prior): ``n`` token-id lists without ``<bos>``/``<eos>``."""
-    tok, h = [BOS] * n, None
+    h = None
     out: list[list[int]] = [[] for _ in range(n)]
     alive = [True] * n
     for _ in range(max_len):
-        logp, h = _next_logp(net, tok, mem, list(range(n)), mem["h0"] if h is None else h)
+        logp, h = _next_logp(net, [[BOS, *o] for o in out], mem, list(range(n)), mem["h0"] if h is None else h)
         probs = torch.softmax(logp / temperature, -1)
         sp, si = probs.sort(-1, descending=True)
         sp = sp * ((sp.cumsum(-1) - sp) < top_p)
@@ -95,5 +102,4 @@ def attend_sample(net, mem: dict, n: int, max_len: int, top_p: float = 0.9, temp
                     out[i].append(w)
         if not any(alive):
             break
-        tok = nxt
     return out
