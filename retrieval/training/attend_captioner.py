@@ -51,6 +51,8 @@ class AttendConfig:
     use_concepts: bool = True
     save_every_s: float = 240.0
     seed: int = 0
+    #: also keep the state at this step (``<ckpt>.step<N>``), e.g. for a shorter-budget comparison; 0: none
+    snapshot_step: int = 0
 
 
 @dataclass
@@ -192,6 +194,8 @@ def fit(net: AttendCVAE, cfg: AttendConfig, ckpt: Path, text: TextData | None = 
             log(f"step {step}/{cfg.steps} ce/token {run_ce / max(run_tok, 1):.3f} kl {run_kl / 25:.2f} "
                 f"{(time.time() - t0) / 25:.2f} s/step")
             t0, run_ce, run_kl, run_tok = time.time(), 0.0, 0.0, 0
+        if step == cfg.snapshot_step:
+            save_state(ckpt.with_name(f"{ckpt.name}.step{step}"), net, opt, sched, step, {"cfg": asdict(cfg)})
         if time.time() - last > cfg.save_every_s or step == cfg.steps:
             save_state(ckpt, net, opt, sched, step, {"cfg": asdict(cfg)})
             last = time.time()
