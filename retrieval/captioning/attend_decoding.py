@@ -11,17 +11,26 @@ from retrieval.captioning.vocab import BOS, EOS, PAD, UNK
 BANNED = (PAD, BOS, UNK)
 
 
+def _trigram_bans(q: list[int]) -> set[int]:
+    """Words that would repeat a trigram of ``q`` (trigram blocking: beam search loops otherwise)."""
+    if len(q) < 4:
+        return set()
+    a, b = q[-2], q[-1]
+    return {q[i + 2] for i in range(1, len(q) - 2) if q[i] == a and q[i + 1] == b}
+
+
 def _next_logp(net, seqs: list[list[int]], mem: dict, rows: list[int], h: torch.Tensor | None):
     """One decoder step for the rows ``rows`` of ``mem`` whose words so far are ``seqs``:
     (log-probs (R, V), new hidden state). No word follows itself, and a concept word of the photo
-    is said at most once (the copy gate would otherwise say it again: "a clock clock")."""
+    is said at most once (the copy gate would otherwise say it again: "a clock clock"), and no
+    trigram twice (:func:`_trigram_bans`)."""
     m = select_memory(mem, torch.tensor(rows))
     logp, h = net.run(torch.tensor([q[-1] for q in seqs]).unsqueeze(1), m, h)
     logp = logp[:, -1]
     logp[:, list(BANNED)] = -1e9
     concepts = m["k_ids"].tolist()
     for r, q in enumerate(seqs):
-        ban = (set(q) & set(concepts[r]) - {PAD}) | set(q[1:][-1:])
+        ban = (set(q) & set(concepts[r]) - {PAD}) | set(q[1:][-1:]) | _trigram_bans(q)
         if ban:
             logp[r, list(ban)] = -1e9
     return logp, h

@@ -47,11 +47,13 @@ def references(data: Path, name: str, files: list[str]) -> dict:
 
 
 def flickr_train(data: Path, feats: Path, preset: str, vocab: list[str], max_len: int):
-    """(:class:`PhotoData` of the Flickr8k train photos, encoder id) with their concepts."""
+    """(:class:`PhotoData` of the Flickr8k train photos, id of the ``preset``'s encoder) with their concepts."""
     s = load_set(feats, preset, "flickr8k-train")
     train = load_coco_captions(data / CAPTIONS["flickr8k-train"])
     assert list(train.file_names) == s["files"], "feature rows and captions_train.json images differ"
     ids, conf = photo_concepts(s["post"], s["objects"], vocab)
-    enc = str(np.load(feats / f"{preset}-flickr8k-train.npz").get("encoder_id", preset))
+    from retrieval.encoders.base import load_encoder
+
+    enc = load_encoder(preset).id  # the features' encoder: the captioner decodes its embeddings only
     return PhotoData(s["emb"], np.ascontiguousarray(s["regions"]), ids, conf,
                      encode_captions(list(train.captions), vocab, max_len), np.asarray(train.caption_photo)), enc
