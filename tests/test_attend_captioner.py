@@ -51,9 +51,9 @@ def test_copy_gate_can_say_a_concept_word(tmp_path):
 
 def test_beam_and_samples_from_a_checkpoint(tmp_path):
     net = tiny()
-    path = save_attend_captioner(net, VOCAB, tmp_path / "a.pt", "enc-x", 6, card={"x": 1})
+    path = save_attend_captioner(net, VOCAB, tmp_path / "a.pt", "enc-x", 6, card={"x": 1}, copy_shift=3.0)
     cap = load_captioner(path)
-    assert isinstance(cap, AttendCaptioner) and cap.encoder_id == "enc-x"
+    assert isinstance(cap, AttendCaptioner) and cap.encoder_id == "enc-x" and cap.net.copy_shift == 3.0
     c = np.random.default_rng(0).normal(size=(3, 8)).astype(np.float32)
     regions = np.random.default_rng(1).random((3, 5, 16)).astype(np.float32)
     caps = cap.caption_batch(c, regions, None, [[], [(16, 0.8)], []], beam=3)
@@ -92,3 +92,4 @@ def test_own_concepts_and_resumable_training(tmp_path):
     fit(tiny(), cfg, ckpt, TextData(tokens, VOCAB), log=logs.append)
     assert logs[0].startswith("resumed") and torch.load(ckpt, weights_only=False)["step"] == 6
     assert not net.training
+

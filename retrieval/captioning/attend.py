@@ -81,6 +81,8 @@ class AttendCVAE(nn.Module):
         self.out_bias = nn.Parameter(torch.zeros(vocab_size))
         self.out_scale = nn.Parameter(torch.tensor(float(emb) ** 0.5))  # tanh outputs x tied embeddings of norm ~1
         self.drop = nn.Dropout(dropout)
+        #: decode-time shift of the copy gate's logit towards copying (0: as trained)
+        self.copy_shift = 0.0
 
     # -- parts computed once a photo -------------------------------------------------------
     def prior_params(self, c: torch.Tensor):
@@ -162,7 +164,7 @@ class AttendCVAE(nn.Module):
         feat = torch.cat([o, ctx, kctx], -1)
         word = torch.tanh(self.combine(feat)) * self.out_scale
         has = (mem["k_bias"] > -1e3).any(-1).float().view(-1, 1, 1)  # photos with at least one concept
-        p_gen = 1.0 - has * (1.0 - torch.sigmoid(self.copy_gate(torch.cat([feat, x], -1))))
+        p_gen = 1.0 - has * (1.0 - torch.sigmoid(self.copy_gate(torch.cat([feat, x], -1)) - self.copy_shift))
         if targets is not None:  # the targets' probabilities only, at the non-padding steps
             sel = targets != PAD
             p_t = torch.zeros(targets.shape)

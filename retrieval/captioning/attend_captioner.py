@@ -21,12 +21,13 @@ CAPTION_BEAM = 5
 
 
 def save_attend_captioner(net: AttendCVAE, vocab: list[str], path: str | Path, encoder_id: str, max_len: int,
-                          card: dict | None = None) -> Path:
-    """Write a shipped attention-captioner checkpoint: float16 weights, vocabulary, config."""
+                          card: dict | None = None, copy_shift: float = 0.0) -> Path:
+    """Write a shipped attention-captioner checkpoint: float16 weights, vocabulary, config
+    (``copy_shift``: the copy gate's decode-time logit shift, :attr:`AttendCVAE.copy_shift`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     ck = {"config": {"kind": KIND, "network": dict(net.config), "encoder_id": encoder_id, "max_len": max_len,
-                     "card": card or {}},
+                     "card": card or {}, "copy_shift": float(copy_shift)},
           "vocab": [str(w) for w in vocab],
           "state_dict": {k: v.half() if v.is_floating_point() else v for k, v in net.state_dict().items()}}
     tmp = path.with_suffix(path.suffix + ".tmp")
@@ -63,6 +64,8 @@ class AttendCaptioner:
         except Exception as e:  # noqa: BLE001
             raise CaptionerError(f"{self.path}: not a retr attention captioner checkpoint ({e.__class__.__name__})") from None
         self.net.eval()
+        #: decode-time shift of the copy gate towards the concept words (chosen on the demo photos)
+        self.net.copy_shift = float(ck["config"].get("copy_shift", 0.0))
         self.vocab: list[str] = list(ck["vocab"])
         self.encoder_id: str = ck["config"]["encoder_id"]
         self.max_len: int = int(ck["config"].get("max_len", 20))

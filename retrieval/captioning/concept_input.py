@@ -33,6 +33,10 @@ MULTIWORD = {"traffic light": "light", "fire hydrant": "hydrant", "stop sign": "
              "hair dryer": "dryer"}
 
 
+#: ImageNet concept words too odd to put in a caption ("fluid" for espresso, "rig" for a launch pad)
+NOT_SAID = frozenset({"fluid", "rig", "bob"})
+
+
 def detector_word(index: int) -> str:
     """The one word naming COCO class ``index`` in a caption ("person", "table", "phone")."""
     main = name_forms(index)[0][0]
@@ -51,7 +55,8 @@ def canonical_table(vocab: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
     canon = np.full(len(vocab), -1, np.int64)
     groups = word_groups(list(vocab))
     for w in named_words(list(vocab)):
-        canon[w] = groups[w]
+        if vocab[w] not in NOT_SAID:
+            canon[w] = groups[w]
     det = np.full(len(COCO_CLASSES), -1, np.int64)
     for c in range(len(COCO_CLASSES)):
         head = idx.get(detector_word(c), -1)

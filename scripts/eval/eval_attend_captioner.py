@@ -41,6 +41,8 @@ ap.add_argument("--examples", default=None)
 ap.add_argument("--threads", type=int, default=1)
 ap.add_argument("--no-regions", action="store_true", help="attention captioners decode without regions")
 ap.add_argument("--no-concepts", action="store_true", help="attention captioners decode without concepts")
+ap.add_argument("--copy-shift", type=float, default=None,
+                help="attention captioners: copy gate logit shift (default: the checkpoint's)")
 a = ap.parse_args()
 torch.set_num_threads(a.threads)
 
@@ -50,6 +52,8 @@ def decoder(spec: str):
     ck = torch.load(path, map_location="cpu", weights_only=True)
     if ck["config"].get("kind") == "attend":
         cap = AttendCaptioner(ck, path)
+        if a.copy_shift is not None:
+            cap.net.copy_shift = a.copy_shift
         reg = lambda s, i: None if a.no_regions else np.asarray(s["regions"][i], np.float32)  # noqa: E731
         post = lambda s, i: None if a.no_concepts else s["post"][i]  # noqa: E731
         obj = lambda s, i: None if a.no_concepts else s["objects"][i]  # noqa: E731

@@ -37,6 +37,7 @@ ap.add_argument("--init", default=None, help="a pretrain checkpoint to fine-tune
 ap.add_argument("--out", default=None, help="write the shipped (float16) captioner here at the end")
 ap.add_argument("--set", action="append", default=[], help="AttendConfig field=value")
 ap.add_argument("--threads", type=int, default=2)
+ap.add_argument("--copy-shift", type=float, default=3.0, help="decode-time copy gate shift written into --out")
 a = ap.parse_args()
 torch.set_num_threads(a.threads)
 cfg = AttendConfig()
@@ -65,4 +66,5 @@ print(f"done in {time.time() - t0:.0f} s", flush=True)
 if a.out:
     from retrieval.captioning.attend_captioner import save_attend_captioner
     save_attend_captioner(net, vocab, a.out, encoder_id, MAX_LEN, card={"train_data": LICENCE, "config": asdict(cfg),
-                                                                     "preset": a.preset, "init": a.init})
+                                                                     "preset": a.preset, "init": a.init},
+                          copy_shift=a.copy_shift)
