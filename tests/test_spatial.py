@@ -80,7 +80,7 @@ def test_encoder_gives_embedding_concepts_and_regions_in_one_pass():
 
 def _cosines(a, b):
     a, b = a.reshape(-1, a.shape[-1]), b.reshape(-1, b.shape[-1])
-    return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    return (a * b).sum(1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
 
 
 def test_onnx_image_model_gives_regions_agreeing_with_torch(encoder):
