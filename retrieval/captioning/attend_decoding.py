@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 
 from retrieval.captioning.attend import select_memory
+from retrieval.captioning.decoding import beam_search_rows
 from retrieval.captioning.vocab import BOS, EOS, PAD, UNK
 
 BANNED = (PAD, BOS, UNK)
@@ -36,25 +37,6 @@ def _next_logp(net, seqs: list[list[int]], mem: dict, rows: list[int], h: torch.
     return logp, h
 
 
-def _extend(beams, finished, vals, idxs, r: int, beam: int):
-    """Grow one photo's beams by the top words of rows r.. ; returns (new beams, next row)."""
-    cand = []
-    for seq, score, _ in beams:
-        for lp, ti in zip(vals[r], idxs[r]):
-            cand.append((seq + [ti], score + lp, r))
-        r += 1
-    cand.sort(key=lambda x: -x[1])
-    nb = []
-    for seq, score, row in cand:
-        if seq[-1] == EOS:
-            finished.append((seq[1:-1], score))
-        else:
-            nb.append((seq, score, row))
-        if len(nb) == beam:
-            break
-    return nb, r
-
-
 @torch.no_grad()
 def attend_beam(net, mem: dict, n: int, beam: int, max_len: int) -> list[list[tuple[list[int], float]]]:
     """Beam search (width ``beam``, at most ``max_len`` words) for ``n`` photos at once.
@@ -67,26 +49,10 @@ def attend_beam(net, mem: dict, n: int, beam: int, max_len: int) -> list[list[tu
         they finished (a photo with none finished: its live hypotheses). Each photo stops once
         ``beam`` hypotheses have finished. Deterministic.
     """
-    beams = [[([BOS], 0.0, -1)] for _ in range(n)]
-    finished: list[list] = [[] for _ in range(n)]
-    live, h = list(range(n)), None
-    for _ in range(max_len + 1):
-        rows = [(i, b) for i in live for b in beams[i]]
-        hs = None if h is None else h[:, [b[2] for _, b in rows]]
-        if hs is None:
-            hs = mem["h0"][:, [i for i, _ in rows]]
-        logp, h = _next_logp(net, [b[0] for _, b in rows], mem, [i for i, _ in rows], hs)
-        top = torch.topk(logp, beam, dim=-1)
-        vals, idxs = top.values.tolist(), top.indices.tolist()
-        r, still = 0, []
-        for i in live:
-            beams[i], r = _extend(beams[i], finished[i], vals, idxs, r, beam)
-            if len(finished[i]) < beam and beams[i]:
-                still.append(i)
-        live = still
-        if not live:
-            break
-    return [fin or [(seq[1:], score) for seq, score, _ in nb] for fin, nb in zip(finished, beams)]
+    def next_logp(photos: list[int], seqs: list[list[int]], h):
+        return _next_logp(net, seqs, mem, photos, mem["h0"][:, photos] if h is None else h)
+
+    return beam_search_rows(n, beam, max_len, next_logp)
 
 
 @torch.no_grad()

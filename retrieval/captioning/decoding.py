@@ -42,44 +42,70 @@ def beam_hypotheses(net, embs: np.ndarray, beam: int, max_len: int, bias: np.nda
     ct = torch.from_numpy(np.ascontiguousarray(e))
     mu, _ = net.prior_params(ct)
     cz_all = torch.cat([ct, mu], -1)  # (N, D + z)
-    beams = [[([BOS], 0.0, -1)] for _ in range(n)]  # per photo: (tokens, log-prob, row of its hidden state)
-    finished: list[list] = [[] for _ in range(n)]
-    live = list(range(n))
-    h = None  # (1, R, hidden): one row per live beam, in the order of ``live`` and its beams
-    for _ in range(max_len + 1):
-        rows = [(i, b) for i in live for b in beams[i]]
-        toks = torch.tensor([[seq[-1]] for _, (seq, _, _) in rows])
-        cz = cz_all[[i for i, _ in rows]]
-        hs = None if h is None else h[:, [r for _, (_, _, r) in rows]]
-        logits, h = net.step(toks, cz, hs)
+
+    def next_logp(photos: list[int], seqs: list[list[int]], h):
+        logits, h = net.step(torch.tensor([[q[-1]] for q in seqs]), cz_all[photos], h)
         logits = logits[:, -1]
         if bias is not None:  # shallow fusion: p(w) x exp(bonus), renormalised
-            logits = logits + bias_rows(bias, groups, [i for i, _ in rows], [seq for _, (seq, _, _) in rows])
+            logits = logits + bias_rows(bias, groups, photos, seqs)
         logp = F.log_softmax(logits, -1)
-        logp[:, PAD] = -1e9
-        logp[:, BOS] = -1e9
-        logp[:, UNK] = -1e9
+        logp[:, [PAD, BOS, UNK]] = -1e9
+        return logp, h
+
+    return beam_search_rows(n, beam, max_len, next_logp)
+
+
+def _extend(beams: list, finished: list, vals: list, idxs: list, r: int, beam: int) -> tuple[list, int]:
+    """Grow one photo's beams by the top words of rows ``r``.. ; returns (new beams, next row). A hypothesis
+    ending in ``<eos>`` goes to ``finished`` as (tokens without ``<bos>``/``<eos>``, score)."""
+    cand = []
+    for seq, score, _ in beams:
+        for lp, ti in zip(vals[r], idxs[r]):
+            cand.append((seq + [ti], score + lp, r))
+        r += 1
+    cand.sort(key=lambda x: -x[1])
+    nb = []
+    for seq, score, row in cand:
+        if seq[-1] == EOS:
+            finished.append((seq[1:-1], score))
+        else:
+            nb.append((seq, score, row))
+        if len(nb) == beam:
+            break
+    return nb, r
+
+
+def beam_search_rows(n: int, beam: int, max_len: int, next_logp) -> list[list[tuple[list[int], float]]]:
+    """Beam search (width ``beam``, at most ``max_len`` words) for ``n`` photos at once, over any
+    recurrent decoder (the pooled and the attention captioners share it).
+
+    Args:
+        n: number of photos.
+        beam: beam width.
+        max_len: most words a caption.
+        next_logp: ``(photos, seqs, h) -> (logp, h)``: one decoder step for the live hypotheses, row r
+            being photo ``photos[r]`` with tokens ``seqs[r]`` so far (starting with ``<bos>``) and hidden
+            state ``h[:, r]`` (``h`` None at the first step); ``logp`` (R, V) float32 log-probabilities
+            of the next token (banned tokens at -1e9), ``h`` the new hidden state (layers, R, hidden).
+
+    Returns:
+        n lists of (token ids without ``<bos>``/``<eos>``, summed log-probability) pairs in the order they
+        finished (a photo with none finished: its live hypotheses). A photo stops once ``beam``
+        hypotheses have finished. Deterministic.
+    """
+    beams = [[([BOS], 0.0, -1)] for _ in range(n)]  # per photo: (tokens, log-prob, row of its hidden state)
+    finished: list[list] = [[] for _ in range(n)]
+    live, h = list(range(n)), None  # h: (layers, R, hidden), one row per live beam, in the order of ``live``
+    for _ in range(max_len + 1):
+        rows = [(i, b) for i in live for b in beams[i]]
+        hs = None if h is None else h[:, [b[2] for _, b in rows]]
+        logp, h = next_logp([i for i, _ in rows], [b[0] for _, b in rows], hs)
         top = torch.topk(logp, beam, dim=-1)
         vals, idxs = top.values.tolist(), top.indices.tolist()
-        r = 0
-        still = []
+        r, still = 0, []
         for i in live:
-            cand = []
-            for seq, score, _ in beams[i]:
-                for lp, ti in zip(vals[r], idxs[r]):
-                    cand.append((seq + [ti], score + lp, r))
-                r += 1
-            cand.sort(key=lambda x: -x[1])
-            nb = []
-            for seq, score, row in cand:
-                if seq[-1] == EOS:
-                    finished[i].append((seq[1:-1], score))
-                else:
-                    nb.append((seq, score, row))
-                if len(nb) == beam:
-                    break
-            beams[i] = nb
-            if len(finished[i]) < beam and nb:
+            beams[i], r = _extend(beams[i], finished[i], vals, idxs, r, beam)
+            if len(finished[i]) < beam and beams[i]:
                 still.append(i)
         live = still
         if not live:

@@ -147,44 +147,34 @@ class Backbone:
 
     def pooled_module(self):
         """The torch module ``(N, 3, S, S) float32 in [-1, 1] -> (N, 1280) pooled features`` (for export)."""
-        torch = self._torch
-        net = self._net
-        if self.spec.name == "mobilenet-v2":
-            from retrieval.encoders.mobilenet import SymmetricPixelsPooled
-
-            return SymmetricPixelsPooled(net).eval()
-
-        class _Pooled(torch.nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.net = net
-
-            def forward(self, pixels):
-                return self.net.extract_features(pixels).mean(dim=(2, 3))
-
-        return _Pooled().eval()
+        return self._feature_module(spatial=False)
 
     def spatial_module(self):
         """The torch module ``(N, 3, S, S) float32 in [-1, 1] -> (N, R, 1280)``: the last feature map
         before global average pooling (after the 1x1 head conv, batch norm and activation), its
         ``R = H * W`` regions in row-major order (y, then x). Its mean over regions is
         :meth:`pooled_module`'s output. Regions in the spirit of Show, Attend and Tell (Xu et al. 2015)."""
+        return self._feature_module(spatial=True)
+
+    def _feature_module(self, spatial: bool):
+        """:meth:`spatial_module` (``spatial``) or :meth:`pooled_module`."""
         torch = self._torch
         net = self._net
         if self.spec.name == "mobilenet-v2":
-            from retrieval.encoders.mobilenet import SymmetricPixelsSpatial
+            from retrieval.encoders.mobilenet import SymmetricPixelsPooled, SymmetricPixelsSpatial
 
-            return SymmetricPixelsSpatial(net).eval()
+            return (SymmetricPixelsSpatial if spatial else SymmetricPixelsPooled)(net).eval()
 
-        class _Spatial(torch.nn.Module):
+        class _Features(torch.nn.Module):
             def __init__(self):
                 super().__init__()
                 self.net = net
 
             def forward(self, pixels):
-                return self.net.extract_features(pixels).flatten(2).transpose(1, 2)
+                maps = self.net.extract_features(pixels)
+                return maps.flatten(2).transpose(1, 2) if spatial else maps.mean(dim=(2, 3))
 
-        return _Spatial().eval()
+        return _Features().eval()
 
     @property
     def regions(self) -> int:

@@ -1,9 +1,10 @@
 """The caption pass of ``retr index``: generates a caption for the indexed photos that have none (new
 ones, changed ones, and photos indexed with ``--no-captions``), after they are embedded and searchable.
 
-It is an enrichment pass (:mod:`retrieval.indexing.enrich`): each batch is captioned from the photos'
-stored vectors and concepts (no decoding, no re-embedding: :func:`retrieval.indexing.indexer.caption_photos`)
-without the writer lock and committed on its own under it; an interrupted pass keeps what it did and the
+It is an enrichment pass (:mod:`retrieval.indexing.enrich`): each batch is captioned
+(:func:`retrieval.indexing.indexer.caption_photos`: a pooled captioner from the photos' stored vectors and
+concepts alone; an attention captioner also decodes the photos again for their spatial maps,
+:mod:`retrieval.indexing.region_captions`) without the writer lock and committed on its own under it; an interrupted pass keeps what it did and the
 next ``retr index`` goes on from there; ``retr status`` says how many photos have their caption. Until a
 photo has its caption, search ranks it without the caption (as a photo indexed with ``--no-captions``).
 At the end the texts' search file is rewritten (in between, a search rebuilds it in memory).
