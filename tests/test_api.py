@@ -254,7 +254,7 @@ def test_batched_beam_search_gives_each_photo_its_own_captions(encoder):
 
     from retrieval.captioning.model import load_captioner
 
-    cap = load_captioner(None, encoder.id)
+    cap = load_captioner(None, encoder.id, pooled=True)
     f8 = SHARED / "flickr8k" / "images"
     paths = sorted(DEMO.glob("*.jpg")) + (sorted(f8.glob("*.jpg"))[:53] if f8.is_dir() else [])
     v, post = encoder.encode_images_and_concepts([Image.open(p).convert("RGB") for p in paths])

@@ -6,7 +6,10 @@ import json
 import numpy as np
 import pytest
 
-from conftest import DEMO, DEMO_CAPTIONS, run_retr
+from conftest import DEMO, DEMO_CAPTIONS, ROOT, run_retr
+
+#: the shipped pooled captioner (the default is the attention captioner): its decoding options are checked here
+POOLED = ROOT / "retrieval" / "weights" / "captioner-default.pt"
 
 
 def test_bleu_matches_hand_computed_values():
@@ -237,12 +240,12 @@ def test_caption_cli_decoding_options(encoder):
     assert "--rerank" in p.stderr
     run_retr("caption", DEMO / "horses.jpg", "--best", check=2)
     # the old default decoding stays reachable: beam 3, length penalty power 0.7, no re-ranking
-    old = run_retr("caption", DEMO / "horses.jpg", "--beam", "3", "--rerank", "none", check=0).stdout.strip()
+    old = run_retr("caption", DEMO / "horses.jpg", "--captioner", POOLED, "--beam", "3", "--rerank", "none", check=0).stdout.strip()
     embs, posts = encoder.encode_images_and_concepts([load_image(DEMO / "horses.jpg")])
     emb, post = embs[0], posts[0]
     cap = Captioner()
     assert old == cap.beam_search(emb, 3, 0.7, concepts=post)
-    raw = run_retr("caption", DEMO / "horses.jpg", "--beam", "3", "--rerank", "none", "--lp-form", "gnmt",
+    raw = run_retr("caption", DEMO / "horses.jpg", "--captioner", POOLED, "--beam", "3", "--rerank", "none", "--lp-form", "gnmt",
                    "--length-penalty", "0", check=0).stdout.strip()
     assert raw == cap.beam_search(emb, 3, 0.0, "gnmt", concepts=post)
 
@@ -299,5 +302,5 @@ def test_caption_names_the_concept_and_samples_stay_distinct(encoder):
         assert word in cap.caption(emb[0], rerank="none", concepts=post[0]).lower()
         samples = cap.sample(emb[0], 5, seed=0, concepts=post[0])
         assert len(set(samples)) >= 4
-    assert "cat" in run_retr("caption", DEMO / "cat.jpg", "--concepts", check=0).stdout.lower()
-    assert "cat" not in run_retr("caption", DEMO / "cat.jpg", check=0).stdout.lower()  # off by default
+    assert "cat" in run_retr("caption", DEMO / "cat.jpg", "--captioner", POOLED, "--concepts", check=0).stdout.lower()
+    assert "cat" not in run_retr("caption", DEMO / "cat.jpg", "--captioner", POOLED, check=0).stdout.lower()  # off by default

@@ -25,11 +25,21 @@ class _StopAfter:
     def __init__(self, captioner, n):
         self.captioner, self.left = captioner, n
 
-    def beam_search_batch(self, *args, **kwargs):
+    def __getattr__(self, name):  # needs_regions, encoder_id ... of the wrapped captioner
+        return getattr(self.captioner, name)
+
+    def _tick(self):
         if self.left == 0:
             raise KeyboardInterrupt
         self.left -= 1
+
+    def beam_search_batch(self, *args, **kwargs):  # a pooled captioner's index-time decoding
+        self._tick()
         return self.captioner.beam_search_batch(*args, **kwargs)
+
+    def caption_embeddings(self, *args, **kwargs):  # an attention captioner's
+        self._tick()
+        return self.captioner.caption_embeddings(*args, **kwargs)
 
 
 @pytest.fixture(scope="module")

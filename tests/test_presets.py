@@ -12,8 +12,6 @@ def test_best_preset_index_search_and_remembered(tmp_path):
     idx = tmp_path / "idx"
     p = run_retr("index", DEMO, "--index", idx, "--encoder", "best", check=0)
     assert "added 11" in p.stdout
-    # no captioner ships for the best preset yet: one clear warning, indexing goes on
-    # (if one is added, it must be used: then there is no warning)
     corpus = load_coco_captions(DEMO_CAPTIONS)
     found = 0
     for cap, photo in zip(corpus.captions, corpus.caption_photo):
@@ -45,3 +43,27 @@ def test_later_runs_and_rebuild_keep_the_recorded_encoder(tmp_path, photo_dir):
     run_retr("index", photo_dir, "--index", idx, "--no-captions", "--rebuild", check=0)
     reader = Index(idx).reader
     assert reader.get_meta("encoder_spec") == "best" and reader.count("photos") == 3
+
+
+def test_best_preset_captions_through_its_lite0_part():
+    """The ``best`` preset's maps begin with EfficientNet-Lite0's 49 regions: the shipped attention
+    captioner reads them, with the ``fast`` embedding made from their mean (cosine > 0.99 with what
+    ``fast`` itself gives), and names the giraffe."""
+    from retrieval.app.describe import ObjectSource, attend_captions, photo_inputs
+    from retrieval.captioning.first_backbone import FirstBackboneCaptioner
+    from retrieval.captioning.model import load_captioner
+    from retrieval.encoders.base import load_encoder
+    from retrieval.io.decode import load_image
+
+    best, fast = load_encoder("best"), load_encoder("fast")
+    cap = load_captioner(None, best.id, encoder=best)
+    assert isinstance(cap, FirstBackboneCaptioner) and cap.encoder_id == best.id
+    assert load_captioner(None, best.id).encoder_id == best.id  # without the encoder: the pooled one
+    im = load_image(DEMO / "horses.jpg")
+    emb, _, maps = best.encode_images_concepts_and_regions([im])
+    c, own = cap.inputs(emb, maps)
+    assert own.shape == (1, 49, 1280) and maps.shape[1] == sum(best.region_counts) > 49
+    assert float(c[0] @ fast.encode_images([im])[0]) > 0.99
+    giraffe = photo_inputs(best, load_image(DEMO / "giraffe_zebra.jpg"), True, ObjectSource(threads=1))
+    said = attend_captions(cap, giraffe)[0].lower()
+    assert "giraffe" in said and said.split()[0] in ("a", "an", "two", "the"), said

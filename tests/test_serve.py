@@ -227,6 +227,8 @@ def test_caption_an_uploaded_photo(client):
     assert r.status_code == 200
     caps = r.json()["captions"]
     assert len(caps) == 1 and caps[0].endswith(".") and len(caps[0].split()) >= 3
+    r = client.post("/api/caption", files={"file": ("c.jpg", _jpeg("cat.jpg"), "image/jpeg")})
+    assert "cat" in r.json()["captions"][0].lower(), r.json()  # the attention captioner: maps, concepts, objects
     r = client.post("/api/caption", params={"samples": 2, "seed": 1},
                     files={"file": ("h.jpg", _jpeg("horses.jpg"), "image/jpeg")})
     assert len(r.json()["captions"]) == 2

@@ -173,7 +173,7 @@ def _captioner_or_warning(captioner: Optional[Path], enc):
     from retrieval.errors import CaptionerError
 
     try:
-        return load_captioner(captioner, enc.id)
+        return load_captioner(captioner, enc.id, encoder=enc)
     except CaptionerError as e:
         _err(f"warning: no captions generated ({e})")
         return None
@@ -563,7 +563,7 @@ def caption(
                                             "attention captioner, on by default; a prior on a pooled "
                                             "captioner's words, off by default)."),
 ):
-    """Describe photos with the VAE captioner (beam search, re-ranked; --samples N for N different captions)."""
+    """Describe photos with the captioner (beam search; --samples N for N different captions)."""
     setup_logging()
     from retrieval.captioning.model import load_captioner
     from retrieval.errors import CaptionerError
@@ -592,10 +592,13 @@ def caption(
               "without a beam: use one or the other", 2)
     try:
         enc = load_encoder(encoder)
-        cap = load_captioner(captioner, enc.id)
+        cap = load_captioner(captioner, enc.id, encoder=enc)
     except (EncoderError, CaptionerError) as e:
         _fail(str(e))
     attend = getattr(cap, "needs_regions", False)  # an attention captioner: regions, concepts, objects are inputs
+    if attend and lp_form != "power":
+        _fail(f"--lp-form {lp_form}: this captioner scores its beam by log-probability / length ** A "
+              "(--length-penalty A) only", 2)
     if attend and not samples and rerank not in (None, "none"):
         _fail(f"--rerank {rerank}: this captioner gives its beam's best caption; re-rank --samples N "
               "(consensus or alignment) instead", 2)

@@ -449,15 +449,51 @@ def open_captioner(weights: str | Path | None = None) -> "Captioner | AttendCapt
     return AttendCaptioner(ck, path) if kind == ATTEND_KIND else Captioner(path)
 
 
+def shipped_captioners(pooled: bool = False):
+    """The shipped captioner checkpoints that load, one at a time: the attention captioners
+    (``captioner-attend-*.pt``) first; ``pooled``: those left out."""
+    names = sorted(WEIGHTS_DIR.glob("captioner-*.pt"), key=lambda f: (not f.name.startswith("captioner-attend-"), f.name))
+    for cand in names:
+        if pooled and cand.name.startswith("captioner-attend-"):
+            continue
+        try:
+            cap = open_captioner(cand)
+        except CaptionerError:
+            continue
+        if not (pooled and getattr(cap, "needs_regions", False)):
+            yield cap
+
+
+def _shipped_for(encoder_id: str, encoder=None, pooled: bool = False):
+    """The first shipped captioner made for ``encoder_id`` (or for ``encoder``'s first backbone), or None."""
+    from retrieval.captioning.first_backbone import first_backbone_view
+
+    for c in shipped_captioners(pooled):
+        if c.encoder_id == encoder_id:
+            return c
+        view = first_backbone_view(c, encoder) if encoder is not None else None
+        if view is not None:
+            return view
+    return None
+
+
 def load_captioner(weights: str | Path | None = None, encoder_id: str | None = None,
-                   bank: str | Path | None = None) -> "Captioner | AttendCaptioner":
+                   bank: str | Path | None = None, encoder=None, pooled: bool = False):
     """Load a captioner and check it was trained on ``encoder_id``'s embeddings.
 
     Args:
-        weights: a checkpoint; ``None``: the shipped captioner made for ``encoder_id``
-            (``captioner-default.pt`` for the default encoder, ``captioner-best.pt``
-            for the ``best`` preset), else ``captioner-default.pt``.
+        weights: a checkpoint; ``None``: the shipped captioner made for ``encoder_id``, the attention
+            captioner first (``captioner-attend-fast.pt``, for the default encoder, and for the ``best``
+            preset through its first backbone when ``encoder`` is given,
+            :mod:`retrieval.captioning.first_backbone`), then the pooled ones (``captioner-default.pt``,
+            ``captioner-best.pt``); else ``captioner-default.pt``.
         encoder_id: the encoder whose image embeddings it will decode.
+        encoder: that encoder (lets the ``best`` preset use the attention captioner); optional.
+            ``weights`` and ``encoder_id`` both None: the pooled ``captioner-default.pt``, which decodes
+            a stored embedding alone (the attention captioner also reads the photo's spatial maps, which
+            only the CLI's and the indexer's paths give it).
+        pooled: only the pooled shipped captioners (the index-free paths that decode a stored
+            embedding alone: evaluation scripts, caption banks).
         bank: a :class:`CaptionBank` file (default: the shipped one); attached as ``cap.bank``
             only when made with the captioner's encoder, so :meth:`Captioner.caption`
             re-ranks by neighbours' captions only where that is meaningful.
@@ -467,16 +503,13 @@ def load_captioner(weights: str | Path | None = None, encoder_id: str | None = N
     """
     cap = None
     if weights is None and encoder_id is not None:
-        for cand in sorted(WEIGHTS_DIR.glob("captioner-*.pt")):  # each shipped checkpoint is loaded once
-            try:
-                c = open_captioner(cand)
-            except CaptionerError:
-                continue
-            if c.encoder_id == encoder_id:
-                cap = c
-                break
+        cap = _shipped_for(encoder_id, encoder, pooled)
     if cap is None:
         cap = open_captioner(weights)
+    if encoder_id is not None and cap.encoder_id != encoder_id and encoder is not None:
+        from retrieval.captioning.first_backbone import first_backbone_view
+
+        cap = first_backbone_view(cap, encoder) or cap
     if encoder_id is not None and cap.encoder_id != encoder_id:
         raise CaptionerError(f"{cap.path}: captioner was trained on encoder {cap.encoder_id}, not {encoder_id}; "
                              f"train one with `retr train-captioner`")

@@ -279,7 +279,7 @@ def index_folder(
         :class:`IndexReport`.
 
     Raises:
-        IndexingError: ``root`` does not exist, another run holds the lock, or ``prune`` is needed.
+        IndexingError: no ``root``, another run holds the lock, ``prune`` needed, a captioner of another encoder.
         StoreError: incompatible or corrupt index (message says how to rebuild).
         IndexTypeError: ``index_type`` is not one of :data:`retrieval.store.ann.INDEX_TYPES`.
         KeyboardInterrupt: passed on after the finished batches are committed.
@@ -298,6 +298,7 @@ def index_folder(
             from retrieval.encoders.base import load_encoder
 
             encoder = load_encoder()
+        _check_captioner(captioner, encoder)
         store = open_for_write(index_dir, encoder, rebuild, db_url=db_url)
         try:
             was_clean, type_changed = store.get_meta("dirty") == "0", _record_index_type(store, index_type)
@@ -583,6 +584,13 @@ def caption_inputs(store: Store, ids: list[int]) -> tuple[list[int], np.ndarray,
     vecs = [np.frombuffer(rows[i][0], np.float32) for i in kept]
     return (kept, np.stack(vecs) if kept else np.zeros((0, 0), np.float32),
             np.stack([stored_posteriors(*rows[i][1:]) for i in kept]) if kept else np.zeros((0, 1000), np.float32))
+
+
+def _check_captioner(captioner, encoder) -> None:
+    """Raise IndexingError when ``captioner`` reads another encoder's embeddings than ``encoder``'s."""
+    if captioner is not None and getattr(captioner, "encoder_id", encoder.id) != encoder.id:
+        raise IndexingError(f"the captioner was trained on encoder {captioner.encoder_id}, not {encoder.id}; "
+                            "load_captioner(None, encoder.id, encoder=encoder) gives the one made for it")
 
 
 def caption_photos(captioner, encoder, store: Store, photo_ids: list[int], vectors: np.ndarray,

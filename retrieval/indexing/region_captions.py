@@ -13,6 +13,10 @@ from retrieval.errors import DecodeError
 from retrieval.io.decode import DEFAULT_MAX_MEGAPIXELS, load_image
 from retrieval.store.database import DetectedObjects, Photo, Store
 
+#: photos decoded, run through the image model and captioned at a time (their images and spatial maps
+#: are what the pass holds in memory: 64 photos' maps are 16 MB)
+REGION_CHUNK = 64
+
 
 def stored_objects(store: Store, photo_ids: list[int]) -> dict[int, list[tuple[int, float]]]:
     """``{photo id: [(COCO class index, best score)], best first}`` of the photos with an ``objects`` row."""
@@ -57,10 +61,12 @@ def index_captions(captioner, encoder, store: Store, photo_ids: list[int], vecto
     if not getattr(captioner, "needs_regions", False):
         return captioner.beam_search_batch(vectors, beam, concepts=posteriors)
     objects = stored_objects(store, photo_ids)
-    images = photo_images(store, photo_ids)
     caps: list[str | None] = [None] * len(photo_ids)
-    ok = [i for i, pid in enumerate(photo_ids) if pid in images]
-    if ok:
+    for start in range(0, len(photo_ids), REGION_CHUNK):  # a chunk's images and maps at a time: bounded memory
+        images = photo_images(store, photo_ids[start : start + REGION_CHUNK])
+        ok = [i for i in range(start, min(start + REGION_CHUNK, len(photo_ids))) if photo_ids[i] in images]
+        if not ok:
+            continue
         _, post, regions = encoder.encode_images_concepts_and_regions([images[photo_ids[i]] for i in ok])
         for i, c in zip(ok, captioner.caption_embeddings(vectors[ok], beam, concepts=post, regions=regions,
                                                          objects=[objects.get(photo_ids[i], []) for i in ok])):

@@ -222,7 +222,7 @@ def evaluate_captioner(captions: str | Path, images: str | Path, *, encoder=None
     from retrieval.training.captioner import encode_captions
 
     encoder = encoder or load_encoder()
-    captioner = captioner or load_captioner(None, encoder.id)
+    captioner = captioner or load_captioner(None, encoder.id, pooled=True)
     corpus = load_coco_captions(captions)
     if max_photos:
         corpus = corpus.subset(np.arange(min(max_photos, len(corpus.file_names))))

@@ -64,7 +64,7 @@ def main() -> None:
         os.environ["RETR_IMAGE_PRECISION"] = a.precision
     enc = load_encoder(a.preset)
     enc.export_fast_path()
-    cap = load_captioner(a.captioner, enc.id)
+    cap = load_captioner(a.captioner, enc.id, encoder=enc)
     import torch
 
     torch.set_num_threads(a.torch_threads or 1)  # as retr caption with the ONNX image path

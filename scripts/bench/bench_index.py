@@ -96,7 +96,7 @@ def child(mode: str, list_file: str, batch: int) -> None:
     enc = load_encoder(runtime="torch" if mode.startswith("torch") else "auto")
     if mode.startswith("caption"):
         from retrieval.captioning.model import load_captioner
-        cap = load_captioner(None, enc.id)
+        cap = load_captioner(None, enc.id, pooled=True)
         vecs = enc.encode_images([load_image(p, draft_size=DRAFT) for p in paths])
         fn = cap.caption_embeddings if mode == "caption_single" else cap.beam_search_batch
         fn(vecs[:2])

@@ -41,7 +41,7 @@ a = ap.parse_args()
 refs_files = {"flickr8k-dev": Path(a.data) / "flickr8k/captions_dev.json",
               "coco-mini": Path(a.data) / "coco_mini/captions.json"}
 enc = load_encoder(a.preset)
-cap = load_captioner(a.captioner, enc.id)
+cap = load_captioner(a.captioner, enc.id, pooled=True)
 if a.no_novel:
     cap = Captioner(cap.path, novel_words=False)
 print(f"command: python scripts/eval/caption_objects_eval.py {' '.join(os.sys.argv[1:])}")

@@ -41,7 +41,7 @@ print("| model | beam | length penalty | re-rank | " + " | ".join(keys)
 print("|" + "---|" * (len(keys) + 10))
 for spec in a.models:
     label, path = spec.split("=", 1)
-    cap = load_captioner(path, enc.id)
+    cap = load_captioner(path, enc.id, pooled=True)
     for j, d in enumerate(decodes):
         beam, lp, rr = d.split(",")
         t0 = time.time()

@@ -57,7 +57,7 @@ a = ap.parse_args()
 torch.set_num_threads(1)
 f8 = Path(a.data) / "flickr8k"
 enc = load_encoder(a.encoder)
-cap = load_captioner(a.captioner, enc.id)
+cap = load_captioner(a.captioner, enc.id, pooled=True)
 corpus = load_coco_captions(f8 / "captions_dev.json")
 if a.max_photos:
     corpus = corpus.subset(np.arange(min(a.max_photos, len(corpus.file_names))))

@@ -71,7 +71,7 @@ def build(name: str) -> None:
         probs.append(p)
         print(f"{name}: {b + len(ims)}/{len(files)}", file=sys.stderr, flush=True)
     emb, prob = np.concatenate(embs), np.concatenate(probs)
-    cap = load_captioner(None, enc.id)
+    cap = load_captioner(None, enc.id, pooled=True)
     gen = [c for b in range(0, len(emb), 512) for c in cap.beam_search_batch(emb[b : b + 512], INDEX_BEAM)]
     pos = {int(p): k for k, p in enumerate(keep)}
     pairs = [(c, pos[int(p)]) for c, p in zip(corpus.captions, corpus.caption_photo) if int(p) in pos]

@@ -24,7 +24,9 @@ import torch
 
 from retrieval.captioning.attend_captioner import AttendCaptioner
 from retrieval.captioning.concept_words import CONCEPT_WEIGHT
+from retrieval.captioning.first_backbone import first_backbone_view
 from retrieval.captioning.model import Captioner
+from retrieval.encoders.base import load_encoder
 from retrieval.training.caption_metrics import caption_scores, diversity
 from retrieval.training.caption_feats import load_set, references
 from retrieval.training.caption_objects import object_scores
@@ -33,7 +35,9 @@ ap = argparse.ArgumentParser()
 ap.add_argument("--data", default="../shared/data")
 ap.add_argument("--feats", default="cache/feats")
 ap.add_argument("--preset", default="fast")
-ap.add_argument("--captioner", action="append", required=True, help="NAME=PATH (NAME:concepts=PATH for the prior)")
+ap.add_argument("--captioner", action="append", required=True,
+                help="NAME=PATH (NAME:concepts=PATH for the prior; NAME=first:PATH: a fast attention captioner "
+                     "through the preset's first backbone)")
 ap.add_argument("--sets", default="flickr8k-dev,coco-mini")
 ap.add_argument("--samples", type=int, default=100)
 ap.add_argument("--no-meteor", action="store_true")
@@ -41,6 +45,7 @@ ap.add_argument("--examples", default=None)
 ap.add_argument("--threads", type=int, default=1)
 ap.add_argument("--no-regions", action="store_true", help="attention captioners decode without regions")
 ap.add_argument("--no-concepts", action="store_true", help="attention captioners decode without concepts")
+ap.add_argument("--length-penalty", type=float, default=0.7, help="attention captioners: beam length penalty power")
 ap.add_argument("--copy-shift", type=float, default=None,
                 help="attention captioners: copy gate logit shift (default: the checkpoint's)")
 a = ap.parse_args()
@@ -49,15 +54,19 @@ torch.set_num_threads(a.threads)
 
 def decoder(spec: str):
     name, path = spec.split("=", 1)
+    first, path = path.startswith("first:"), path.removeprefix("first:")
     ck = torch.load(path, map_location="cpu", weights_only=True)
     if ck["config"].get("kind") == "attend":
         cap = AttendCaptioner(ck, path)
         if a.copy_shift is not None:
             cap.net.copy_shift = a.copy_shift
+        if first:  # the fast captioner through the preset's first backbone (its leading regions)
+            cap = first_backbone_view(cap, load_encoder(a.preset))
         reg = lambda s, i: None if a.no_regions else np.asarray(s["regions"][i], np.float32)  # noqa: E731
         post = lambda s, i: None if a.no_concepts else s["post"][i]  # noqa: E731
         obj = lambda s, i: None if a.no_concepts else s["objects"][i]  # noqa: E731
-        beam = lambda s, i: cap.caption_batch(s["emb"][i], reg(s, i), post(s, i), obj(s, i), beam=5)  # noqa: E731
+        beam = lambda s, i: cap.caption_batch(s["emb"][i], reg(s, i), post(s, i), obj(s, i), beam=5,  # noqa: E731
+                                              length_penalty=a.length_penalty)
         samp = lambda s, i, seed: cap.sample(s["emb"][i], 5, seed=seed, concepts=post(s, i), regions=reg(s, i),  # noqa: E731
                                              objects=None if a.no_concepts else s["objects"][i])
         return name, beam, samp

@@ -33,7 +33,7 @@ f8 = Path(a.data) / "flickr8k"
 enc = load_encoder(a.encoder)
 t = time.time()
 r = evaluate_captioner(f8 / "captions_dev.json", f8 / "images", encoder=enc,
-                       captioner=load_captioner(a.captioner, enc.id), max_photos=a.max_photos, cache_dir=a.cache,
+                       captioner=load_captioner(a.captioner, enc.id, pooled=True), max_photos=a.max_photos, cache_dir=a.cache,
                        beam=beam, rerank=rr, diversity_samples=not a.no_diversity)
 print(f"command: python scripts/eval/eval_captioner.py  ({os.cpu_count()} cores, {time.time() - t:.0f} s)")
 print(f"Flickr8k dev: {r['photos']} photos, beam {beam or 'default'}, re-ranking {a.rerank}; "

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, File, Query, UploadFile
 from fastapi.responses import FileResponse
 
 from retrieval import __version__
+from retrieval.app.describe import attend_captions, photo_inputs
 from retrieval.app.server.errors import ApiError
 from retrieval.app.server.state import Served, read_upload, served
 
@@ -38,8 +39,11 @@ def caption(file: UploadFile = File(..., description="An image file."),
     try:
         with st.lock:
             cap = st.captioner()
-            emb = enc.encode_images([im])[0]
-            caps = cap.sample(emb, samples, seed=seed) if samples else [cap.beam_search(emb, beam)]
+            if getattr(cap, "needs_regions", False):  # an attention captioner: maps, concepts, objects
+                caps = attend_captions(cap, photo_inputs(enc, im, True, st.objects), samples, seed, beam)
+            else:
+                emb = enc.encode_images([im])[0]
+                caps = cap.sample(emb, samples, seed=seed) if samples else [cap.beam_search(emb, beam)]
     except ApiError:
         raise
     except Exception as e:  # noqa: BLE001 - CaptionerError and the like

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 from fastapi import Request, UploadFile
 
+from retrieval.app.describe import ObjectSource
 from retrieval.app.server.errors import ApiError
 from retrieval.io import paths
 from retrieval.errors import DecodeError, QueryError, StoreError
@@ -40,13 +41,15 @@ class Served:
         self.index = index
         self.thumbs_dir = index_dir / "thumbs"
         self._captioner = captioner
+        #: the COCO detector, for an attention captioner's objects (opened on first use)
+        self.objects = ObjectSource(threads=1)
         self.lock = threading.Lock()
 
     def captioner(self):
         if self._captioner is None:
             from retrieval.captioning.model import load_captioner
 
-            self._captioner = load_captioner(None, self.index.encoder.id)
+            self._captioner = load_captioner(None, self.index.encoder.id, encoder=self.index.encoder)
         return self._captioner
 
     def photo(self, photo_id: int) -> dict:
