@@ -113,6 +113,14 @@ def test_watch_folder_disappearing_keeps_photos(photo_dir, tmp_path, encoder):
         t.join(timeout=10)
 
 
+def _passes_done(idx, n: int, env: dict) -> bool:
+    """Whether the object and text passes of ``retr index`` have seen all ``n`` photos of the index."""
+    p = subprocess.run([sys.executable, "-m", "retrieval", "status", "--index", str(idx), "--json"],
+                       capture_output=True, text=True, env=env)
+    st = json.loads(p.stdout) if p.returncode == 0 else {}
+    return st.get("objects") == n and st.get("ocr", {}).get("considered") == n
+
+
 def test_cli_watch_indexes_new_photo_and_stops_on_ctrl_c(photo_dir, tmp_path):
     idx = tmp_path / "idx"
     env = dict(os.environ, RETR_WATCH_DEBOUNCE="0.2", RETR_WATCH_STABLE="0.3")
@@ -127,9 +135,10 @@ def test_cli_watch_indexes_new_photo_and_stops_on_ctrl_c(photo_dir, tmp_path):
             [sys.executable, "-m", "retrieval", "search", "a rocket", "--index", str(idx), "--json", "-k", "1"],
             capture_output=True, text=True, env=env)), what="retr search to find the new photo")
         assert json.loads(out.stdout)[0]["path"].endswith("rocket.jpg")
+        _until(lambda: _passes_done(idx, 5, env), timeout=180, what="the later passes on the new photo")
     finally:
-        proc.send_signal(signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=180)  # a pass under way finishes its batch first (slow on a busy CI)
+        proc.send_signal(signal.SIGINT)  # the watcher is idle now: Ctrl-C between updates
+        stdout, stderr = proc.communicate(timeout=180)
     assert proc.returncode == 0, stderr
     assert "stopped watching" in stderr and "Traceback" not in stderr
 
