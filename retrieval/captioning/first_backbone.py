@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from retrieval.captioning.attend_captioner import AttendCaptioner
+
 
 class FirstBackboneCaptioner:
     """An :class:`~retrieval.captioning.attend_captioner.AttendCaptioner` seen through an encoder whose
@@ -36,9 +38,8 @@ class FirstBackboneCaptioner:
         self.inner_encoder = inner_encoder
         self.encoder_id = encoder_id
         self.regions = int(regions)
-        self.concept_weight = 0.0
 
-    def __getattr__(self, name):  # path, vocab, card, words, max_len ... of the inner captioner
+    def __getattr__(self, name):  # path, vocab, card, words, concept_weight ... of the inner captioner
         if name == "inner":
             raise AttributeError(name)
         return getattr(self.inner, name)
@@ -65,18 +66,9 @@ class FirstBackboneCaptioner:
         c, own = self.inputs(embs, regions)
         return self.inner.caption_batch(c, own, posteriors, objects, beam, length_penalty)
 
-    def caption_embeddings(self, embs, beam: int = 5, rerank=None, concepts=None, regions=None,
-                           objects=None) -> list[str]:
-        """The caption ``retr index`` stores for each of N photos (:meth:`caption_batch`)."""
-        return self.caption_batch(embs, regions, concepts, objects, beam)
-
-    def caption(self, c, beam: int | None = None, *args, concepts=None, regions=None, objects=None,
-                length_penalty: float = 0.7, **kwargs) -> str:
-        """The best caption of one photo: (D,) outer embedding, (R, 1280) outer maps."""
-        return self.caption_batch(np.asarray(c, np.float32)[None],
-                                  None if regions is None else np.asarray(regions, np.float32)[None],
-                                  None if concepts is None else np.asarray(concepts, np.float32).reshape(1, -1),
-                                  None if objects is None else [objects], beam or 5, length_penalty)[0]
+    # one photo, and the index's batches: the attention captioner's own, through caption_batch above
+    caption = AttendCaptioner.caption
+    caption_embeddings = AttendCaptioner.caption_embeddings
 
     def sample(self, c, n: int = 5, top_p: float = 0.9, temperature: float = 1.0, seed: int | None = None,
                concepts=None, regions=None, objects=None) -> list[str]:
@@ -101,7 +93,7 @@ def first_backbone_view(captioner, encoder):
     name = getattr(encoder, "backbone_name", "")
     if "+" not in name or not getattr(captioner, "needs_regions", False):
         return None
-    inner = AlignedEncoder(None, runtime="torch")
+    inner = AlignedEncoder(None)  # its alignment head loads on first use, not to compare ids
     if inner.id != captioner.encoder_id or name.split("+")[0] != inner.backbone_name:
         return None
     from retrieval.encoders.backbones import native_regions

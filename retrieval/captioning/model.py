@@ -23,6 +23,7 @@ from retrieval.captioning.attend_captioner import KIND as ATTEND_KIND, AttendCap
 from retrieval.captioning.bank import CAPTION_NEIGHBOURS, DEFAULT_BANK, CaptionBank
 from retrieval.captioning.concept_words import CONCEPT_THRESHOLD, add_novel_words, concept_bias, word_groups
 from retrieval.captioning.decoding import beam_hypotheses, length_normalise, nucleus_sample
+from retrieval.captioning.first_backbone import first_backbone_view
 from retrieval.captioning.rerank import cider_against, consensus_cider
 from retrieval.captioning.vocab import BOS, EOS, PAD, UNK, detokenize, tokenize
 from retrieval.errors import CaptionerError
@@ -452,29 +453,22 @@ def open_captioner(weights: str | Path | None = None) -> "Captioner | AttendCapt
 def shipped_captioners(pooled: bool = False):
     """The shipped captioner checkpoints that load, one at a time: the attention captioners
     (``captioner-attend-*.pt``) first; ``pooled``: those left out."""
-    names = sorted(WEIGHTS_DIR.glob("captioner-*.pt"), key=lambda f: (not f.name.startswith("captioner-attend-"), f.name))
-    for cand in names:
-        if pooled and cand.name.startswith("captioner-attend-"):
+    attend = lambda f: f.name.startswith("captioner-attend-")  # noqa: E731
+    for cand in sorted(WEIGHTS_DIR.glob("captioner-*.pt"), key=lambda f: (not attend(f), f.name)):
+        if pooled and attend(cand):
             continue
         try:
-            cap = open_captioner(cand)
+            yield open_captioner(cand)
         except CaptionerError:
             continue
-        if not (pooled and getattr(cap, "needs_regions", False)):
-            yield cap
 
 
-def _shipped_for(encoder_id: str, encoder=None, pooled: bool = False):
-    """The first shipped captioner made for ``encoder_id`` (or for ``encoder``'s first backbone), or None."""
-    from retrieval.captioning.first_backbone import first_backbone_view
-
-    for c in shipped_captioners(pooled):
-        if c.encoder_id == encoder_id:
-            return c
-        view = first_backbone_view(c, encoder) if encoder is not None else None
-        if view is not None:
-            return view
-    return None
+def _made_for(cap, encoder_id: str, encoder=None):
+    """``cap`` when it reads ``encoder_id``'s embeddings, else its view through ``encoder``'s first backbone
+    (:func:`~retrieval.captioning.first_backbone.first_backbone_view`), else None."""
+    if cap.encoder_id == encoder_id:
+        return cap
+    return first_backbone_view(cap, encoder) if encoder is not None else None
 
 
 def load_captioner(weights: str | Path | None = None, encoder_id: str | None = None,
@@ -486,12 +480,11 @@ def load_captioner(weights: str | Path | None = None, encoder_id: str | None = N
             captioner first (``captioner-attend-fast.pt``, for the default encoder, and for the ``best``
             preset through its first backbone when ``encoder`` is given,
             :mod:`retrieval.captioning.first_backbone`), then the pooled ones (``captioner-default.pt``,
-            ``captioner-best.pt``); else ``captioner-default.pt``.
+            ``captioner-best.pt``); with no ``encoder_id`` either, the pooled ``captioner-default.pt``,
+            which decodes a stored embedding alone (the attention captioner also reads the photo's spatial
+            maps, which only the CLI's and the indexer's paths give it).
         encoder_id: the encoder whose image embeddings it will decode.
         encoder: that encoder (lets the ``best`` preset use the attention captioner); optional.
-            ``weights`` and ``encoder_id`` both None: the pooled ``captioner-default.pt``, which decodes
-            a stored embedding alone (the attention captioner also reads the photo's spatial maps, which
-            only the CLI's and the indexer's paths give it).
         pooled: only the pooled shipped captioners (the index-free paths that decode a stored
             embedding alone: evaluation scripts, caption banks).
         bank: a :class:`CaptionBank` file (default: the shipped one); attached as ``cap.bank``
@@ -503,13 +496,11 @@ def load_captioner(weights: str | Path | None = None, encoder_id: str | None = N
     """
     cap = None
     if weights is None and encoder_id is not None:
-        cap = _shipped_for(encoder_id, encoder, pooled)
+        cap = next((m for c in shipped_captioners(pooled) if (m := _made_for(c, encoder_id, encoder))), None)
     if cap is None:
         cap = open_captioner(weights)
-    if encoder_id is not None and cap.encoder_id != encoder_id and encoder is not None:
-        from retrieval.captioning.first_backbone import first_backbone_view
-
-        cap = first_backbone_view(cap, encoder) or cap
+        if encoder_id is not None:
+            cap = _made_for(cap, encoder_id, encoder) or cap
     if encoder_id is not None and cap.encoder_id != encoder_id:
         raise CaptionerError(f"{cap.path}: captioner was trained on encoder {cap.encoder_id}, not {encoder_id}; "
                              f"train one with `retr train-captioner`")

@@ -61,7 +61,7 @@ def decoder(spec: str):
         if a.copy_shift is not None:
             cap.net.copy_shift = a.copy_shift
         if first:  # the fast captioner through the preset's first backbone (its leading regions)
-            cap = first_backbone_view(cap, load_encoder(a.preset))
+            cap = first_backbone_view(cap, load_encoder(a.preset)) or cap
         reg = lambda s, i: None if a.no_regions else np.asarray(s["regions"][i], np.float32)  # noqa: E731
         post = lambda s, i: None if a.no_concepts else s["post"][i]  # noqa: E731
         obj = lambda s, i: None if a.no_concepts else s["objects"][i]  # noqa: E731
